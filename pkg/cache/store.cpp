@@ -1,0 +1,148 @@
+#include "pkg/cache/store.h"
+
+#include <mutex>
+
+namespace dpcm::cache {
+namespace {
+
+std::string StringAt(const nlohmann::json& object, const char* field) {
+  if (!object.is_object()) return "";
+  const auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return "";
+  const auto value = metadata->find(field);
+  return value != metadata->end() && value->is_string() ? value->get<std::string>() : "";
+}
+
+std::vector<std::string> LabelValues(const nlohmann::json& object) {
+  std::vector<std::string> values;
+  const std::string ns = StringAt(object, "namespace");
+  const auto* labels = object.is_object() && object.contains("metadata") &&
+                               object["metadata"].is_object() &&
+                               object["metadata"].contains("labels") &&
+                               object["metadata"]["labels"].is_object()
+                           ? &object["metadata"]["labels"]
+                           : nullptr;
+  if (labels == nullptr) return values;
+  for (const auto& [key, value] : labels->items()) {
+    if (value.is_string()) values.push_back(ns + "/" + key + "=" + value.get<std::string>());
+  }
+  return values;
+}
+
+}  // namespace
+
+std::string KeyOf(const nlohmann::json& object) {
+  const std::string name = StringAt(object, "name");
+  if (name.empty()) return "";
+  const std::string ns = StringAt(object, "namespace");
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+Store::Store() { AddIndex(std::string(kLabelIndex), LabelValues); }
+
+void Store::AddIndex(const std::string& name, IndexFunc func) {
+  std::unique_lock lock(mutex_);
+  index_funcs_[name] = std::move(func);
+  indexes_[name];
+}
+
+ObjectPtr Store::Get(std::string_view key) const {
+  std::shared_lock lock(mutex_);
+  const auto it = objects_.find(std::string(key));
+  return it == objects_.end() ? nullptr : it->second;
+}
+
+ObjectPtr Store::Get(std::string_view ns, std::string_view name) const {
+  return Get(ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name));
+}
+
+std::vector<ObjectPtr> Store::List() const {
+  std::shared_lock lock(mutex_);
+  std::vector<ObjectPtr> out;
+  out.reserve(objects_.size());
+  for (const auto& [key, object] : objects_) out.push_back(object);
+  return out;
+}
+
+std::vector<ObjectPtr> Store::ByIndex(std::string_view index, std::string_view value) const {
+  std::shared_lock lock(mutex_);
+  std::vector<ObjectPtr> out;
+  const auto by_value = indexes_.find(index);
+  if (by_value == indexes_.end()) return out;
+  const auto keys = by_value->second.find(value);
+  if (keys == by_value->second.end()) return out;
+  for (const auto& key : keys->second) {
+    if (const auto it = objects_.find(key); it != objects_.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+std::vector<ObjectPtr> Store::ByLabel(std::string_view ns, std::string_view key,
+                                      std::string_view value) const {
+  std::string composite;
+  composite.append(ns).append("/").append(key).append("=").append(value);
+  return ByIndex(kLabelIndex, composite);
+}
+
+size_t Store::size() const {
+  std::shared_lock lock(mutex_);
+  return objects_.size();
+}
+
+void Store::IndexLocked(const std::string& key, const nlohmann::json& object) {
+  for (const auto& [name, func] : index_funcs_) {
+    for (auto& value : func(object)) indexes_[name][value].insert(key);
+  }
+}
+
+void Store::UnindexLocked(const std::string& key, const nlohmann::json& object) {
+  for (const auto& [name, func] : index_funcs_) {
+    auto& by_value = indexes_[name];
+    for (const auto& value : func(object)) {
+      const auto it = by_value.find(value);
+      if (it == by_value.end()) continue;
+      it->second.erase(key);
+      if (it->second.empty()) by_value.erase(it);
+    }
+  }
+}
+
+ObjectPtr Store::Upsert(ObjectPtr object) {
+  const std::string key = KeyOf(*object);
+  if (key.empty()) return nullptr;
+  std::unique_lock lock(mutex_);
+  ObjectPtr previous;
+  if (auto it = objects_.find(key); it != objects_.end()) {
+    previous = it->second;
+    UnindexLocked(key, *previous);
+  }
+  IndexLocked(key, *object);
+  objects_[key] = std::move(object);
+  return previous;
+}
+
+ObjectPtr Store::Remove(const std::string& key) {
+  std::unique_lock lock(mutex_);
+  const auto it = objects_.find(key);
+  if (it == objects_.end()) return nullptr;
+  ObjectPtr previous = it->second;
+  UnindexLocked(key, *previous);
+  objects_.erase(it);
+  return previous;
+}
+
+std::map<std::string, ObjectPtr> Store::Replace(std::vector<ObjectPtr> objects) {
+  std::unique_lock lock(mutex_);
+  std::map<std::string, ObjectPtr> previous(objects_.begin(), objects_.end());
+  objects_.clear();
+  for (auto& [name, by_value] : indexes_) by_value.clear();
+  for (auto& object : objects) {
+    const std::string key = KeyOf(*object);
+    if (key.empty()) continue;
+    IndexLocked(key, *object);
+    objects_[key] = std::move(object);
+  }
+  return previous;
+}
+
+}  // namespace dpcm::cache

@@ -1,0 +1,68 @@
+// A thread-safe cache of API objects keyed by namespace/name, with secondary indexes.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace dpcm::cache {
+
+// Cached objects are immutable and shared: a reader keeps its snapshot for as long as
+// it holds the pointer, whatever the writer does meanwhile.
+using ObjectPtr = std::shared_ptr<const nlohmann::json>;
+
+// "namespace/name", or "name" for cluster-scoped objects; "" if the object has no name.
+std::string KeyOf(const nlohmann::json& object);
+
+// Values an object is indexed under (e.g. its owner's name). May return none.
+using IndexFunc = std::function<std::vector<std::string>(const nlohmann::json&)>;
+
+// The index every store has: one value "key=value" per label.
+inline constexpr std::string_view kLabelIndex = "labels";
+
+// One writer (the informer), many readers. Readers get const access only; every
+// method is thread-safe. Indexes must be added before the first write.
+class Store {
+ public:
+  Store();
+
+  // Adds a named index. Call before any object is stored.
+  void AddIndex(const std::string& name, IndexFunc func);
+
+  ObjectPtr Get(std::string_view key) const;
+  ObjectPtr Get(std::string_view ns, std::string_view name) const;
+  std::vector<ObjectPtr> List() const;
+  // Objects whose index `index` holds `value`; empty for an unknown index.
+  std::vector<ObjectPtr> ByIndex(std::string_view index, std::string_view value) const;
+  // Objects in `ns` that carry label `key`=`value` (through the label index).
+  std::vector<ObjectPtr> ByLabel(std::string_view ns, std::string_view key,
+                                 std::string_view value) const;
+  size_t size() const;
+
+  // Writer side. Upsert returns the object it replaced (null if new); Remove returns
+  // the removed object (null if absent).
+  ObjectPtr Upsert(ObjectPtr object);
+  ObjectPtr Remove(const std::string& key);
+  // Replaces the whole content; returns the previous content by key.
+  std::map<std::string, ObjectPtr> Replace(std::vector<ObjectPtr> objects);
+
+ private:
+  void IndexLocked(const std::string& key, const nlohmann::json& object);    // requires write lock
+  void UnindexLocked(const std::string& key, const nlohmann::json& object);  // requires write lock
+
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, ObjectPtr> objects_;
+  std::map<std::string, IndexFunc, std::less<>> index_funcs_;
+  // index name -> value -> keys
+  std::map<std::string, std::map<std::string, std::set<std::string>, std::less<>>, std::less<>>
+      indexes_;
+};
+
+}  // namespace dpcm::cache

@@ -1,0 +1,170 @@
+#include "pkg/watch/watcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "pkg/watch/event_decoder.h"
+
+namespace dpcm::watch {
+namespace {
+
+int RandomBetween(int low, int high) {
+  thread_local std::mt19937 generator{std::random_device{}()};
+  return std::uniform_int_distribution<int>(low, high)(generator);
+}
+
+bool IsGoneStatus(const nlohmann::json& status) {
+  return status.value("code", 0) == 410 || status.value("reason", "") == "Expired" ||
+         status.value("reason", "") == "Gone";
+}
+
+}  // namespace
+
+Watcher::Watcher(client::ApiClient& client, client::ResourceRef ref, std::string ns,
+                 WatcherOptions options, Clock& clock)
+    : client_(client),
+      ref_(std::move(ref)),
+      namespace_(std::move(ns)),
+      options_(std::move(options)),
+      clock_(clock),
+      resource_version_(options_.resume_resource_version) {}
+
+std::string Watcher::resource_version() const {
+  std::lock_guard lock(rv_mutex_);
+  return resource_version_;
+}
+
+void Watcher::SetResourceVersion(const nlohmann::json& object) {
+  const auto* rv = object.is_object() && object.contains("metadata") &&
+                           object["metadata"].is_object() &&
+                           object["metadata"].contains("resourceVersion") &&
+                           object["metadata"]["resourceVersion"].is_string()
+                       ? &object["metadata"]["resourceVersion"].get_ref<const std::string&>()
+                       : nullptr;
+  if (rv != nullptr && !rv->empty()) {
+    std::lock_guard lock(rv_mutex_);
+    resource_version_ = *rv;
+  }
+}
+
+std::chrono::milliseconds Watcher::NextBackoff() {
+  backoff_ = backoff_.count() == 0 ? options_.initial_backoff
+                                   : std::min(backoff_ * 2, options_.max_backoff);
+  // Full jitter on the upper half, so that many watchers do not reconnect in step.
+  const auto half = backoff_.count() / 2;
+  return std::chrono::milliseconds(half + RandomBetween(0, static_cast<int>(half)));
+}
+
+bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
+  client::ListOptions options = options_.selectors;
+  if (options.limit == 0) options.limit = 500;
+  options.resource_version.clear();
+  options.timeout_seconds = 0;
+  ++lists_;
+  auto list = client_.ListAll(ref_, namespace_, options);
+  if (!list.ok()) {
+    spdlog::warn("list {}: {}", ref_.Describe(), list.status().ToString());
+    return false;
+  }
+  if (stop.stop_requested()) return false;
+  handler({WatcherEventType::kInitStart, nullptr});
+  for (auto& item : (*list)["items"]) {
+    handler({WatcherEventType::kInitApply, std::move(item)});
+  }
+  handler({WatcherEventType::kInitDone, nullptr});
+  SetResourceVersion(*list);
+  return true;
+}
+
+Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler& handler) {
+  client::ListOptions options = options_.selectors;
+  options.limit = 0;
+  options.continue_token.clear();
+  options.resource_version = resource_version();
+  options.allow_watch_bookmarks = true;
+  options.timeout_seconds =
+      RandomBetween(options_.min_watch_timeout_seconds, 2 * options_.min_watch_timeout_seconds);
+
+  WatchEventDecoder decoder;
+  StreamEnd end = StreamEnd::kResume;
+  const auto opened = clock_.Now();
+  bool saw_event = false;
+  ++watch_requests_;
+  const Status status = client_.Watch(
+      ref_, namespace_, options,
+      [&](std::string_view chunk) {
+        for (auto& line : decoder.Feed(chunk)) {
+          if (!line.ok()) {
+            spdlog::warn("watch {}: skipping a bad event: {}", ref_.Describe(),
+                         line.status().message());
+            continue;
+          }
+          WatchEvent& event = *line;
+          switch (event.type) {
+            case EventType::kAdded:
+            case EventType::kModified:
+              SetResourceVersion(event.object);
+              handler({WatcherEventType::kApply, std::move(event.object)});
+              break;
+            case EventType::kDeleted:
+              SetResourceVersion(event.object);
+              handler({WatcherEventType::kDelete, std::move(event.object)});
+              break;
+            case EventType::kBookmark:
+              SetResourceVersion(event.object);
+              break;
+            case EventType::kError:
+              if (IsGoneStatus(event.object)) {
+                end = StreamEnd::kRelist;
+              } else {
+                spdlog::warn("watch {}: server error event: {}", ref_.Describe(),
+                             event.object.value("message", event.object.dump()));
+                end = StreamEnd::kBackoff;
+              }
+              return false;
+          }
+          saw_event = true;
+        }
+        return true;
+      },
+      stop);
+  if (stop.stop_requested()) return StreamEnd::kStopped;
+  if (saw_event) backoff_ = std::chrono::milliseconds(0);
+  if (status.IsGone()) return StreamEnd::kRelist;
+  if (!status.ok()) {
+    spdlog::warn("watch {}: {}", ref_.Describe(), status.ToString());
+    return StreamEnd::kBackoff;
+  }
+  // A stream that the server closes at once without an event is not worth reopening
+  // in a tight loop (a proxy or a server shutting down does that).
+  if (end == StreamEnd::kResume && !saw_event && clock_.Now() - opened < std::chrono::seconds(1)) {
+    return StreamEnd::kBackoff;
+  }
+  return end;
+}
+
+void Watcher::Run(const std::stop_token& stop, const Handler& handler) {
+  bool need_list = resource_version().empty();
+  while (!stop.stop_requested()) {
+    if (need_list) {
+      if (!List(stop, handler)) {
+        clock_.SleepFor(NextBackoff(), stop);
+        continue;
+      }
+      need_list = false;
+    }
+    switch (WatchOnce(stop, handler)) {
+      case StreamEnd::kStopped: return;
+      case StreamEnd::kResume: break;
+      case StreamEnd::kRelist:
+        spdlog::info("watch {}: resourceVersion {} is gone; listing again", ref_.Describe(),
+                     resource_version());
+        need_list = true;
+        break;
+      case StreamEnd::kBackoff: clock_.SleepFor(NextBackoff(), stop); break;
+    }
+  }
+}
+
+}  // namespace dpcm::watch
