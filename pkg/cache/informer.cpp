@@ -4,9 +4,8 @@ namespace dpcm::cache {
 namespace {
 
 std::string ResourceVersionOf(const nlohmann::json& object) {
-  const auto* rv = object.contains("metadata") && object["metadata"].is_object()
-                       ? &object["metadata"]
-                       : nullptr;
+  const auto* rv =
+      object.contains("metadata") && object["metadata"].is_object() ? &object["metadata"] : nullptr;
   return rv != nullptr ? rv->value("resourceVersion", "") : "";
 }
 

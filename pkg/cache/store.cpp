@@ -16,12 +16,11 @@ std::string StringAt(const nlohmann::json& object, const char* field) {
 std::vector<std::string> LabelValues(const nlohmann::json& object) {
   std::vector<std::string> values;
   const std::string ns = StringAt(object, "namespace");
-  const auto* labels = object.is_object() && object.contains("metadata") &&
-                               object["metadata"].is_object() &&
-                               object["metadata"].contains("labels") &&
-                               object["metadata"]["labels"].is_object()
-                           ? &object["metadata"]["labels"]
-                           : nullptr;
+  const auto* labels =
+      object.is_object() && object.contains("metadata") && object["metadata"].is_object() &&
+              object["metadata"].contains("labels") && object["metadata"]["labels"].is_object()
+          ? &object["metadata"]["labels"]
+          : nullptr;
   if (labels == nullptr) return values;
   for (const auto& [key, value] : labels->items()) {
     if (value.is_string()) values.push_back(ns + "/" + key + "=" + value.get<std::string>());

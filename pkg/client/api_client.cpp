@@ -38,8 +38,8 @@ ApiClient::ApiClient(std::unique_ptr<HttpTransport> transport, ClientOptions opt
 
 Result<std::unique_ptr<ApiClient>> ApiClient::Create(restconfig::RestConfig config,
                                                      ClientOptions options) {
-  auto transport = HttpTransport::Create(std::move(config),
-                                         {options.connect_timeout, options.request_timeout});
+  auto transport =
+      HttpTransport::Create(std::move(config), {options.connect_timeout, options.request_timeout});
   if (!transport.ok()) return transport.status();
   return std::unique_ptr<ApiClient>(new ApiClient(std::move(*transport), options));
 }
@@ -82,8 +82,8 @@ Result<Json> ApiClient::Do(const std::string& method, const std::string& path,
     }
     clock_.SleepFor(wait, std::stop_token());
   }
-  return last.WithContext(method + " " + path + " (after " +
-                          std::to_string(options_.max_retries) + " retries)");
+  return last.WithContext(method + " " + path + " (after " + std::to_string(options_.max_retries) +
+                          " retries)");
 }
 
 Result<Json> ApiClient::Get(const ResourceRef& ref, std::string_view ns, std::string_view name,
@@ -96,8 +96,7 @@ Result<Json> ApiClient::List(const ResourceRef& ref, std::string_view ns,
   return Do("GET", ref.Path(ns) + options.Query(false), "", "");
 }
 
-Result<Json> ApiClient::ListAll(const ResourceRef& ref, std::string_view ns,
-                                ListOptions options) {
+Result<Json> ApiClient::ListAll(const ResourceRef& ref, std::string_view ns, ListOptions options) {
   auto first = List(ref, ns, options);
   if (!first.ok()) return first;
   Json all = std::move(*first);
@@ -137,8 +136,12 @@ Result<Json> ApiClient::Patch(const ResourceRef& ref, std::string_view ns, std::
                               PatchType type, const Json& patch, std::string_view subresource) {
   std::string content_type;
   switch (type) {
-    case PatchType::kMerge: content_type = "application/merge-patch+json"; break;
-    case PatchType::kJson: content_type = "application/json-patch+json"; break;
+    case PatchType::kMerge:
+      content_type = "application/merge-patch+json";
+      break;
+    case PatchType::kJson:
+      content_type = "application/json-patch+json";
+      break;
     case PatchType::kStrategicMerge:
       content_type = "application/strategic-merge-patch+json";
       break;
@@ -157,8 +160,8 @@ Status ApiClient::Watch(const ResourceRef& ref, std::string_view ns, const ListO
   if (!limiter_.Wait(stop)) return Status::Cancelled("watch stopped");
   // The read timeout must outlast the server-side timeout, or an idle watch is cut.
   const auto read_timeout = std::chrono::seconds(std::max(options.timeout_seconds, 0) + 30);
-  Status status = transport_->Stream(ref.Path(ns) + options.Query(true), read_timeout,
-                                     on_chunk, stop);
+  Status status =
+      transport_->Stream(ref.Path(ns) + options.Query(true), read_timeout, on_chunk, stop);
   Observe("WATCH", status.ok() ? 200 : status.http_status());
   return status;
 }

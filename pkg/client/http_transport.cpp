@@ -3,9 +3,12 @@
 #include <httplib.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <charconv>
+#include <csignal>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 namespace dpcm::client {
@@ -84,6 +87,22 @@ std::string Base64(std::string_view in) {
   return out;
 }
 
+// An httplib client that can tell whether its idle connection was closed by the server
+// (httplib 0.11 does not check before reusing one). An idle HTTP/1.1 connection has
+// nothing to read; if it is readable, the server sent EOF or a TLS close alert.
+template <typename Base>
+class ProbedClient final : public Base {
+ public:
+  using Base::Base;
+  bool ClosedByPeer() const {
+    if (this->socket_.sock == INVALID_SOCKET) return false;  // not connected yet
+    pollfd probe{this->socket_.sock, POLLIN, 0};
+    return ::poll(&probe, 1, 0) != 0;
+  }
+};
+using ProbedSslClient = ProbedClient<httplib::SSLClient>;
+using ProbedPlainClient = ProbedClient<httplib::ClientImpl>;
+
 }  // namespace
 
 Status DecodeErrorResponse(int http_status, std::string_view body, std::string_view retry_after) {
@@ -118,6 +137,10 @@ HttpTransport::~HttpTransport() = default;
 
 Result<std::unique_ptr<HttpTransport>> HttpTransport::Create(restconfig::RestConfig config,
                                                              Timeouts timeouts) {
+  // A TLS write to a connection the server closed raises SIGPIPE, which would kill the
+  // process; with it ignored the write fails and comes back as a transport error.
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
   Endpoint endpoint;
   std::string_view rest = config.server;
   if (rest.rfind("https://", 0) == 0) {
@@ -183,10 +206,10 @@ std::unique_ptr<httplib::ClientImpl> HttpTransport::Connect(
       // SSLClient takes its own references to the certificate and key.
       X509Ptr cert = ParseCertificate(config_.client_cert_pem);
       KeyPtr key = ParsePrivateKey(config_.client_key_pem);
-      ssl = std::make_unique<httplib::SSLClient>(endpoint_.host, endpoint_.port, cert.get(),
-                                                 key.get());
+      ssl =
+          std::make_unique<ProbedSslClient>(endpoint_.host, endpoint_.port, cert.get(), key.get());
     } else {
-      ssl = std::make_unique<httplib::SSLClient>(endpoint_.host, endpoint_.port);
+      ssl = std::make_unique<ProbedSslClient>(endpoint_.host, endpoint_.port);
     }
     ssl->enable_server_certificate_verification(!config_.insecure_skip_tls_verify);
     if (!config_.ca_pem.empty()) {
@@ -194,7 +217,7 @@ std::unique_ptr<httplib::ClientImpl> HttpTransport::Connect(
     }
     connection = std::move(ssl);
   } else {
-    connection = std::make_unique<httplib::ClientImpl>(endpoint_.host, endpoint_.port);
+    connection = std::make_unique<ProbedPlainClient>(endpoint_.host, endpoint_.port);
   }
   connection->set_keep_alive(true);
   const auto connect_ms = timeouts_.connect.count();
@@ -205,15 +228,25 @@ std::unique_ptr<httplib::ClientImpl> HttpTransport::Connect(
   return connection;
 }
 
-std::unique_ptr<httplib::ClientImpl> HttpTransport::Acquire() {
-  {
-    std::lock_guard lock(pool_mutex_);
-    if (!idle_.empty()) {
-      auto connection = std::move(idle_.back());
+std::unique_ptr<httplib::ClientImpl> HttpTransport::Acquire(bool& reused) {
+  while (true) {
+    std::unique_ptr<httplib::ClientImpl> connection;
+    {
+      std::lock_guard lock(pool_mutex_);
+      if (idle_.empty()) break;
+      connection = std::move(idle_.back());
       idle_.pop_back();
+    }
+    // Every pooled connection was made by Connect(), so the downcast is exact.
+    const bool closed = endpoint_.tls
+                            ? static_cast<const ProbedSslClient&>(*connection).ClosedByPeer()
+                            : static_cast<const ProbedPlainClient&>(*connection).ClosedByPeer();
+    if (!closed) {
+      reused = true;
       return connection;
     }
   }
+  reused = false;
   return Connect(timeouts_.request);
 }
 
@@ -239,8 +272,7 @@ std::vector<std::pair<std::string, std::string>> HttpTransport::AuthHeaders() co
 }
 
 Result<HttpResponse> HttpTransport::Send(const std::string& method,
-                                         const std::string& path_and_query,
-                                         const std::string& body,
+                                         const std::string& path_and_query, const std::string& body,
                                          const std::string& content_type) {
   httplib::Request request;
   request.method = method;
@@ -251,10 +283,21 @@ Result<HttpResponse> HttpTransport::Send(const std::string& method,
     request.body = body;
     request.headers.emplace("Content-Type", content_type);
   }
-  auto connection = Acquire();
+  bool reused = false;
+  auto connection = Acquire(reused);
   httplib::Response response;
   httplib::Error error = httplib::Error::Success;
-  if (!connection->send(request, response, error)) {
+  bool sent = connection->send(request, response, error);
+  // A reused connection can still die between the probe and the write. If the request
+  // could not be written, the server never saw it: one retry on a new connection is
+  // safe for any verb. After a read error only a GET is repeated.
+  if (!sent && reused &&
+      (error == httplib::Error::Write || (error == httplib::Error::Read && method == "GET"))) {
+    connection = Connect(timeouts_.request);
+    response = httplib::Response();
+    sent = connection->send(request, response, error);
+  }
+  if (!sent) {
     // The connection is in an unknown state: drop it rather than pooling it.
     std::string what = httplib::to_string(error);
     if (error == httplib::Error::SSLServerVerification) {
@@ -291,13 +334,15 @@ Status HttpTransport::Stream(const std::string& path_and_query,
   request.response_handler = [&](const httplib::Response& response) {
     http_status = response.status;
     retry_after = response.get_header_value("Retry-After");
-    return true;
+    // A stop that fired before send() opened the socket found nothing to shut down;
+    // catch it here, or an idle watch would block until the server ends it.
+    return !stop.stop_requested();
   };
   request.content_receiver = [&](const char* data, size_t length, uint64_t /*offset*/,
                                  uint64_t /*total*/) {
     if (http_status != 200) {
-      error_body.append(data, std::min(length, kMaxErrorBody - std::min(kMaxErrorBody,
-                                                                         error_body.size())));
+      error_body.append(
+          data, std::min(length, kMaxErrorBody - std::min(kMaxErrorBody, error_body.size())));
       return true;
     }
     if (!on_chunk(std::string_view(data, length))) {

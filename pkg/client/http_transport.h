@@ -36,7 +36,8 @@ class HttpTransport {
   };
 
   // Validates the server URL and the PEM material up front: a bad CA or key fails
-  // here with kConfig rather than on the first request.
+  // here with kConfig rather than on the first request. The first call sets SIGPIPE to
+  // ignored for the process, so that a peer closing a connection is an error value.
   static Result<std::unique_ptr<HttpTransport>> Create(restconfig::RestConfig config,
                                                        Timeouts timeouts);
   ~HttpTransport();
@@ -54,8 +55,7 @@ class HttpTransport {
   // returned as a Status decoded from its body, without calling `on_chunk`. A stream
   // ended by the server or by `on_chunk` is OK; a stop is kCancelled.
   Status Stream(const std::string& path_and_query, std::chrono::milliseconds read_timeout,
-                const std::function<bool(std::string_view)>& on_chunk,
-                const std::stop_token& stop);
+                const std::function<bool(std::string_view)>& on_chunk, const std::stop_token& stop);
 
   const restconfig::RestConfig& config() const { return config_; }
 
@@ -69,7 +69,8 @@ class HttpTransport {
 
   HttpTransport(restconfig::RestConfig config, Endpoint endpoint, Timeouts timeouts);
   std::unique_ptr<httplib::ClientImpl> Connect(std::chrono::milliseconds read_timeout) const;
-  std::unique_ptr<httplib::ClientImpl> Acquire();
+  // A pooled connection the server has not closed (`reused` = true), else a new one.
+  std::unique_ptr<httplib::ClientImpl> Acquire(bool& reused);
   void Release(std::unique_ptr<httplib::ClientImpl> connection);
   std::vector<std::pair<std::string, std::string>> AuthHeaders() const;
 

@@ -12,8 +12,7 @@ std::string PercentEncode(std::string_view text) {
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
     const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-                            c == '~';
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
     if (unreserved) {
       out.push_back(c);
     } else {
@@ -25,14 +24,27 @@ std::string PercentEncode(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// A percent-encoded path segment. "." and ".." are unreserved, so PercentEncode keeps
+// them, but as whole segments a client, proxy or server resolves them (RFC 3986
+// remove_dot_segments): spell them with %2E so they stay names.
+std::string PathSegment(std::string_view text) {
+  if (text == ".") return "%2E";
+  if (text == "..") return "%2E%2E";
+  return PercentEncode(text);
+}
+
+}  // namespace
+
 std::string ResourceRef::Path(std::string_view ns, std::string_view name,
                               std::string_view subresource) const {
   std::string path = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
-  if (namespaced && !ns.empty()) path += "/namespaces/" + PercentEncode(ns);
+  if (namespaced && !ns.empty()) path += "/namespaces/" + PathSegment(ns);
   path += "/" + resource;
   if (!name.empty()) {
-    path += "/" + PercentEncode(name);
-    if (!subresource.empty()) path += "/" + PercentEncode(subresource);
+    path += "/" + PathSegment(name);
+    if (!subresource.empty()) path += "/" + PathSegment(subresource);
   }
   return path;
 }

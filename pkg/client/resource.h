@@ -41,10 +41,10 @@ ResourceRef ProcessDomains();
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
-  int64_t limit = 0;               // page size; 0 = no paging
-  std::string continue_token;      // from the previous page's metadata.continue
-  std::string resource_version;    // "" = most recent (quorum read); "0" = any cached
-  int timeout_seconds = 0;         // server-side watch timeout; 0 = server default
+  int64_t limit = 0;             // page size; 0 = no paging
+  std::string continue_token;    // from the previous page's metadata.continue
+  std::string resource_version;  // "" = most recent (quorum read); "0" = any cached
+  int timeout_seconds = 0;       // server-side watch timeout; 0 = server default
   bool allow_watch_bookmarks = false;
 
   // The query string, starting with '?' (or empty), with every value percent-encoded.

@@ -182,8 +182,8 @@ Result<RestConfig> BuildConfig(const MergedKubeconfig& merged, const std::string
   if (user_name.empty()) return config;  // anonymous
   const auto user = merged.users.find(user_name);
   if (user == merged.users.end()) {
-    return Status::Config(files + ": context \"" + context_name + "\" names user \"" +
-                          user_name + "\", which is not defined");
+    return Status::Config(files + ": context \"" + context_name + "\" names user \"" + user_name +
+                          "\", which is not defined");
   }
   const Entry& u = user->second;
   const std::string what = "user " + user_name;

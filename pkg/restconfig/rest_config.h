@@ -37,8 +37,8 @@ class TokenSource {
 // Everything needed to open TLS connections to one API server as one identity.
 // PEM material is held as data; file references are read at load time.
 struct RestConfig {
-  std::string server;           // "https://127.0.0.1:6443"
-  std::string ca_pem;           // trusted CA bundle; empty = system roots
+  std::string server;  // "https://127.0.0.1:6443"
+  std::string ca_pem;  // trusted CA bundle; empty = system roots
   bool insecure_skip_tls_verify = false;
   std::string client_cert_pem;  // client certificate authentication
   std::string client_key_pem;

@@ -26,17 +26,28 @@ StatusCode CodeFromReason(const std::string& reason) {
 
 StatusCode CodeFromHttp(int http_status) {
   switch (http_status) {
-    case 400: return StatusCode::kBadRequest;
-    case 401: return StatusCode::kUnauthorized;
-    case 403: return StatusCode::kForbidden;
-    case 404: return StatusCode::kNotFound;
-    case 405: return StatusCode::kMethodNotAllowed;
-    case 409: return StatusCode::kConflict;
-    case 410: return StatusCode::kGone;
-    case 422: return StatusCode::kInvalid;
-    case 429: return StatusCode::kTooManyRequests;
-    case 504: return StatusCode::kTimeout;
-    default: break;
+    case 400:
+      return StatusCode::kBadRequest;
+    case 401:
+      return StatusCode::kUnauthorized;
+    case 403:
+      return StatusCode::kForbidden;
+    case 404:
+      return StatusCode::kNotFound;
+    case 405:
+      return StatusCode::kMethodNotAllowed;
+    case 409:
+      return StatusCode::kConflict;
+    case 410:
+      return StatusCode::kGone;
+    case 422:
+      return StatusCode::kInvalid;
+    case 429:
+      return StatusCode::kTooManyRequests;
+    case 504:
+      return StatusCode::kTimeout;
+    default:
+      break;
   }
   if (http_status >= 500) return StatusCode::kServerError;
   return StatusCode::kInternal;  // an unexpected non-error code passed as an error
@@ -46,24 +57,42 @@ StatusCode CodeFromHttp(int http_status) {
 
 const char* StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kNotFound: return "NotFound";
-    case StatusCode::kAlreadyExists: return "AlreadyExists";
-    case StatusCode::kConflict: return "Conflict";
-    case StatusCode::kGone: return "Gone";
-    case StatusCode::kUnauthorized: return "Unauthorized";
-    case StatusCode::kForbidden: return "Forbidden";
-    case StatusCode::kInvalid: return "Invalid";
-    case StatusCode::kBadRequest: return "BadRequest";
-    case StatusCode::kMethodNotAllowed: return "MethodNotAllowed";
-    case StatusCode::kTooManyRequests: return "TooManyRequests";
-    case StatusCode::kServerError: return "ServerError";
-    case StatusCode::kTimeout: return "Timeout";
-    case StatusCode::kTransport: return "Transport";
-    case StatusCode::kDecode: return "Decode";
-    case StatusCode::kConfig: return "Config";
-    case StatusCode::kCancelled: return "Cancelled";
-    case StatusCode::kInternal: return "Internal";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kNotFound:
+      return "NotFound";
+    case StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case StatusCode::kConflict:
+      return "Conflict";
+    case StatusCode::kGone:
+      return "Gone";
+    case StatusCode::kUnauthorized:
+      return "Unauthorized";
+    case StatusCode::kForbidden:
+      return "Forbidden";
+    case StatusCode::kInvalid:
+      return "Invalid";
+    case StatusCode::kBadRequest:
+      return "BadRequest";
+    case StatusCode::kMethodNotAllowed:
+      return "MethodNotAllowed";
+    case StatusCode::kTooManyRequests:
+      return "TooManyRequests";
+    case StatusCode::kServerError:
+      return "ServerError";
+    case StatusCode::kTimeout:
+      return "Timeout";
+    case StatusCode::kTransport:
+      return "Transport";
+    case StatusCode::kDecode:
+      return "Decode";
+    case StatusCode::kConfig:
+      return "Config";
+    case StatusCode::kCancelled:
+      return "Cancelled";
+    case StatusCode::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }

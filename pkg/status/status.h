@@ -44,14 +44,24 @@ class Status {
   Status(StatusCode code, std::string message);
 
   static Status Ok() { return {}; }
-  static Status NotFound(std::string message) { return {StatusCode::kNotFound, std::move(message)}; }
-  static Status Conflict(std::string message) { return {StatusCode::kConflict, std::move(message)}; }
+  static Status NotFound(std::string message) {
+    return {StatusCode::kNotFound, std::move(message)};
+  }
+  static Status Conflict(std::string message) {
+    return {StatusCode::kConflict, std::move(message)};
+  }
   static Status Invalid(std::string message) { return {StatusCode::kInvalid, std::move(message)}; }
-  static Status Transport(std::string message) { return {StatusCode::kTransport, std::move(message)}; }
+  static Status Transport(std::string message) {
+    return {StatusCode::kTransport, std::move(message)};
+  }
   static Status Decode(std::string message) { return {StatusCode::kDecode, std::move(message)}; }
   static Status Config(std::string message) { return {StatusCode::kConfig, std::move(message)}; }
-  static Status Cancelled(std::string message) { return {StatusCode::kCancelled, std::move(message)}; }
-  static Status Internal(std::string message) { return {StatusCode::kInternal, std::move(message)}; }
+  static Status Cancelled(std::string message) {
+    return {StatusCode::kCancelled, std::move(message)};
+  }
+  static Status Internal(std::string message) {
+    return {StatusCode::kInternal, std::move(message)};
+  }
 
   // Builds a status from an HTTP response: `http_status`, the decoded metav1.Status
   // `reason` (may be empty) and message. The code follows the reason when it is known,
@@ -103,7 +113,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : data_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(data_).ok()) {
       data_ = Status::Internal("Result constructed from an OK status without a value");

@@ -4,11 +4,16 @@ namespace dpcm::watch {
 
 const char* EventTypeName(EventType type) {
   switch (type) {
-    case EventType::kAdded: return "ADDED";
-    case EventType::kModified: return "MODIFIED";
-    case EventType::kDeleted: return "DELETED";
-    case EventType::kBookmark: return "BOOKMARK";
-    case EventType::kError: return "ERROR";
+    case EventType::kAdded:
+      return "ADDED";
+    case EventType::kModified:
+      return "MODIFIED";
+    case EventType::kDeleted:
+      return "DELETED";
+    case EventType::kBookmark:
+      return "BOOKMARK";
+    case EventType::kError:
+      return "ERROR";
   }
   return "UNKNOWN";
 }
@@ -16,8 +21,7 @@ const char* EventTypeName(EventType type) {
 DecodedLine WatchEventDecoder::DecodeLine(std::string_view line) {
   auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded() || !parsed.is_object()) {
-    return Status::Decode("watch event is not a JSON object: " +
-                          std::string(line.substr(0, 120)));
+    return Status::Decode("watch event is not a JSON object: " + std::string(line.substr(0, 120)));
   }
   const auto type = parsed.find("type");
   const auto object = parsed.find("object");

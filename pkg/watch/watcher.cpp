@@ -155,14 +155,18 @@ void Watcher::Run(const std::stop_token& stop, const Handler& handler) {
       need_list = false;
     }
     switch (WatchOnce(stop, handler)) {
-      case StreamEnd::kStopped: return;
-      case StreamEnd::kResume: break;
+      case StreamEnd::kStopped:
+        return;
+      case StreamEnd::kResume:
+        break;
       case StreamEnd::kRelist:
         spdlog::info("watch {}: resourceVersion {} is gone; listing again", ref_.Describe(),
                      resource_version());
         need_list = true;
         break;
-      case StreamEnd::kBackoff: clock_.SleepFor(NextBackoff(), stop); break;
+      case StreamEnd::kBackoff:
+        clock_.SleepFor(NextBackoff(), stop);
+        break;
     }
   }
 }
