@@ -4,9 +4,9 @@ namespace dpcm::cache {
 namespace {
 
 std::string ResourceVersionOf(const nlohmann::json& object) {
-  const auto* rv =
-      object.contains("metadata") && object["metadata"].is_object() ? &object["metadata"] : nullptr;
-  return rv != nullptr ? rv->value("resourceVersion", "") : "";
+  if (!object.contains("metadata") || !object["metadata"].is_object()) return "";
+  const auto rv = object["metadata"].find("resourceVersion");
+  return rv != object["metadata"].end() && rv->is_string() ? rv->get<std::string>() : "";
 }
 
 }  // namespace

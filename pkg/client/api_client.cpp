@@ -17,6 +17,13 @@ std::string NameOf(const Json& object) {
 
 bool IsRead(const std::string& method) { return method == "GET"; }
 
+// metadata.continue of a list page, or "" when absent or not a string.
+std::string ContinueTokenOf(const Json& list) {
+  if (!list.is_object() || !list.contains("metadata") || !list["metadata"].is_object()) return "";
+  const auto token = list["metadata"].find("continue");
+  return token != list["metadata"].end() && token->is_string() ? token->get<std::string>() : "";
+}
+
 }  // namespace
 
 Json DeleteOptions::ToJson() const {
@@ -100,16 +107,18 @@ Result<Json> ApiClient::ListAll(const ResourceRef& ref, std::string_view ns, Lis
   auto first = List(ref, ns, options);
   if (!first.ok()) return first;
   Json all = std::move(*first);
+  if (!all.is_object()) {
+    return Status::Decode("list " + ref.Describe() + ": the response is not a JSON object");
+  }
   if (!all.contains("items") || !all["items"].is_array()) all["items"] = Json::array();
-  while (all.contains("metadata") && all["metadata"].is_object() &&
-         !all["metadata"].value("continue", "").empty()) {
-    options.continue_token = all["metadata"]["continue"].get<std::string>();
+  for (std::string token = ContinueTokenOf(all); !token.empty();) {
+    options.continue_token = token;
     auto page = List(ref, ns, options);
     if (!page.ok()) return page;  // a 410 here means the snapshot expired: start over
     if (page->contains("items") && (*page)["items"].is_array()) {
       for (auto& item : (*page)["items"]) all["items"].push_back(std::move(item));
     }
-    all["metadata"]["continue"] = page->value("/metadata/continue"_json_pointer, "");
+    token = ContinueTokenOf(*page);
   }
   if (all.contains("metadata") && all["metadata"].is_object()) all["metadata"].erase("continue");
   return all;

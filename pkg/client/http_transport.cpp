@@ -103,6 +103,13 @@ class ProbedClient final : public Base {
 using ProbedSslClient = ProbedClient<httplib::SSLClient>;
 using ProbedPlainClient = ProbedClient<httplib::ClientImpl>;
 
+// The string at `key` of a JSON object, or "" when it is absent or not a string (a
+// proxy's JSON is not the API server's: a wrong type must not throw).
+std::string StringField(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 }  // namespace
 
 Status DecodeErrorResponse(int http_status, std::string_view body, std::string_view retry_after) {
@@ -114,8 +121,8 @@ Status DecodeErrorResponse(int http_status, std::string_view body, std::string_v
     if (ec == std::errc() && seconds >= 0) retry = std::chrono::seconds(seconds);
   }
   const auto parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_object() && parsed.value("kind", "") == "Status") {
-    std::string message = parsed.value("message", "");
+  if (parsed.is_object() && StringField(parsed, "kind") == "Status") {
+    std::string message = StringField(parsed, "message");
     if (message.empty()) message = "HTTP " + std::to_string(http_status);
     if (!retry && parsed.contains("details") && parsed["details"].is_object()) {
       const auto& details = parsed["details"];
@@ -123,7 +130,7 @@ Status DecodeErrorResponse(int http_status, std::string_view body, std::string_v
         retry = std::chrono::seconds(details["retryAfterSeconds"].get<int>());
       }
     }
-    return Status::FromHttp(http_status, parsed.value("reason", ""), std::move(message), retry);
+    return Status::FromHttp(http_status, StringField(parsed, "reason"), std::move(message), retry);
   }
   std::string message = "HTTP " + std::to_string(http_status);
   if (!body.empty()) message += ": " + Excerpt(body);

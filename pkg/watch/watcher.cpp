@@ -14,9 +14,18 @@ int RandomBetween(int low, int high) {
   return std::uniform_int_distribution<int>(low, high)(generator);
 }
 
+// The string at `key` of an ERROR event's object, or "" when absent or not a string: a
+// malformed Status must not throw on the watch thread.
+std::string StringField(const nlohmann::json& status, const char* key) {
+  const auto it = status.find(key);
+  return it != status.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 bool IsGoneStatus(const nlohmann::json& status) {
-  return status.value("code", 0) == 410 || status.value("reason", "") == "Expired" ||
-         status.value("reason", "") == "Gone";
+  const auto code = status.find("code");
+  const std::string reason = StringField(status, "reason");
+  return (code != status.end() && code->is_number_integer() && code->get<int64_t>() == 410) ||
+         reason == "Expired" || reason == "Gone";
 }
 
 }  // namespace
@@ -118,8 +127,9 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
               if (IsGoneStatus(event.object)) {
                 end = StreamEnd::kRelist;
               } else {
+                const std::string message = StringField(event.object, "message");
                 spdlog::warn("watch {}: server error event: {}", ref_.Describe(),
-                             event.object.value("message", event.object.dump()));
+                             message.empty() ? event.object.dump() : message);
                 end = StreamEnd::kBackoff;
               }
               return false;

@@ -19,8 +19,9 @@ std::string RecordedRequest::Param(const std::string& key) const {
   return it == params.end() ? "" : it->second;
 }
 
-ScriptedApiServer::ScriptedApiServer(std::string collection_path)
-    : collection_path_(std::move(collection_path)) {
+ScriptedApiServer::ScriptedApiServer(ScriptedApiServerOptions options)
+    : collection_path_(std::move(options.collection_path)) {
+  server_.set_keep_alive_timeout(options.keep_alive_timeout.count());
   server_.Get(".*", [this](const httplib::Request& request, httplib::Response& response) {
     HandleCollection(request, response);
   });

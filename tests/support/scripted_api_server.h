@@ -49,6 +49,13 @@ struct WatchReply {
   bool hold_open = false;
 };
 
+struct ScriptedApiServerOptions {
+  std::string collection_path = "/api/v1/namespaces/ns/configmaps";
+  // How long an idle keep-alive connection is kept before the server closes it
+  // (silently, as an API server or load balancer does). 0 closes it at once.
+  std::chrono::seconds keep_alive_timeout{5};
+};
+
 // Serves GET `collection_path` on 127.0.0.1 (a free port) from two scripts:
 // - list requests take the next ListReply; the last one is repeated when the script
 //   runs out (and an empty list is served when there never was one);
@@ -60,7 +67,7 @@ struct WatchReply {
 // destroy clients first, since an idle keep-alive connection holds a server thread.
 class ScriptedApiServer {
  public:
-  explicit ScriptedApiServer(std::string collection_path = "/api/v1/namespaces/ns/configmaps");
+  explicit ScriptedApiServer(ScriptedApiServerOptions options = {});
   ~ScriptedApiServer();
   ScriptedApiServer(const ScriptedApiServer&) = delete;
   ScriptedApiServer& operator=(const ScriptedApiServer&) = delete;

@@ -1,0 +1,229 @@
+// dpcm-operator: wiring only — flags, configuration, caches, the domain controller, endpoints.
+#include <httplib.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include "cmd/dpcm-operator/options.h"
+#include "pkg/cache/informer.h"
+#include "pkg/client/api_client.h"
+#include "pkg/controller/controller.h"
+#include "pkg/domain/member.h"
+#include "pkg/domain/reconciler.h"
+#include "pkg/domain/spec.h"
+#include "pkg/events/event_recorder.h"
+#include "pkg/logging/logging.h"
+#include "pkg/metrics/metrics.h"
+#include "pkg/metrics/metrics_server.h"
+#include "pkg/restconfig/rest_config.h"
+
+namespace dpcm::operator_main {
+namespace {
+
+using nlohmann::json;
+
+// Serves /healthz (the process is alive) and /readyz (caches are synced) on its own thread.
+class HealthServer {
+ public:
+  HealthServer(std::function<bool()> ready) : ready_(std::move(ready)) {
+    server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("ok", "text/plain");
+    });
+    server_.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+      const bool ready = ready_();
+      res.status = ready ? 200 : 503;
+      res.set_content(ready ? "ok" : "caches not synced", "text/plain");
+    });
+  }
+  ~HealthServer() {
+    server_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  HealthServer(const HealthServer&) = delete;
+  HealthServer& operator=(const HealthServer&) = delete;
+
+  // Binds "host:port" or ":port" ("0" = disabled).
+  Status Start(const std::string& address) {
+    if (address == "0" || address.empty()) return Status::Ok();
+    const auto colon = address.rfind(':');
+    const std::string host = colon == 0 || colon == std::string::npos ? "0.0.0.0"
+                                                                       : address.substr(0, colon);
+    int port = 0;
+    try {
+      port = std::stoi(address.substr(colon == std::string::npos ? 0 : colon + 1));
+    } catch (const std::exception&) {
+      return Status::Config("--health-probe-bind-address \"" + address + "\" has no port");
+    }
+    if (!server_.bind_to_port(host, port)) {
+      return Status::Transport("cannot bind the health probe address " + address);
+    }
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    return Status::Ok();
+  }
+
+ private:
+  std::function<bool()> ready_;
+  httplib::Server server_;
+  std::thread thread_;
+};
+
+int Run(int argc, char** argv) {
+  auto options = ParseOptions(argc, argv);
+  if (!options.ok()) {
+    std::cerr << "dpcm-operator: " << options.status().message() << "\n";
+    return 2;
+  }
+  if (options->help) {
+    std::cout << Usage();
+    return 0;
+  }
+  if (Status s = logging::Configure(options->log_level, options->log_format); !s.ok()) {
+    std::cerr << "dpcm-operator: " << s.message() << "\n";
+    return 2;
+  }
+  if (options->leader_elect) {
+    spdlog::critical("--leader-elect is not available in this build yet; run one replica");
+    return 2;
+  }
+
+  // Signals go to one thread that turns them into a stop request.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::stop_source stop;
+
+  auto config = restconfig::LoadDefault(options->kubeconfig);
+  if (!config.ok()) {
+    spdlog::critical("kubernetes configuration: {}", config.status().message());
+    return 1;
+  }
+  metrics::Metrics metrics;
+  client::ClientOptions client_options;
+  client_options.qps = options->kube_api_qps;
+  client_options.burst = options->kube_api_burst;
+  auto client = client::ApiClient::Create(*config, client_options);
+  if (!client.ok()) {
+    spdlog::critical("kubernetes client: {}", client.status().message());
+    return 1;
+  }
+  (*client)->SetRequestObserver(metrics.RestClientRequestObserver(config->server));
+
+  // One namespace: scoped watches. Several: watch all and keep only those.
+  const std::set<std::string> namespaces(options->namespaces.begin(), options->namespaces.end());
+  const std::string watch_ns = namespaces.size() == 1 ? *namespaces.begin() : "";
+  auto wanted = [&namespaces](const std::string& ns) {
+    return namespaces.empty() || namespaces.count(ns) != 0;
+  };
+  auto selected = [](const std::string& selector) {
+    cache::InformerOptions o;
+    o.watcher.selectors.label_selector = selector;
+    return o;
+  };
+  cache::InformerOptions pod_options;
+  pod_options.transform = domain::TrimPod;
+  cache::Informer domains(**client, client::resources::ProcessDomains(), watch_ns);
+  cache::Informer pods(**client, client::resources::Pods(), watch_ns, pod_options);
+  cache::Informer leases(**client, client::resources::Leases(), watch_ns,
+                         selected(domain::kDomainLabel));
+  cache::Informer services(**client, client::resources::Services(), watch_ns,
+                           selected(domain::kDomainLabel));
+
+  events::EventRecorder recorder(**client, "dpcm-operator");
+  domain::DomainReconciler reconciler(
+      **client, {domains.store(), pods.store(), leases.store(), services.store()}, recorder,
+      &metrics);
+  controller::ControllerOptions controller_options;
+  controller_options.name = "processdomain";
+  controller_options.workers = options->workers;
+  controller_options.metrics = &metrics;
+  controller::Controller controller(std::move(controller_options), reconciler);
+
+  auto enqueue_named = [&](const cache::ObjectPtr& object) {
+    const auto& m = (*object)["metadata"];
+    const std::string ns = m.value("namespace", "");
+    if (wanted(ns)) controller.Enqueue({ns, m.value("name", "")});
+  };
+  auto enqueue_by_label = [&](const cache::ObjectPtr& object) {
+    const auto& m = (*object)["metadata"];
+    const std::string ns = m.value("namespace", "");
+    const std::string domain = m.value("/labels/dpcm.io~1domain"_json_pointer, "");
+    if (!domain.empty() && wanted(ns)) controller.Enqueue({ns, domain});
+  };
+  auto enqueue_pod = [&](const cache::ObjectPtr& pod) {
+    for (const auto& request : domain::DomainReconciler::DomainsForPod(*pod, domains.store())) {
+      if (wanted(request.ns)) controller.Enqueue(request);
+    }
+  };
+  auto on_any = [](auto enqueue) {
+    return cache::InformerHandlers{
+        .on_add = enqueue,
+        .on_update = [enqueue](const cache::ObjectPtr& old_object,
+                               const cache::ObjectPtr& new_object) {
+          enqueue(new_object);
+          enqueue(old_object);  // a pod whose labels changed may leave a domain
+        },
+        .on_delete = enqueue};
+  };
+  domains.AddHandlers(on_any(enqueue_named));
+  pods.AddHandlers(on_any(enqueue_pod));
+  leases.AddHandlers(on_any(enqueue_by_label));
+  services.AddHandlers(on_any(enqueue_by_label));
+
+  auto synced = [&] {
+    return domains.HasSynced() && pods.HasSynced() && leases.HasSynced() && services.HasSynced();
+  };
+  HealthServer health(synced);
+  if (Status s = health.Start(options->health_probe_bind_address); !s.ok()) {
+    spdlog::critical("{}", s.message());
+    return 1;
+  }
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (options->metrics_bind_address != "0") {
+    auto started = metrics::MetricsServer::Start(options->metrics_bind_address, metrics);
+    if (!started.ok()) {
+      spdlog::critical("metrics: {}", started.status().message());
+      return 1;
+    }
+    metrics_server = std::move(*started);
+  }
+
+  std::jthread signal_thread([&signals, &stop] {
+    int received = 0;
+    sigwait(&signals, &received);
+    spdlog::info("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop.request_stop();
+  });
+
+  spdlog::info("dpcm-operator starting: server {}, namespaces {}, {} workers", config->server,
+               namespaces.empty() ? "all" : watch_ns.empty() ? "several" : watch_ns,
+               options->workers);
+  for (auto* informer : {&domains, &pods, &leases, &services}) informer->Start();
+  for (auto* informer : {&domains, &pods, &leases, &services}) {
+    while (!informer->WaitForSync(std::chrono::seconds(5), stop.get_token())) {
+      if (stop.stop_requested()) break;
+      spdlog::info("waiting for the {} cache to sync", informer->watcher().ref().Describe());
+    }
+  }
+  if (!stop.stop_requested()) spdlog::info("caches synced; reconciling");
+  Status ran = controller.Run(stop.get_token());
+  for (auto* informer : {&domains, &pods, &leases, &services}) informer->Stop();
+  if (signal_thread.joinable() && !stop.stop_requested()) {
+    stop.request_stop();
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+  }
+  spdlog::info("dpcm-operator stopped");
+  spdlog::default_logger()->flush();
+  return ran.ok() ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace dpcm::operator_main
+
+int main(int argc, char** argv) { return dpcm::operator_main::Run(argc, argv); }

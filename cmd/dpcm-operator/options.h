@@ -1,0 +1,37 @@
+// The operator's command-line flags (kubebuilder names) parsed into OperatorOptions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "pkg/status/status.h"
+
+namespace dpcm::operator_main {
+
+struct OperatorOptions {
+  std::string kubeconfig;
+  std::vector<std::string> namespaces;  // empty = all
+  bool leader_elect = false;
+  std::string leader_election_id = "dpcm-operator";
+  std::string leader_election_namespace;
+  int lease_duration_seconds = 15;
+  int renew_deadline_seconds = 10;
+  int retry_period_seconds = 2;
+  std::string metrics_bind_address = ":8080";  // "0" disables
+  std::string health_probe_bind_address = ":8081";
+  int workers = 4;
+  double kube_api_qps = 20;
+  int kube_api_burst = 30;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  bool help = false;
+};
+
+// Parses argv ("--flag=value", "--flag value", "--bool-flag"); an unknown flag or a bad
+// value is a kConfig error naming the flag.
+Result<OperatorOptions> ParseOptions(int argc, const char* const* argv);
+
+// The --help text.
+std::string Usage();
+
+}  // namespace dpcm::operator_main

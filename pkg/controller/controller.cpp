@@ -1,0 +1,139 @@
+#include "pkg/controller/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pkg/metrics/workqueue_observer.h"
+
+namespace dpcm::controller {
+namespace {
+
+workqueue::WorkQueueOptions QueueOptions(ControllerOptions& options, Clock& clock) {
+  workqueue::WorkQueueOptions queue;
+  queue.name = options.name;
+  queue.clock = &clock;
+  queue.rate_limiter = std::move(options.rate_limiter);
+  if (options.metrics != nullptr) {
+    queue.observer = metrics::NewWorkQueueObserver(*options.metrics, options.name);
+  }
+  return queue;
+}
+
+void Increment(prometheus::Counter* counter) {
+  if (counter != nullptr) counter->Increment();
+}
+
+}  // namespace
+
+std::string Request::Key() const { return ns.empty() ? name : ns + "/" + name; }
+
+Request Request::FromKey(std::string_view key) {
+  const auto slash = key.find('/');
+  if (slash == std::string_view::npos) return {"", std::string(key)};
+  return {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
+}
+
+Controller::Controller(ControllerOptions options, Reconciler& reconciler)
+    : name_(options.name),
+      workers_(std::max(options.workers, 1)),
+      clock_(options.clock != nullptr ? *options.clock : RealClock::Instance()),
+      reconciler_(reconciler),
+      queue_(QueueOptions(options, clock_)) {
+  if (options.metrics != nullptr) {
+    auto& m = *options.metrics;
+    m.RegisterController(name_);
+    series_.success = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kSuccess);
+    series_.error = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kError);
+    series_.requeue = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kRequeue);
+    series_.requeue_after = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kRequeueAfter);
+    series_.errors = &m.ReconcileErrorsTotal(name_);
+    series_.reconcile_time = &m.ReconcileTime(name_);
+  }
+}
+
+void Controller::Enqueue(const Request& request) { queue_.Add(request.Key()); }
+
+void Controller::EnqueueAfter(const Request& request, std::chrono::milliseconds delay) {
+  queue_.AddAfter(request.Key(), delay);
+}
+
+Status Controller::Run(std::stop_token stop) {
+  if (started_.exchange(true)) {
+    return Status::Internal("controller " + name_ + ": Run called twice");
+  }
+  spdlog::info("controller {}: starting {} workers", name_, workers_);
+  {
+    std::vector<std::jthread> workers;
+    workers.reserve(static_cast<std::size_t>(workers_));
+    for (int i = 0; i < workers_; ++i) {
+      workers.emplace_back([this, stop] { Work(stop); });
+    }
+    std::mutex mutex;
+    std::condition_variable_any stopped;
+    std::unique_lock lock(mutex);
+    stopped.wait(lock, stop, [] { return false; });
+    spdlog::info("controller {}: stopping", name_);
+    queue_.ShutDown();
+  }  // joins the workers
+  spdlog::info("controller {}: stopped", name_);
+  return Status::Ok();
+}
+
+void Controller::Work(const std::stop_token& stop) {
+  while (auto key = queue_.Get()) {
+    const auto started = clock_.Now();
+    const auto outcome = ReconcileCatching(Request::FromKey(*key), stop);
+    ApplyOutcome(*key, outcome, clock_.Now() - started);
+    queue_.Done(*key);
+  }
+}
+
+Result<ReconcileResult> Controller::ReconcileCatching(const Request& request,
+                                                      const std::stop_token& stop) {
+  try {
+    return reconciler_.Reconcile(request, stop);
+  } catch (const std::exception& e) {
+    spdlog::error("controller {}: reconcile {} threw: {}", name_, request.Key(), e.what());
+    return Status::Internal(std::string("reconciler threw: ") + e.what());
+  } catch (...) {
+    spdlog::error("controller {}: reconcile {} threw a non-exception", name_, request.Key());
+    return Status::Internal("reconciler threw a non-exception");
+  }
+}
+
+void Controller::ApplyOutcome(const std::string& key, const Result<ReconcileResult>& outcome,
+                              Clock::Monotonic::duration elapsed) {
+  if (series_.reconcile_time != nullptr) {
+    series_.reconcile_time->Observe(std::chrono::duration<double>(elapsed).count());
+  }
+  if (!outcome.ok()) {
+    spdlog::warn("controller {}: reconcile {} failed (retry {}): {}", name_, key,
+                 queue_.NumRequeues(key) + 1, outcome.status().ToString());
+    queue_.AddRateLimited(key);
+    Increment(series_.error);
+    Increment(series_.errors);
+    return;
+  }
+  const ReconcileResult& result = *outcome;
+  if (result.requeue_after && *result.requeue_after > std::chrono::milliseconds::zero()) {
+    queue_.Forget(key);
+    queue_.AddAfter(key, *result.requeue_after);
+    Increment(series_.requeue_after);
+    return;
+  }
+  if (result.requeue) {
+    queue_.AddRateLimited(key);
+    Increment(series_.requeue);
+    return;
+  }
+  queue_.Forget(key);
+  Increment(series_.success);
+}
+
+}  // namespace dpcm::controller

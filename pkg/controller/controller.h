@@ -1,0 +1,130 @@
+// Runs a Reconciler over a work queue of namespace/name requests on N worker threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+#include "pkg/clock/clock.h"
+#include "pkg/metrics/metrics.h"
+#include "pkg/status/status.h"
+#include "pkg/workqueue/rate_limiter.h"
+#include "pkg/workqueue/workqueue.h"
+
+namespace dpcm::controller {
+
+// What to reconcile: only the object's namespace and name (level-based: the reconciler
+// reads the current state itself, it is not told what changed).
+struct Request {
+  std::string ns;  // empty for cluster-scoped objects
+  std::string name;
+
+  // "ns/name", or "name" when ns is empty (client-go's MetaNamespaceKeyFunc).
+  std::string Key() const;
+  // The inverse of Key(): splits at the first '/'; a key without one is a name alone.
+  static Request FromKey(std::string_view key);
+
+  bool operator==(const Request&) const = default;
+};
+
+// What the reconciler asks for when it succeeded.
+struct ReconcileResult {
+  // Reconcile again after this long (a level-based timer, e.g. a Lease renewal). Wins
+  // over `requeue`. Zero or negative counts as unset.
+  std::optional<std::chrono::milliseconds> requeue_after;
+  // Reconcile again after the rate limiter's backoff for this key.
+  bool requeue = false;
+
+  // Nothing more to do until the object changes.
+  static ReconcileResult Done() { return {}; }
+  static ReconcileResult RequeueAfter(std::chrono::milliseconds delay) { return {delay, false}; }
+  static ReconcileResult Requeue() { return {std::nullopt, true}; }
+};
+
+// controller-runtime's reconcile.Reconciler. Called from several worker threads at once,
+// but never for the same request on two of them at once. An error is retried with the
+// rate limiter's backoff; so is an exception (which is logged and treated as an error,
+// never propagated). `stop` fires when the controller is shutting down: return soon.
+class Reconciler {
+ public:
+  virtual ~Reconciler() = default;
+  virtual Result<ReconcileResult> Reconcile(const Request& request,
+                                            const std::stop_token& stop) = 0;
+};
+
+struct ControllerOptions {
+  std::string name;  // the "controller" metric label and the work queue's name
+  int workers = 2;   // --workers; values < 1 count as 1
+  // How failed requests back off; null = workqueue::DefaultControllerRateLimiter.
+  std::unique_ptr<workqueue::RateLimiter> rate_limiter;
+  Clock* clock = nullptr;               // null = the real clock; must outlive the controller
+  metrics::Metrics* metrics = nullptr;  // optional; must outlive the controller
+};
+
+// The controller-runtime controller: a rate-limited work queue of request keys and N
+// workers that take a key, call the Reconciler, and hand the outcome to one function that
+// decides the queue action and counts it:
+//   error (or exception) -> AddRateLimited   controller_runtime_reconcile_total{result=error},
+//                                            controller_runtime_reconcile_errors_total
+//   requeue_after > 0    -> Forget, AddAfter {result=requeue_after}
+//   requeue              -> AddRateLimited   {result=requeue}
+//   done                 -> Forget           {result=success}
+// and every reconcile is timed in controller_runtime_reconcile_time_seconds. With metrics,
+// the queue also reports the workqueue_* families under the controller's name.
+// Enqueue methods are thread-safe and may be called before, during or after Run (they are
+// ignored once Run has returned).
+class Controller {
+ public:
+  // `reconciler` must outlive the controller.
+  Controller(ControllerOptions options, Reconciler& reconciler);
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // Asks for `request` to be reconciled. Many requests for the same object before a worker
+  // takes it collapse into one reconcile.
+  void Enqueue(const Request& request);
+  // Asks for `request` to be reconciled once `delay` has passed on the clock.
+  void EnqueueAfter(const Request& request, std::chrono::milliseconds delay);
+
+  // Starts the workers and blocks until `stop` is requested; then shuts the queue down
+  // (waiting requests are dropped), lets each worker finish its current reconcile, and
+  // joins them. Runs once: a second call returns an Internal error at once.
+  Status Run(std::stop_token stop);
+
+  const std::string& name() const { return name_; }
+  // The queue, for inspection (Len, NumRequeues) and tests.
+  workqueue::WorkQueue& queue() { return queue_; }
+
+ private:
+  // Takes keys until the queue shuts down.
+  void Work(const std::stop_token& stop);
+  // Calls the reconciler, turning an exception into an error.
+  Result<ReconcileResult> ReconcileCatching(const Request& request, const std::stop_token& stop);
+  // The one place that maps a reconcile outcome to the queue action and the metrics.
+  void ApplyOutcome(const std::string& key, const Result<ReconcileResult>& outcome,
+                    Clock::Monotonic::duration elapsed);
+
+  // Series of this controller, looked up once; all null without metrics.
+  struct ControllerSeries {
+    prometheus::Counter* success = nullptr;
+    prometheus::Counter* error = nullptr;
+    prometheus::Counter* requeue = nullptr;
+    prometheus::Counter* requeue_after = nullptr;
+    prometheus::Counter* errors = nullptr;
+    prometheus::Histogram* reconcile_time = nullptr;
+  };
+
+  const std::string name_;
+  const int workers_;
+  Clock& clock_;
+  Reconciler& reconciler_;
+  ControllerSeries series_;
+  workqueue::WorkQueue queue_;
+  std::atomic<bool> started_{false};
+};
+
+}  // namespace dpcm::controller

@@ -1,0 +1,184 @@
+#include "pkg/domain/member.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "pkg/domain/spec.h"
+
+namespace dpcm::domain {
+namespace {
+
+using nlohmann::json;
+
+const json& Field(const json& object, std::initializer_list<const char*> path) {
+  static const json kNull;
+  const json* at = &object;
+  for (const char* key : path) {
+    if (!at->is_object()) return kNull;
+    const auto it = at->find(key);
+    if (it == at->end()) return kNull;
+    at = &*it;
+  }
+  return *at;
+}
+
+std::string StringField(const json& object, std::initializer_list<const char*> path) {
+  const json& value = Field(object, path);
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+bool ConditionTrue(const json& pod, std::string_view type) {
+  const json& conditions = Field(pod, {"status", "conditions"});
+  if (!conditions.is_array()) return false;
+  return std::any_of(conditions.begin(), conditions.end(), [&](const json& c) {
+    return c.is_object() && c.value("type", "") == type && c.value("status", "") == "True";
+  });
+}
+
+Unhealthy Classify(const json& pod) {
+  if (!Field(pod, {"metadata", "deletionTimestamp"}).is_null()) return Unhealthy::kDeleted;
+  const std::string phase = StringField(pod, {"status", "phase"});
+  if (phase == "Failed" || phase == "Succeeded") return Unhealthy::kFailed;
+  const json& statuses = Field(pod, {"status", "containerStatuses"});
+  if (statuses.is_array()) {
+    for (const auto& status : statuses) {
+      const json& state = Field(status, {"state"});
+      if (state.is_object() && (state.contains("terminated") || state.contains("waiting")) &&
+          !Field(status, {"lastState", "terminated"}).is_null()) {
+        return Unhealthy::kExited;
+      }
+      if (state.is_object() && state.contains("terminated")) return Unhealthy::kExited;
+    }
+  }
+  if (phase != "Running") return Unhealthy::kNotRunning;
+  if (!ConditionTrue(pod, "Ready")) return Unhealthy::kNotReady;
+  if (statuses.is_array()) {
+    for (const auto& status : statuses) {
+      if (!status.is_object() || !status.value("ready", false)) return Unhealthy::kNotReady;
+    }
+  }
+  return Unhealthy::kNone;
+}
+
+}  // namespace
+
+const char* UnhealthyReason(Unhealthy why) {
+  switch (why) {
+    case Unhealthy::kNone: return "healthy";
+    case Unhealthy::kDeleted: return "pod-deleted";
+    case Unhealthy::kExited: return "container-exited";
+    case Unhealthy::kNotReady: return "not-ready";
+    case Unhealthy::kFailed: return "pod-failed";
+    case Unhealthy::kNotRunning: return "not-running";
+  }
+  return "unknown";
+}
+
+bool Member::is_dc() const { return role == kRoleDc; }
+
+Member MemberFromPod(const json& pod, std::string_view domain_name) {
+  Member member;
+  member.name = StringField(pod, {"metadata", "name"});
+  member.uid = StringField(pod, {"metadata", "uid"});
+  member.resource_version = StringField(pod, {"metadata", "resourceVersion"});
+  member.role = StringField(pod, {"metadata", "labels", kRoleLabel});
+  const std::string prefix = std::string(domain_name) + "-";
+  if (member.name.size() > prefix.size() && member.name.compare(0, prefix.size(), prefix) == 0) {
+    const std::string_view digits = std::string_view(member.name).substr(prefix.size());
+    int ordinal = -1;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ordinal);
+    if (ec == std::errc() && end == digits.data() + digits.size() && ordinal >= 0) {
+      member.ordinal = ordinal;
+    }
+  }
+  const json& statuses = Field(pod, {"status", "containerStatuses"});
+  if (statuses.is_array()) {
+    for (const auto& status : statuses) {
+      if (status.is_object() && status.contains("restartCount") &&
+          status["restartCount"].is_number_integer()) {
+        member.restarts += status["restartCount"].get<int>();
+      }
+    }
+  }
+  const std::string epoch = StringField(pod, {"metadata", "annotations", kEpochAnnotation});
+  int64_t value = 0;
+  if (!epoch.empty()) {
+    const auto [end, ec] = std::from_chars(epoch.data(), epoch.data() + epoch.size(), value);
+    if (ec == std::errc() && end == epoch.data() + epoch.size()) member.epoch = value;
+  }
+  member.unhealthy = Classify(pod);
+  return member;
+}
+
+void TrimPod(json& pod) {
+  if (!pod.is_object()) return;
+  json trimmed = json::object();
+  const json& m = Field(pod, {"metadata"});
+  json meta = json::object();
+  for (const char* key : {"name", "namespace", "uid", "resourceVersion", "labels",
+                          "ownerReferences", "deletionTimestamp"}) {
+    if (m.is_object() && m.contains(key)) meta[key] = m[key];
+  }
+  const json& annotations = Field(pod, {"metadata", "annotations"});
+  if (annotations.is_object() && annotations.contains(kEpochAnnotation)) {
+    meta["annotations"] = {{kEpochAnnotation, annotations[kEpochAnnotation]}};
+  }
+  trimmed["metadata"] = std::move(meta);
+  const json& status = Field(pod, {"status"});
+  json kept = json::object();
+  for (const char* key : {"phase", "podIP"}) {
+    if (status.is_object() && status.contains(key)) kept[key] = status[key];
+  }
+  const json& conditions = Field(pod, {"status", "conditions"});
+  if (conditions.is_array()) {
+    kept["conditions"] = json::array();
+    for (const auto& c : conditions) {
+      if (c.is_object()) {
+        kept["conditions"].push_back({{"type", c.value("type", "")},
+                                      {"status", c.value("status", "")}});
+      }
+    }
+  }
+  const json& containers = Field(pod, {"status", "containerStatuses"});
+  if (containers.is_array()) {
+    kept["containerStatuses"] = json::array();
+    for (const auto& c : containers) {
+      if (!c.is_object()) continue;
+      json entry = {{"ready", c.value("ready", false)},
+                    {"restartCount", c.value("restartCount", 0)}};
+      const json& state = Field(c, {"state"});
+      if (state.is_object()) {
+        entry["state"] = json::object();
+        for (const auto& [key, value] : state.items()) entry["state"][key] = json::object();
+      }
+      if (!Field(c, {"lastState", "terminated"}).is_null()) {
+        entry["lastState"] = {{"terminated", json::object()}};
+      }
+      kept["containerStatuses"].push_back(std::move(entry));
+    }
+  }
+  trimmed["status"] = std::move(kept);
+  pod = std::move(trimmed);
+}
+
+std::optional<std::string> ChooseDc(const std::vector<Member>& members,
+                                    std::string_view lease_holder) {
+  for (const auto& m : members) {
+    if (m.is_dc() && m.healthy()) return m.name;
+  }
+  for (const auto& m : members) {
+    if (m.name == lease_holder && m.healthy()) return m.name;
+  }
+  const Member* best = nullptr;
+  for (const auto& m : members) {
+    if (!m.healthy()) continue;
+    const auto rank = [](const Member& x) {
+      return std::make_pair(x.ordinal < 0 ? INT32_MAX : x.ordinal, x.name);
+    };
+    if (best == nullptr || rank(m) < rank(*best)) best = &m;
+  }
+  if (best == nullptr) return std::nullopt;
+  return best->name;
+}
+
+}  // namespace dpcm::domain

@@ -1,0 +1,56 @@
+// A domain member as the reconciler sees it: role, health and why it is unhealthy, from its pod.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dpcm::domain {
+
+// Why a member cannot be (or stay) the DC. Also the `reason` label of
+// dpcm_failovers_total.
+enum class Unhealthy {
+  kNone,
+  kDeleted,     // the pod is terminating or gone
+  kExited,      // its container terminated or is waiting to restart
+  kNotReady,    // Ready condition is not True
+  kFailed,      // phase Failed or Succeeded
+  kNotRunning,  // not started yet (Pending, no IP)
+};
+
+const char* UnhealthyReason(Unhealthy why);
+
+struct Member {
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  std::string role;  // value of dpcm.io/role: "dc", "pc" or ""
+  int ordinal = -1;  // N of "<domain>-N" in managed mode, else -1
+  int restarts = 0;
+  std::optional<int64_t> epoch;  // dpcm.io/epoch annotation
+  Unhealthy unhealthy = Unhealthy::kNone;
+
+  bool healthy() const { return unhealthy == Unhealthy::kNone; }
+  bool terminating() const { return unhealthy == Unhealthy::kDeleted; }
+  bool is_dc() const;
+};
+
+// Classifies a pod. `domain_name` is used to read the ordinal of managed pods.
+Member MemberFromPod(const nlohmann::json& pod, std::string_view domain_name);
+
+// Shrinks a cached pod to what MemberFromPod, ownership and selectors read (metadata
+// identity, labels, dpcm annotations, owners, deletion; status phase, IP, conditions,
+// container states): a full pod is 5-30 KiB, this is a few hundred bytes.
+void TrimPod(nlohmann::json& pod);
+
+// The member that should be DC, or nullopt when no member is healthy:
+// the current DC while it is healthy; else the Lease holder if healthy (it may have
+// been chosen just before a restart); else the healthy member with the lowest
+// ordinal, then name (a stable order, so every reconcile agrees).
+std::optional<std::string> ChooseDc(const std::vector<Member>& members,
+                                    std::string_view lease_holder);
+
+}  // namespace dpcm::domain

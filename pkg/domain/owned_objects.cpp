@@ -1,0 +1,79 @@
+#include "pkg/domain/owned_objects.h"
+
+namespace dpcm::domain {
+
+using nlohmann::json;
+
+json OwnerReference(const json& domain) {
+  return {{"apiVersion", "dpcm.io/v1alpha1"},
+          {"kind", "ProcessDomain"},
+          {"name", domain["metadata"].value("name", "")},
+          {"uid", domain["metadata"].value("uid", "")},
+          {"controller", true},
+          {"blockOwnerDeletion", true}};
+}
+
+bool OwnedByDomain(const json& object, const std::string& domain_name) {
+  const json* refs = object.is_object() && object.contains("metadata") &&
+                             object["metadata"].is_object() &&
+                             object["metadata"].contains("ownerReferences")
+                         ? &object["metadata"]["ownerReferences"]
+                         : nullptr;
+  if (refs == nullptr || !refs->is_array()) return false;
+  for (const auto& ref : *refs) {
+    if (ref.is_object() && ref.value("kind", "") == "ProcessDomain" &&
+        ref.value("name", "") == domain_name &&
+        ref.value("apiVersion", "").rfind("dpcm.io/", 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+json BuildPod(const json& domain, const DomainSpec& spec, int ordinal) {
+  const std::string name = domain["metadata"].value("name", "");
+  const json& tmpl = *spec.pod_template;
+  json metadata = tmpl.contains("metadata") && tmpl["metadata"].is_object() ? tmpl["metadata"]
+                                                                             : json::object();
+  metadata.erase("name");
+  metadata.erase("namespace");
+  metadata.erase("generateName");
+  metadata["name"] = name + "-" + std::to_string(ordinal);
+  if (!metadata.contains("labels") || !metadata["labels"].is_object()) {
+    metadata["labels"] = json::object();
+  }
+  metadata["labels"][kDomainLabel] = name;
+  metadata["labels"][kRoleLabel] = kRolePc;
+  metadata["ownerReferences"] = json::array({OwnerReference(domain)});
+  json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", metadata}};
+  pod["spec"] = tmpl["spec"];
+  // Stable network identity inside the pod, as a StatefulSet gives.
+  if (!pod["spec"].contains("hostname")) pod["spec"]["hostname"] = metadata["name"];
+  return pod;
+}
+
+std::string DcServiceName(const std::string& domain_name) { return domain_name + "-dc"; }
+
+json BuildDcService(const json& domain, const DomainSpec& spec) {
+  if (spec.service_ports.empty()) return nullptr;
+  const std::string name = domain["metadata"].value("name", "");
+  json ports = json::array();
+  for (const auto& p : spec.service_ports) {
+    json port = {{"port", p.port}, {"protocol", p.protocol}};
+    if (!p.name.empty()) port["name"] = p.name;
+    port["targetPort"] = p.target_port.is_null() ? json(p.port) : p.target_port;
+    ports.push_back(std::move(port));
+  }
+  return {{"apiVersion", "v1"},
+          {"kind", "Service"},
+          {"metadata",
+           {{"name", DcServiceName(name)},
+            {"labels", {{kDomainLabel, name}}},
+            {"ownerReferences", json::array({OwnerReference(domain)})}}},
+          {"spec",
+           {{"type", "ClusterIP"},
+            {"selector", {{kDomainLabel, name}, {kRoleLabel, kRoleDc}}},
+            {"ports", ports}}}};
+}
+
+}  // namespace dpcm::domain

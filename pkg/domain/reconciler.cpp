@@ -1,0 +1,669 @@
+#include "pkg/domain/reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "pkg/domain/owned_objects.h"
+#include "pkg/metrics/metrics.h"
+
+namespace dpcm::domain {
+namespace {
+
+using controller::ReconcileResult;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr auto kRetrySoon = 200ms;
+
+std::string Meta(const json& object, const char* key) {
+  if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) {
+    return "";
+  }
+  const auto& m = object["metadata"];
+  return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : "";
+}
+
+int64_t Generation(const json& object) {
+  return object.value("/metadata/generation"_json_pointer, static_cast<int64_t>(0));
+}
+
+// "/metadata/labels/dpcm.io~1role": a JSON-pointer path to a key with a '/'.
+std::string PointerTo(const std::string& map, const std::string& key) {
+  std::string escaped;
+  for (char c : key) {
+    if (c == '~') {
+      escaped += "~0";
+    } else if (c == '/') {
+      escaped += "~1";
+    } else {
+      escaped += c;
+    }
+  }
+  return "/metadata/" + map + "/" + escaped;
+}
+
+json TestResourceVersion(const std::string& rv) {
+  return {{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", rv}};
+}
+
+// A JSON-patch op that sets metadata.<map>[key] = value whether or not the map exists.
+json SetInMap(const json& object, const std::string& map, const std::string& key,
+              const std::string& value) {
+  const bool has_map = object.contains("metadata") && object["metadata"].contains(map) &&
+                       object["metadata"][map].is_object();
+  if (has_map) return {{"op", "add"}, {"path", PointerTo(map, key)}, {"value", value}};
+  return {{"op", "add"}, {"path", "/metadata/" + map}, {"value", {{key, value}}}};
+}
+
+bool HasLabel(const json& object, const std::string& key, const std::string& value) {
+  const json* labels = object.contains("metadata") && object["metadata"].contains("labels")
+                           ? &object["metadata"]["labels"]
+                           : nullptr;
+  return labels != nullptr && labels->is_object() && labels->contains(key) &&
+         (*labels)[key] == value;
+}
+
+bool SelectorMatches(const json& domain, const json& pod) {
+  const json* match = domain.contains("spec") && domain["spec"].is_object() &&
+                              domain["spec"].contains("selector") &&
+                              domain["spec"]["selector"].is_object() &&
+                              domain["spec"]["selector"].contains("matchLabels")
+                          ? &domain["spec"]["selector"]["matchLabels"]
+                          : nullptr;
+  if (match == nullptr || !match->is_object() || match->empty()) return false;
+  for (const auto& [key, value] : match->items()) {
+    if (!value.is_string() || !HasLabel(pod, key, value.get<std::string>())) return false;
+  }
+  return true;
+}
+
+json Condition(const std::string& type, bool status, const std::string& reason,
+               const std::string& message, int64_t generation) {
+  return {{"type", type},
+          {"status", status ? "True" : "False"},
+          {"reason", reason},
+          {"message", message},
+          {"observedGeneration", generation}};
+}
+
+// Keeps each condition's lastTransitionTime from `previous` while its status is unchanged.
+void StampConditions(json& status, const json& previous, const std::string& now) {
+  for (auto& condition : status["conditions"]) {
+    condition["lastTransitionTime"] = now;
+    if (!previous.is_object() || !previous.contains("conditions") ||
+        !previous["conditions"].is_array()) {
+      continue;
+    }
+    for (const auto& old : previous["conditions"]) {
+      if (old.value("type", "") == condition["type"] &&
+          old.value("status", "") == condition["status"] && old.contains("lastTransitionTime")) {
+        condition["lastTransitionTime"] = old["lastTransitionTime"];
+      }
+    }
+  }
+}
+
+std::string Milliseconds(Clock::Monotonic::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+}  // namespace
+
+// One reconcile's view of the domain.
+struct DomainReconciler::Observed {
+  std::vector<Member> members;     // every pod of the domain
+  std::vector<Member> candidates;  // members that may be DC (not scaled away)
+  election::LeaseRecord lease;
+  cache::ObjectPtr lease_object;   // null when the Lease does not exist
+  std::vector<std::string> labeled_dc;
+  std::optional<std::string> target;
+  bool waiting_for_delay = false;
+};
+
+DomainReconciler::DomainReconciler(client::ApiClient& client, DomainCaches caches,
+                                   events::EventRecorder& events, metrics::Metrics* metrics,
+                                   Clock& clock)
+    : client_(client), caches_(caches), events_(events), metrics_(metrics), clock_(clock) {}
+
+DomainReconciler::Memory& DomainReconciler::MemoryOf(const std::string& key) {
+  std::lock_guard lock(memory_mutex_);
+  return memory_[key];  // std::map nodes are stable: the reference outlives the lock
+}
+
+std::vector<controller::Request> DomainReconciler::DomainsForPod(const json& pod,
+                                                                 const cache::Store& domains) {
+  std::vector<controller::Request> out;
+  const std::string ns = Meta(pod, "namespace");
+  const json* labels = pod.contains("metadata") && pod["metadata"].contains("labels")
+                           ? &pod["metadata"]["labels"]
+                           : nullptr;
+  if (labels != nullptr && labels->is_object() && labels->contains(kDomainLabel) &&
+      (*labels)[kDomainLabel].is_string()) {
+    out.push_back({ns, (*labels)[kDomainLabel].get<std::string>()});
+  }
+  for (const auto& domain : domains.List()) {
+    if (Meta(*domain, "namespace") != ns || !SelectorMatches(*domain, pod)) continue;
+    const std::string name = Meta(*domain, "name");
+    if (out.empty() || out.front().name != name) out.push_back({ns, name});
+  }
+  return out;
+}
+
+std::vector<cache::ObjectPtr> DomainReconciler::PodsOf(const json& domain,
+                                                       const DomainSpec& spec) const {
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  std::vector<cache::ObjectPtr> pods;
+  if (spec.managed()) {
+    for (auto& pod : caches_.pods.ByLabel(ns, kDomainLabel, name)) {
+      if (OwnedByDomain(*pod, name)) pods.push_back(std::move(pod));
+    }
+  } else {
+    const auto& [key, value] = *spec.selector.begin();
+    for (auto& pod : caches_.pods.ByLabel(ns, key, value)) {
+      if (SelectorMatches(domain, *pod)) pods.push_back(std::move(pod));
+    }
+  }
+  std::sort(pods.begin(), pods.end(),
+            [](const auto& a, const auto& b) { return Meta(*a, "name") < Meta(*b, "name"); });
+  return pods;
+}
+
+Result<ReconcileResult> DomainReconciler::Reconcile(const controller::Request& request,
+                                                    const std::stop_token& /*stop*/) {
+  const cache::ObjectPtr domain = caches_.domains.Get(request.ns, request.name);
+  if (domain == nullptr) {
+    {
+      std::lock_guard lock(memory_mutex_);
+      memory_.erase(request.Key());
+    }
+    Status cleaned = CleanUp(request.ns, request.name);
+    if (!cleaned.ok()) return cleaned;
+    return ReconcileResult::Done();
+  }
+  if (!domain->contains("metadata") || (*domain)["metadata"].contains("deletionTimestamp")) {
+    return ReconcileResult::Done();  // being deleted: CleanUp runs once it is gone
+  }
+  Memory& memory = MemoryOf(request.Key());
+  SpecError error;
+  auto spec = ParseSpec(*domain, &error);
+  if (!spec.ok()) {
+    ReportInvalidSpec(*domain, error, memory);
+    return ReconcileResult::Done();  // a spec change brings the domain back
+  }
+  memory.invalid_spec_generation = -1;
+  return ReconcileDomain(*domain, *spec, memory);
+}
+
+void DomainReconciler::ReportInvalidSpec(const json& domain, const SpecError& error,
+                                         Memory& memory) {
+  const int64_t generation = Generation(domain);
+  if (memory.invalid_spec_generation != generation) {
+    memory.invalid_spec_generation = generation;
+    events_.Warning(events::ObjectReference::Of(domain), "InvalidSpec",
+                    error.field + ": " + error.message);
+  }
+  json status = domain.value("status", json::object());
+  status["observedGeneration"] = generation;
+  status["phase"] = "Degraded";
+  status["conditions"] =
+      json::array({Condition("Ready", false, "InvalidSpec", "the spec is invalid", generation),
+                   Condition("Degraded", true, "InvalidSpec", error.field + ": " + error.message,
+                             generation),
+                   Condition("Progressing", false, "InvalidSpec", "", generation)});
+  if (Status s = WriteStatus(domain, std::move(status)); !s.ok()) {
+    spdlog::warn("{}/{}: status: {}", Meta(domain, "namespace"), Meta(domain, "name"),
+                 s.ToString());
+  }
+}
+
+Status DomainReconciler::EnsurePods(const json& domain, const DomainSpec& spec,
+                                    const std::vector<cache::ObjectPtr>& pods, bool& progressing) {
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  std::set<std::string> existing;
+  for (const auto& pod : pods) existing.insert(Meta(*pod, "name"));
+  for (int ordinal = 0; ordinal < spec.replicas; ++ordinal) {
+    const std::string pod_name = name + "-" + std::to_string(ordinal);
+    if (existing.count(pod_name) != 0) continue;
+    progressing = true;
+    auto created = client_.Create(client::resources::Pods(), ns, BuildPod(domain, spec, ordinal));
+    if (!created.ok() && !created.status().IsAlreadyExists()) {
+      return created.status().WithContext("create pod " + pod_name);
+    }
+    spdlog::info("{}/{}: created pod {}", ns, name, pod_name);
+  }
+  // Scale down: delete members beyond replicas, but never the DC (it is moved first).
+  for (const auto& pod : pods) {
+    const Member member = MemberFromPod(*pod, name);
+    if (member.ordinal >= 0 && member.ordinal < spec.replicas) continue;
+    progressing = true;
+    if (member.is_dc() || member.terminating()) continue;
+    client::DeleteOptions options;
+    options.precondition_uid = member.uid;
+    auto deleted = client_.Delete(client::resources::Pods(), ns, member.name, options);
+    if (!deleted.ok() && !deleted.status().IsNotFound()) {
+      return deleted.status().WithContext("delete pod " + member.name);
+    }
+    spdlog::info("{}/{}: scaled down pod {}", ns, name, member.name);
+  }
+  return Status::Ok();
+}
+
+Status DomainReconciler::DemoteIfDc(const std::string& ns, const std::string& pod_name) {
+  auto pod = client_.Get(client::resources::Pods(), ns, pod_name);
+  if (pod.status().IsNotFound()) return Status::Ok();
+  if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before demoting it");
+  if (!HasLabel(*pod, kRoleLabel, kRoleDc)) return Status::Ok();
+  json ops = json::array({TestResourceVersion(Meta(*pod, "resourceVersion")),
+                          SetInMap(*pod, "labels", kRoleLabel, kRolePc)});
+  if (pod->contains("metadata") && (*pod)["metadata"].contains("annotations") &&
+      (*pod)["metadata"]["annotations"].contains(kEpochAnnotation)) {
+    ops.push_back({{"op", "remove"}, {"path", PointerTo("annotations", kEpochAnnotation)}});
+  }
+  auto patched = client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson,
+                               ops);
+  if (patched.status().IsNotFound()) return Status::Ok();
+  if (!patched.ok()) return patched.status().WithContext("demote " + pod_name);
+  return Status::Ok();
+}
+
+Status DomainReconciler::Promote(const std::string& ns, const std::string& pod_name,
+                                 int64_t epoch) {
+  auto pod = client_.Get(client::resources::Pods(), ns, pod_name);
+  if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before promoting it");
+  if ((*pod)["metadata"].contains("deletionTimestamp")) {
+    return Status::Conflict(pod_name + " started terminating before it could be promoted");
+  }
+  json ops = json::array({TestResourceVersion(Meta(*pod, "resourceVersion")),
+                          SetInMap(*pod, "labels", kRoleLabel, kRoleDc)});
+  ops.push_back(SetInMap(*pod, "annotations", kEpochAnnotation, std::to_string(epoch)));
+  auto patched = client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson,
+                               ops);
+  if (!patched.ok()) return patched.status().WithContext("promote " + pod_name);
+  return Status::Ok();
+}
+
+Status DomainReconciler::LabelPc(const std::string& ns, const Member& member) {
+  auto pod = caches_.pods.Get(ns, member.name);
+  if (pod == nullptr) return Status::Ok();
+  const json ops = json::array({TestResourceVersion(member.resource_version),
+                                SetInMap(*pod, "labels", kRoleLabel, kRolePc)});
+  auto patched = client_.Patch(client::resources::Pods(), ns, member.name,
+                               client::PatchType::kJson, ops);
+  if (!patched.ok() && !patched.status().IsNotFound()) {
+    return patched.status().WithContext("label " + member.name + " pc");
+  }
+  return Status::Ok();
+}
+
+Status DomainReconciler::WriteLease(const json& domain, const DomainSpec& spec,
+                                    election::LeaseRecord& lease, bool existed) {
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  json object;
+  if (existed) {
+    if (auto cached = caches_.leases.Get(ns, name)) object = *cached;
+  }
+  if (!object.is_object()) {
+    object = {{"metadata",
+               {{"name", name},
+                {"namespace", ns},
+                {"labels", {{kDomainLabel, name}}},
+                {"ownerReferences", json::array({OwnerReference(domain)})}}}};
+  }
+  lease.name = name;
+  lease.lease_duration_seconds = spec.election.lease_duration_seconds;
+  election::ApplyLease(lease, object);
+  auto written = existed ? client_.Update(client::resources::Leases(), ns, object)
+                         : client_.Create(client::resources::Leases(), ns, object);
+  if (!written.ok()) return written.status().WithContext("write lease " + name);
+  lease = election::ParseLease(*written);
+  return Status::Ok();
+}
+
+Status DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Observed& view,
+                                const std::string& target, Memory& memory) {
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  // 1. Nobody else may carry the DC label: read each suspect fresh and demote it.
+  std::set<std::string> suspects(view.labeled_dc.begin(), view.labeled_dc.end());
+  if (!view.lease.holder.empty()) suspects.insert(view.lease.holder);
+  suspects.erase(target);
+  for (const auto& suspect : suspects) {
+    if (Status s = DemoteIfDc(ns, suspect); !s.ok()) return s;
+  }
+  // 2. The Lease names the new holder; a holder change is a new epoch.
+  const std::string previous = view.lease.holder;
+  const bool existed = view.lease_object != nullptr;
+  election::LeaseRecord lease = view.lease;
+  const auto now = clock_.WallNow();
+  if (!existed || lease.holder != target) {
+    lease.transitions = existed ? lease.transitions + 1 : 1;
+    lease.acquire_time = now;
+  }
+  lease.holder = target;
+  lease.renew_time = now;
+  if (Status s = WriteLease(domain, spec, lease, existed); !s.ok()) return s;
+  view.lease = lease;
+  // 3. Only now the label.
+  if (Status s = Promote(ns, target, lease.transitions); !s.ok()) return s;
+  view.labeled_dc = {target};
+
+  const auto reference = events::ObjectReference::Of(domain);
+  const std::string epoch = std::to_string(lease.transitions);
+  if (!previous.empty() && previous != target) {
+    const std::string reason =
+        memory.dc_failure_reason.empty() ? "rebalanced" : memory.dc_failure_reason;
+    const auto took = memory.dc_failure_seen ? clock_.Now() - *memory.dc_failure_seen
+                                             : Clock::Monotonic::duration::zero();
+    events_.Warning(reference, "FailingOver", "DC " + previous + " is " + reason);
+    events_.Normal(reference, "Demoted", previous + " is no longer DC");
+    events_.Normal(reference, "Promoted",
+                   target + " is DC at epoch " + epoch + " (failover took " + Milliseconds(took) +
+                       ")");
+    const int64_t before =
+        memory.failovers.value_or(domain.value("/status/failovers"_json_pointer, int64_t{0}));
+    memory.failovers = before + 1;
+    memory.last_failover_time = election::FormatTime(now);
+    ReportFailover(ns, name, reason, took);
+    spdlog::info("{}/{}: failover {} -> {} at epoch {} ({}, took {})", ns, name, previous, target,
+                 epoch, reason, Milliseconds(took));
+  } else {
+    events_.Normal(reference, previous.empty() ? "Elected" : "Promoted",
+                   target + " is DC at epoch " + epoch);
+    spdlog::info("{}/{}: {} is DC at epoch {}", ns, name, target, epoch);
+  }
+  memory.dc_failure_seen.reset();
+  memory.dc_failure_reason.clear();
+  return Status::Ok();
+}
+
+Status DomainReconciler::EnsureService(const json& domain, const DomainSpec& spec) {
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  json desired = BuildDcService(domain, spec);
+  const cache::ObjectPtr current = caches_.services.Get(ns, DcServiceName(name));
+  if (desired.is_null()) {
+    if (current != nullptr && OwnedByDomain(*current, name)) {
+      client::DeleteOptions options;
+      options.precondition_uid = Meta(*current, "uid");
+      auto deleted = client_.Delete(client::resources::Services(), ns, DcServiceName(name), options);
+      if (!deleted.ok() && !deleted.status().IsNotFound()) return deleted.status();
+    }
+    return Status::Ok();
+  }
+  if (current == nullptr) {
+    auto created = client_.Create(client::resources::Services(), ns, desired);
+    if (!created.ok() && !created.status().IsAlreadyExists()) {
+      return created.status().WithContext("create service " + DcServiceName(name));
+    }
+    return Status::Ok();
+  }
+  if (!OwnedByDomain(*current, name)) {
+    return Status::Conflict("service " + DcServiceName(name) +
+                            " exists and is not owned by this domain");
+  }
+  const json& spec_now = (*current)["spec"];
+  if (spec_now.value("selector", json()) == desired["spec"]["selector"] &&
+      spec_now.value("ports", json()).size() == desired["spec"]["ports"].size()) {
+    bool same = true;
+    for (size_t i = 0; i < desired["spec"]["ports"].size(); ++i) {
+      const auto& want = desired["spec"]["ports"][i];
+      const auto& have = spec_now["ports"][i];
+      same = same && have.value("port", 0) == want["port"] &&
+             have.value("targetPort", json()) == want["targetPort"] &&
+             have.value("name", "") == want.value("name", "");
+    }
+    if (same) return Status::Ok();
+  }
+  json updated = *current;
+  updated["spec"]["selector"] = desired["spec"]["selector"];
+  updated["spec"]["ports"] = desired["spec"]["ports"];
+  auto written = client_.Update(client::resources::Services(), ns, updated);
+  if (!written.ok()) return written.status().WithContext("update service " + DcServiceName(name));
+  return Status::Ok();
+}
+
+Status DomainReconciler::WriteStatus(const json& domain, json status) {
+  StampConditions(status, domain.value("status", json()),
+                  election::FormatTime(clock_.WallNow()));
+  if (domain.contains("status") && domain["status"] == status) return Status::Ok();
+  json updated = domain;
+  updated["status"] = std::move(status);
+  auto written =
+      client_.UpdateStatus(client::resources::ProcessDomains(), Meta(domain, "namespace"), updated);
+  if (!written.ok()) return written.status().WithContext("write status");
+  return Status::Ok();
+}
+
+Status DomainReconciler::CleanUp(const std::string& ns, const std::string& name) {
+  // Owner references let a real cluster's garbage collector do this; dpcm does it too,
+  // so that nothing is left where no garbage collector runs.
+  for (const auto& pod : caches_.pods.ByLabel(ns, kDomainLabel, name)) {
+    if (OwnedByDomain(*pod, name)) {
+      if ((*pod)["metadata"].contains("deletionTimestamp")) continue;
+      client::DeleteOptions options;
+      options.precondition_uid = Meta(*pod, "uid");
+      auto deleted = client_.Delete(client::resources::Pods(), ns, Meta(*pod, "name"), options);
+      if (!deleted.ok() && !deleted.status().IsNotFound() && !deleted.status().IsConflict()) {
+        return deleted.status();
+      }
+    } else {  // adopted: give it back without our labels
+      auto released = client_.Patch(
+          client::resources::Pods(), ns, Meta(*pod, "name"), client::PatchType::kMerge,
+          {{"metadata",
+            {{"labels", {{kDomainLabel, nullptr}, {kRoleLabel, nullptr}}},
+             {"annotations", {{kEpochAnnotation, nullptr}}}}}});
+      if (!released.ok() && !released.status().IsNotFound()) return released.status();
+    }
+  }
+  if (auto lease = caches_.leases.Get(ns, name); lease && OwnedByDomain(*lease, name)) {
+    auto deleted = client_.Delete(client::resources::Leases(), ns, name);
+    if (!deleted.ok() && !deleted.status().IsNotFound()) return deleted.status();
+  }
+  if (auto service = caches_.services.Get(ns, DcServiceName(name));
+      service && OwnedByDomain(*service, name)) {
+    auto deleted = client_.Delete(client::resources::Services(), ns, DcServiceName(name));
+    if (!deleted.ok() && !deleted.status().IsNotFound()) return deleted.status();
+  }
+  ForgetDomain(ns, name);
+  return Status::Ok();
+}
+
+void DomainReconciler::ReportFailover(const std::string& ns, const std::string& name,
+                                      const std::string& reason, Clock::Monotonic::duration took) {
+  if (metrics_ == nullptr) return;
+  metrics_->FailoversTotal(ns, name, reason)->Increment();
+  metrics_->FailoverDuration(ns, name)->Observe(std::chrono::duration<double>(took).count());
+}
+
+void DomainReconciler::ReportState(const std::string& ns, const std::string& name,
+                                   const Observed& view, int healthy) {
+  if (metrics_ == nullptr) return;
+  int dc_healthy = 0;
+  int dc_unhealthy = 0;
+  for (const auto& m : view.members) {
+    if (m.is_dc()) (m.healthy() ? dc_healthy : dc_unhealthy) += 1;
+  }
+  const int dcs = dc_healthy + dc_unhealthy;
+  const int pcs = static_cast<int>(view.members.size()) - dcs;
+  const int pc_healthy = healthy - dc_healthy;
+  metrics_->DomainActivePods(ns, name)->Set(dcs);
+  metrics_->DomainEpoch(ns, name)->Set(static_cast<double>(view.lease.transitions));
+  metrics_->DomainMembers(ns, name, kRoleDc, true)->Set(dc_healthy);
+  metrics_->DomainMembers(ns, name, kRoleDc, false)->Set(dc_unhealthy);
+  metrics_->DomainMembers(ns, name, kRolePc, true)->Set(pc_healthy);
+  metrics_->DomainMembers(ns, name, kRolePc, false)->Set(pcs - pc_healthy);
+}
+
+void DomainReconciler::ForgetDomain(const std::string& ns, const std::string& name) {
+  if (metrics_ != nullptr) metrics_->ForgetDomain(ns, name);
+}
+
+Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
+                                                          const DomainSpec& spec,
+                                                          Memory& memory) {
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  const int64_t generation = Generation(domain);
+  std::optional<Clock::Monotonic::duration> requeue_after;
+  auto requeue_within = [&](Clock::Monotonic::duration d) {
+    if (!requeue_after || d < *requeue_after) requeue_after = d;
+  };
+
+  const auto pods = PodsOf(domain, spec);
+  bool progressing = false;
+  if (spec.managed() && !spec.paused) {
+    if (Status s = EnsurePods(domain, spec, pods, progressing); !s.ok()) return s;
+  }
+
+  Observed view;
+  for (const auto& pod : pods) {
+    Member member = MemberFromPod(*pod, name);
+    if (member.is_dc()) view.labeled_dc.push_back(member.name);
+    const bool scaled_away = spec.managed() && (member.ordinal < 0 || member.ordinal >= spec.replicas);
+    if (!scaled_away) view.candidates.push_back(member);
+    view.members.push_back(std::move(member));
+  }
+  view.lease_object = caches_.leases.Get(ns, name);
+  if (view.lease_object) view.lease = election::ParseLease(*view.lease_object);
+
+  if (!spec.paused) {
+    // Which member was DC, and is it still fit?
+    const std::string old_dc = view.labeled_dc.empty() ? view.lease.holder : view.labeled_dc[0];
+    const auto old_member = std::find_if(view.members.begin(), view.members.end(),
+                                         [&](const Member& m) { return m.name == old_dc; });
+    const bool old_is_candidate =
+        std::any_of(view.candidates.begin(), view.candidates.end(),
+                    [&](const Member& m) { return m.name == old_dc; });
+    const bool old_fit = old_member != view.members.end() && old_member->healthy() &&
+                         old_is_candidate;
+    if (!old_dc.empty() && !old_fit && !memory.dc_failure_seen) {
+      memory.dc_failure_seen = clock_.Now();
+      memory.dc_failure_reason = old_member == view.members.end() ? "pod-deleted"
+                                 : !old_is_candidate ? "scaled-down"
+                                                     : UnhealthyReason(old_member->unhealthy);
+    } else if (old_fit) {
+      memory.dc_failure_seen.reset();
+      memory.dc_failure_reason.clear();
+    }
+
+    view.target = ChooseDc(view.candidates, view.lease.holder);
+    if (view.target && *view.target != old_dc && !old_dc.empty() && memory.dc_failure_seen &&
+        spec.election.failover_delay_seconds > 0) {
+      const auto waited = clock_.Now() - *memory.dc_failure_seen;
+      const auto delay = std::chrono::seconds(spec.election.failover_delay_seconds);
+      if (waited < delay) {
+        view.waiting_for_delay = true;
+        requeue_within(delay - waited);
+      }
+    }
+
+    if (view.target && !view.waiting_for_delay) {
+      const bool settled = view.labeled_dc.size() == 1 && view.labeled_dc[0] == *view.target &&
+                           view.lease_object != nullptr && view.lease.holder == *view.target;
+      if (!settled) {
+        if (Status s = MoveDc(domain, spec, view, *view.target, memory); !s.ok()) return s;
+      } else {
+        // Renew at most every leaseDuration/3 while the DC stays healthy.
+        const auto period = std::chrono::seconds(spec.election.lease_duration_seconds) / 3;
+        const auto now = clock_.WallNow();
+        const auto age = view.lease.renew_time ? now - *view.lease.renew_time : period;
+        if (age >= period) {
+          election::LeaseRecord lease = view.lease;
+          lease.renew_time = now;
+          if (Status s = WriteLease(domain, spec, lease, true); !s.ok()) return s;
+          view.lease = lease;
+          requeue_within(period);
+        } else {
+          requeue_within(std::chrono::duration_cast<Clock::Monotonic::duration>(period - age));
+        }
+      }
+    }
+
+    // Every other live member is a PC.
+    bool relabel_failed = false;
+    for (const auto& member : view.members) {
+      if (view.target && member.name == *view.target) continue;
+      if (member.role == kRolePc || member.terminating() || member.is_dc()) continue;
+      if (Status s = LabelPc(ns, member); !s.ok()) {
+        spdlog::debug("{}/{}: {}", ns, name, s.ToString());
+        relabel_failed = true;
+      }
+    }
+    if (relabel_failed) requeue_within(kRetrySoon);
+
+    if (Status s = EnsureService(domain, spec); !s.ok()) {
+      events_.Warning(events::ObjectReference::Of(domain), "ServiceFailed", s.message());
+      requeue_within(std::chrono::seconds(10));
+    }
+  }
+
+  // Status: what a user sees in `kubectl get pd`.
+  const std::string dc = view.labeled_dc.size() == 1 ? view.labeled_dc[0] : "";
+  const auto dc_member = std::find_if(view.members.begin(), view.members.end(),
+                                      [&](const Member& m) { return m.name == dc; });
+  const bool dc_healthy = dc_member != view.members.end() && dc_member->healthy();
+  int healthy = 0;
+  json members = json::array();
+  for (const auto& m : view.members) {
+    healthy += m.healthy() ? 1 : 0;
+    members.push_back({{"name", m.name},
+                       {"role", m.role.empty() ? kRolePc : m.role},
+                       {"ready", m.healthy()},
+                       {"healthy", m.healthy()},
+                       {"consecutiveFailures", 0},
+                       {"restarts", m.restarts},
+                       {"message", m.healthy() ? "" : UnhealthyReason(m.unhealthy)}});
+  }
+  const int desired = spec.managed() ? spec.replicas : static_cast<int>(view.members.size());
+  std::string phase;
+  if (spec.paused) {
+    phase = "Paused";
+  } else if (dc_healthy) {
+    phase = "Running";
+  } else if (!dc.empty() || view.waiting_for_delay) {
+    phase = healthy > 0 ? "FailingOver" : "Degraded";
+  } else {
+    phase = view.members.empty() || progressing ? "Pending" : "Degraded";
+  }
+  json status = {{"observedGeneration", generation},
+                 {"phase", phase},
+                 {"activePod", dc},
+                 {"ready", std::to_string(healthy) + "/" + std::to_string(desired)},
+                 {"epoch", view.lease.transitions},
+                 {"failovers", memory.failovers.value_or(
+                                   domain.value("/status/failovers"_json_pointer, int64_t{0}))},
+                 {"members", members}};
+  const std::string last_failover =
+      !memory.last_failover_time.empty()
+          ? memory.last_failover_time
+          : domain.value("/status/lastFailoverTime"_json_pointer, std::string());
+  if (!last_failover.empty()) status["lastFailoverTime"] = last_failover;
+  status["conditions"] = json::array(
+      {Condition("Ready", dc_healthy, dc_healthy ? "DcElected" : "NoHealthyDc",
+                 dc_healthy ? dc + " is DC" : "no healthy DC", generation),
+       Condition("Degraded", healthy < desired,
+                 healthy < desired ? "MembersUnhealthy" : "AllMembersHealthy",
+                 std::to_string(healthy) + " of " + std::to_string(desired) + " members healthy",
+                 generation),
+       Condition("Progressing", progressing || view.waiting_for_delay,
+                 view.waiting_for_delay ? "FailoverDelay" : progressing ? "Scaling" : "Stable",
+                 "", generation)});
+  ReportState(ns, name, view, healthy);
+  if (Status s = WriteStatus(domain, std::move(status)); !s.ok()) {
+    if (!s.IsConflict()) return s;
+    requeue_within(kRetrySoon);  // the domain changed meanwhile: look again
+  }
+  if (progressing) requeue_within(std::chrono::seconds(5));
+  if (requeue_after) {
+    return ReconcileResult::RequeueAfter(
+        std::chrono::duration_cast<std::chrono::milliseconds>(*requeue_after));
+  }
+  return ReconcileResult::Done();
+}
+
+}  // namespace dpcm::domain

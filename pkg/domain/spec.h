@@ -1,0 +1,58 @@
+// The ProcessDomain spec as C++ values, with defaults, and the checks a CRD schema cannot make.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pkg/status/status.h"
+
+namespace dpcm::domain {
+
+inline constexpr const char* kDomainLabel = "dpcm.io/domain";
+inline constexpr const char* kRoleLabel = "dpcm.io/role";
+inline constexpr const char* kEpochAnnotation = "dpcm.io/epoch";
+inline constexpr const char* kRoleDc = "dc";
+inline constexpr const char* kRolePc = "pc";
+
+struct ElectionSpec {
+  int lease_duration_seconds = 15;
+  int renew_deadline_seconds = 10;
+  int retry_period_seconds = 2;
+  int failover_delay_seconds = 0;
+};
+
+struct ServicePort {
+  std::string name;
+  int port = 0;
+  nlohmann::json target_port;  // number or name; null = same as port
+  std::string protocol = "TCP";
+};
+
+// Only the parts the reconciler acts on; the rest of the object stays JSON.
+struct DomainSpec {
+  int replicas = 1;
+  std::optional<nlohmann::json> pod_template;  // managed mode
+  std::map<std::string, std::string> selector;  // adopt mode (matchLabels)
+  ElectionSpec election;
+  std::vector<ServicePort> service_ports;
+  bool paused = false;
+
+  bool managed() const { return pod_template.has_value(); }
+};
+
+// A spec problem, naming the field as a user would write it ("spec.election.renewDeadlineSeconds").
+struct SpecError {
+  std::string field;
+  std::string message;
+};
+
+// Reads and validates `processdomain.spec`. Defaults fill absent fields (the CRD's
+// defaults normally did already). Anything malformed, or valid for the schema but not
+// usable (renewDeadline >= leaseDuration, a template without containers, both or
+// neither of template and selector), is a SpecError; nothing here throws.
+Result<DomainSpec> ParseSpec(const nlohmann::json& domain, SpecError* error);
+
+}  // namespace dpcm::domain

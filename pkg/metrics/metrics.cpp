@@ -1,0 +1,385 @@
+#include "pkg/metrics/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "pkg/metrics/process_collector.h"
+
+namespace dpcm::metrics {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// A family whose series all carry the labels namespace and domain first, owned shared so
+// that ForgetDomain can unlist them while a caller still holds one.
+template <typename T>
+class DomainFamily {
+ public:
+  DomainFamily(std::string name, std::string help, MetricType type,
+               std::vector<std::string> extra_label_names, std::function<std::shared_ptr<T>()> make)
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        type_(type),
+        label_names_(std::move(extra_label_names)),
+        make_(std::move(make)) {
+    label_names_.insert(label_names_.begin(), {"namespace", "domain"});
+  }
+
+  // `values` are the label values in label_names_ order.
+  std::shared_ptr<T> Get(std::vector<std::string> values) {
+    std::lock_guard lock(mutex_);
+    auto& series = series_[std::move(values)];
+    if (series == nullptr) series = make_();
+    return series;
+  }
+
+  void Forget(const std::string& ns, const std::string& domain) {
+    std::lock_guard lock(mutex_);
+    // Keys sort lexicographically, so one domain's series are contiguous.
+    auto it = series_.lower_bound({ns, domain});
+    while (it != series_.end() && it->first[0] == ns && it->first[1] == domain) {
+      it = series_.erase(it);
+    }
+  }
+
+  void CollectInto(std::vector<MetricFamily>& out) const {
+    std::lock_guard lock(mutex_);
+    if (series_.empty()) return;
+    MetricFamily family{name_, help_, type_, {}};
+    family.metric.reserve(series_.size());
+    for (const auto& [values, series] : series_) {
+      auto metric = series->Collect();
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        metric.label.push_back({label_names_[i], values[i]});
+      }
+      family.metric.push_back(std::move(metric));
+    }
+    out.push_back(std::move(family));
+  }
+
+ private:
+  const std::string name_;
+  const std::string help_;
+  const MetricType type_;
+  std::vector<std::string> label_names_;
+  const std::function<std::shared_ptr<T>()> make_;
+  mutable std::mutex mutex_;
+  std::map<std::vector<std::string>, std::shared_ptr<T>> series_;  // guarded by mutex_
+};
+
+std::function<std::shared_ptr<Histogram>()> MakeHistogram(
+    const Histogram::BucketBoundaries& buckets) {
+  return [&buckets] { return std::make_shared<Histogram>(buckets); };
+}
+
+template <typename T>
+std::function<std::shared_ptr<T>()> Make() {
+  return [] { return std::make_shared<T>(); };
+}
+
+Histogram::BucketBoundaries ExponentialBuckets(double start, double factor, int count) {
+  Histogram::BucketBoundaries buckets;
+  for (int i = 0; i < count; ++i, start *= factor) buckets.push_back(start);
+  return buckets;
+}
+
+}  // namespace
+
+const char* ReconcileOutcomeLabel(ReconcileOutcome outcome) {
+  switch (outcome) {
+    case ReconcileOutcome::kSuccess:
+      return "success";
+    case ReconcileOutcome::kError:
+      return "error";
+    case ReconcileOutcome::kRequeue:
+      return "requeue";
+    case ReconcileOutcome::kRequeueAfter:
+      return "requeue_after";
+  }
+  return "unknown";
+}
+
+const Histogram::BucketBoundaries& FailoverDurationBuckets() {
+  static const Histogram::BucketBoundaries buckets{0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                   1,    2.5,   5,    10,  20,   30};
+  return buckets;
+}
+
+const Histogram::BucketBoundaries& HealthCheckDurationBuckets() {
+  static const Histogram::BucketBoundaries buckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                   0.25,  0.5,    1,     2.5,  5,     10};
+  return buckets;
+}
+
+const Histogram::BucketBoundaries& ReconcileTimeBuckets() {
+  static const Histogram::BucketBoundaries buckets{
+      0.005, 0.01, 0.025, 0.05, 0.1,  0.15, 0.2,  0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6,
+      0.7,   0.8,  0.9,   1.0,  1.25, 1.5,  1.75, 2.0,  2.5, 3.0,  3.5, 4.0,  4.5, 5,
+      6,     7,    8,     9,    10,   15,   20,   25,   30,  40,   50,  60};
+  return buckets;
+}
+
+const Histogram::BucketBoundaries& WorkQueueDurationBuckets() {
+  static const Histogram::BucketBoundaries buckets = ExponentialBuckets(10e-9, 10, 10);
+  return buckets;
+}
+
+class Metrics::DomainFamilies {
+ public:
+  DomainFamily<Counter> failovers_total{
+      "dpcm_failovers_total",
+      "Times the domain controller (DC) of a domain moved, by reason.",
+      MetricType::Counter,
+      {"reason"},
+      Make<Counter>()};
+  DomainFamily<Histogram> failover_duration{
+      "dpcm_failover_duration_seconds",
+      "Time from a failure of the DC being seen to the new DC being labeled.",
+      MetricType::Histogram,
+      {},
+      MakeHistogram(FailoverDurationBuckets())};
+  DomainFamily<Gauge> active_pods{"dpcm_domain_active_pods",
+                                  "Pods of the domain labeled as DC (1 when healthy).",
+                                  MetricType::Gauge,
+                                  {},
+                                  Make<Gauge>()};
+  DomainFamily<Gauge> members{"dpcm_domain_members",
+                              "Members of the domain by role and health.",
+                              MetricType::Gauge,
+                              {"role", "healthy"},
+                              Make<Gauge>()};
+  DomainFamily<Counter> health_checks_total{"dpcm_health_checks_total",
+                                            "Health plugin runs by result.",
+                                            MetricType::Counter,
+                                            {"result"},
+                                            Make<Counter>()};
+  DomainFamily<Counter> pod_restarts_total{"dpcm_pod_restarts_total",
+                                           "Pods restarted by the operator, by reason.",
+                                           MetricType::Counter,
+                                           {"reason"},
+                                           Make<Counter>()};
+  DomainFamily<Gauge> epoch{"dpcm_domain_epoch",
+                            "The domain's epoch (its Lease's leaseTransitions).",
+                            MetricType::Gauge,
+                            {},
+                            Make<Gauge>()};
+
+  void Forget(const std::string& ns, const std::string& domain) {
+    failovers_total.Forget(ns, domain);
+    failover_duration.Forget(ns, domain);
+    active_pods.Forget(ns, domain);
+    members.Forget(ns, domain);
+    health_checks_total.Forget(ns, domain);
+    pod_restarts_total.Forget(ns, domain);
+    epoch.Forget(ns, domain);
+  }
+
+  void CollectInto(std::vector<MetricFamily>& out) const {
+    failovers_total.CollectInto(out);
+    failover_duration.CollectInto(out);
+    active_pods.CollectInto(out);
+    members.CollectInto(out);
+    health_checks_total.CollectInto(out);
+    pod_restarts_total.CollectInto(out);
+    epoch.CollectInto(out);
+  }
+};
+
+// The registry, the domain families and the process collector as one collectable.
+class Metrics::Exposition final : public prometheus::Collectable {
+ public:
+  Exposition(std::shared_ptr<prometheus::Registry> registry,
+             std::shared_ptr<DomainFamilies> domains,
+             std::shared_ptr<prometheus::Collectable> process)
+      : registry_(std::move(registry)),
+        domains_(std::move(domains)),
+        process_(std::move(process)) {}
+
+  std::vector<MetricFamily> Collect() const override {
+    std::vector<MetricFamily> out = registry_->Collect();
+    domains_->CollectInto(out);
+    auto process = process_->Collect();
+    out.insert(out.end(), std::make_move_iterator(process.begin()),
+               std::make_move_iterator(process.end()));
+    return out;
+  }
+
+ private:
+  const std::shared_ptr<prometheus::Registry> registry_;
+  const std::shared_ptr<DomainFamilies> domains_;
+  const std::shared_ptr<prometheus::Collectable> process_;
+};
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      health_check_duration_(prometheus::BuildHistogram()
+                                 .Name("dpcm_health_check_duration_seconds")
+                                 .Help("Time one health plugin run took.")
+                                 .Register(*registry_)
+                                 .Add({}, HealthCheckDurationBuckets())),
+      reconcile_total_(prometheus::BuildCounter()
+                           .Name("controller_runtime_reconcile_total")
+                           .Help("Total number of reconciliations per controller")
+                           .Register(*registry_)),
+      reconcile_errors_total_(prometheus::BuildCounter()
+                                  .Name("controller_runtime_reconcile_errors_total")
+                                  .Help("Total number of reconciliation errors per controller")
+                                  .Register(*registry_)),
+      reconcile_time_(prometheus::BuildHistogram()
+                          .Name("controller_runtime_reconcile_time_seconds")
+                          .Help("Length of time per reconciliation per controller")
+                          .Register(*registry_)),
+      workqueue_depth_(prometheus::BuildGauge()
+                           .Name("workqueue_depth")
+                           .Help("Current depth of workqueue")
+                           .Register(*registry_)),
+      workqueue_adds_total_(prometheus::BuildCounter()
+                                .Name("workqueue_adds_total")
+                                .Help("Total number of adds handled by workqueue")
+                                .Register(*registry_)),
+      workqueue_queue_duration_(
+          prometheus::BuildHistogram()
+              .Name("workqueue_queue_duration_seconds")
+              .Help("How long in seconds an item stays in workqueue before being requested")
+              .Register(*registry_)),
+      workqueue_work_duration_(
+          prometheus::BuildHistogram()
+              .Name("workqueue_work_duration_seconds")
+              .Help("How long in seconds processing an item from workqueue takes.")
+              .Register(*registry_)),
+      workqueue_retries_total_(prometheus::BuildCounter()
+                                   .Name("workqueue_retries_total")
+                                   .Help("Total number of retries handled by workqueue")
+                                   .Register(*registry_)),
+      leader_election_master_status_(
+          prometheus::BuildGauge()
+              .Name("leader_election_master_status")
+              .Help("Gauge of if the reporting system is master of the relevant lease, 0 "
+                    "indicates backup, 1 indicates master. 'name' is the string used to "
+                    "identify the lease.")
+              .Register(*registry_)),
+      rest_client_requests_total_(
+          prometheus::BuildCounter()
+              .Name("rest_client_requests_total")
+              .Help("Number of HTTP requests, partitioned by status code, method, and host.")
+              .Register(*registry_)),
+      domains_(std::make_shared<DomainFamilies>()),
+      process_(std::make_shared<ProcessCollector>()),
+      exposition_(std::make_shared<Exposition>(registry_, domains_, process_)) {}
+
+Metrics::~Metrics() = default;
+
+std::shared_ptr<Counter> Metrics::FailoversTotal(const std::string& ns, const std::string& domain,
+                                                 const std::string& reason) {
+  return domains_->failovers_total.Get({ns, domain, reason});
+}
+
+std::shared_ptr<Histogram> Metrics::FailoverDuration(const std::string& ns,
+                                                     const std::string& domain) {
+  return domains_->failover_duration.Get({ns, domain});
+}
+
+std::shared_ptr<Gauge> Metrics::DomainActivePods(const std::string& ns, const std::string& domain) {
+  return domains_->active_pods.Get({ns, domain});
+}
+
+std::shared_ptr<Gauge> Metrics::DomainMembers(const std::string& ns, const std::string& domain,
+                                              const std::string& role, bool healthy) {
+  return domains_->members.Get({ns, domain, role, healthy ? "true" : "false"});
+}
+
+std::shared_ptr<Counter> Metrics::HealthChecksTotal(const std::string& ns,
+                                                    const std::string& domain,
+                                                    const std::string& result) {
+  return domains_->health_checks_total.Get({ns, domain, result});
+}
+
+std::shared_ptr<Counter> Metrics::PodRestartsTotal(const std::string& ns, const std::string& domain,
+                                                   const std::string& reason) {
+  return domains_->pod_restarts_total.Get({ns, domain, reason});
+}
+
+std::shared_ptr<Gauge> Metrics::DomainEpoch(const std::string& ns, const std::string& domain) {
+  return domains_->epoch.Get({ns, domain});
+}
+
+void Metrics::ForgetDomain(const std::string& ns, const std::string& domain) {
+  domains_->Forget(ns, domain);
+}
+
+Histogram& Metrics::HealthCheckDuration() { return health_check_duration_; }
+
+void Metrics::RegisterController(const std::string& controller) {
+  for (const auto outcome : {ReconcileOutcome::kSuccess, ReconcileOutcome::kError,
+                             ReconcileOutcome::kRequeue, ReconcileOutcome::kRequeueAfter}) {
+    ReconcileTotal(controller, outcome);
+  }
+  ReconcileErrorsTotal(controller);
+  ReconcileTime(controller);
+}
+
+Counter& Metrics::ReconcileTotal(const std::string& controller, ReconcileOutcome result) {
+  return reconcile_total_.Add(
+      {{"controller", controller}, {"result", ReconcileOutcomeLabel(result)}});
+}
+
+Counter& Metrics::ReconcileErrorsTotal(const std::string& controller) {
+  return reconcile_errors_total_.Add({{"controller", controller}});
+}
+
+Histogram& Metrics::ReconcileTime(const std::string& controller) {
+  return reconcile_time_.Add({{"controller", controller}}, ReconcileTimeBuckets());
+}
+
+Gauge& Metrics::WorkQueueDepth(const std::string& name) {
+  return workqueue_depth_.Add({{"name", name}});
+}
+
+Counter& Metrics::WorkQueueAddsTotal(const std::string& name) {
+  return workqueue_adds_total_.Add({{"name", name}});
+}
+
+Histogram& Metrics::WorkQueueQueueDuration(const std::string& name) {
+  return workqueue_queue_duration_.Add({{"name", name}}, WorkQueueDurationBuckets());
+}
+
+Histogram& Metrics::WorkQueueWorkDuration(const std::string& name) {
+  return workqueue_work_duration_.Add({{"name", name}}, WorkQueueDurationBuckets());
+}
+
+Counter& Metrics::WorkQueueRetriesTotal(const std::string& name) {
+  return workqueue_retries_total_.Add({{"name", name}});
+}
+
+Gauge& Metrics::LeaderElectionMasterStatus(const std::string& name) {
+  return leader_election_master_status_.Add({{"name", name}});
+}
+
+Counter& Metrics::RestClientRequestsTotal(const std::string& code, const std::string& method,
+                                          const std::string& host) {
+  return rest_client_requests_total_.Add({{"code", code}, {"method", method}, {"host", host}});
+}
+
+std::function<void(std::string_view, int)> Metrics::RestClientRequestObserver(std::string host) {
+  return [this, host = std::move(host)](std::string_view method, int http_status) {
+    const std::string code = http_status > 0 ? std::to_string(http_status) : "<error>";
+    RestClientRequestsTotal(code, std::string(method), host).Increment();
+  };
+}
+
+std::vector<MetricFamily> Metrics::Collect() const { return exposition_->Collect(); }
+
+std::string Metrics::RenderText() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, Collect());
+  return out.str();
+}
+
+}  // namespace dpcm::metrics

@@ -1,0 +1,170 @@
+#include "pkg/workqueue/workqueue.h"
+
+namespace dpcm::workqueue {
+
+WorkQueue::WorkQueue(WorkQueueOptions options)
+    : name_(std::move(options.name)),
+      clock_(options.clock != nullptr ? *options.clock : RealClock::Instance()),
+      rate_limiter_(options.rate_limiter != nullptr ? std::move(options.rate_limiter)
+                                                    : DefaultControllerRateLimiter(clock_)),
+      observer_(std::move(options.observer)),
+      timer_([this] { TimerLoop(); }) {}
+
+WorkQueue::~WorkQueue() {
+  ShutDown();
+  if (timer_.joinable()) timer_.join();
+}
+
+void WorkQueue::Add(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  AddLocked(key, clock_.Now());
+}
+
+void WorkQueue::AddLocked(const std::string& key, TimePoint now) {
+  if (shutting_down_) return;
+  if (!dirty_.insert(key).second) return;  // already waiting
+  if (observer_ != nullptr) {
+    observer_->OnAdd();
+    added_at_.try_emplace(key, now);
+    ReportDepthLocked();
+  }
+  if (processing_.contains(key)) return;  // queued again by Done
+  queue_.push_back(key);
+  ready_.notify_one();
+}
+
+std::optional<std::string> WorkQueue::Get() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (shutting_down_) return std::nullopt;
+    if (queue_.empty()) ReleaseDueLocked(clock_.Now());
+    if (!queue_.empty()) break;
+    ready_.wait(lock);
+  }
+  std::string key = std::move(queue_.front());
+  queue_.pop_front();
+  dirty_.erase(key);
+  processing_.insert(key);
+  if (observer_ != nullptr) {
+    const auto now = clock_.Now();
+    if (const auto it = added_at_.find(key); it != added_at_.end()) {
+      observer_->OnQueueLatency(now - it->second);
+      added_at_.erase(it);
+    }
+    started_at_[key] = now;
+    ReportDepthLocked();
+  }
+  return key;
+}
+
+void WorkQueue::Done(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  if (processing_.erase(key) == 0) return;
+  if (observer_ != nullptr) {
+    if (const auto it = started_at_.find(key); it != started_at_.end()) {
+      observer_->OnWorkDuration(clock_.Now() - it->second);
+      started_at_.erase(it);
+    }
+  }
+  if (!shutting_down_ && dirty_.contains(key)) {
+    queue_.push_back(key);
+    ready_.notify_one();
+  }
+}
+
+void WorkQueue::AddAfter(const std::string& key, Duration delay) {
+  std::lock_guard lock(mutex_);
+  AddAfterLocked(key, delay, clock_.Now());
+}
+
+void WorkQueue::AddAfterLocked(const std::string& key, Duration delay, TimePoint now) {
+  if (shutting_down_) return;
+  if (delay <= Duration::zero()) {
+    AddLocked(key, now);
+    return;
+  }
+  const TimePoint due = now + delay;
+  const auto [it, inserted] = delayed_due_.try_emplace(key, due);
+  if (!inserted) {
+    if (it->second <= due) return;  // already due sooner
+    delayed_.erase({it->second, key});
+    it->second = due;
+  }
+  const bool earliest = delayed_.empty() || due < delayed_.begin()->first;
+  delayed_.emplace(due, key);
+  if (earliest) {
+    timer_interrupt_.request_stop();
+    timer_changed_.notify_one();
+  }
+}
+
+void WorkQueue::AddRateLimited(const std::string& key) {
+  if (ShuttingDown()) return;
+  const Duration delay = rate_limiter_->When(key);
+  std::lock_guard lock(mutex_);
+  if (shutting_down_) return;
+  if (observer_ != nullptr) observer_->OnRetry();
+  AddAfterLocked(key, delay, clock_.Now());
+}
+
+void WorkQueue::Forget(const std::string& key) { rate_limiter_->Forget(key); }
+
+int WorkQueue::NumRequeues(const std::string& key) const { return rate_limiter_->NumRequeues(key); }
+
+void WorkQueue::ShutDown() {
+  std::lock_guard lock(mutex_);
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  queue_.clear();
+  dirty_.clear();
+  added_at_.clear();
+  delayed_.clear();
+  delayed_due_.clear();
+  if (observer_ != nullptr) ReportDepthLocked();
+  ready_.notify_all();
+  timer_interrupt_.request_stop();
+  timer_changed_.notify_all();
+}
+
+bool WorkQueue::ShuttingDown() const {
+  std::lock_guard lock(mutex_);
+  return shutting_down_;
+}
+
+std::size_t WorkQueue::Len() {
+  std::lock_guard lock(mutex_);
+  if (!shutting_down_) ReleaseDueLocked(clock_.Now());
+  return queue_.size();
+}
+
+void WorkQueue::ReleaseDueLocked(TimePoint now) {
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    const std::string key = delayed_.begin()->second;
+    delayed_.erase(delayed_.begin());
+    delayed_due_.erase(key);
+    AddLocked(key, now);
+  }
+}
+
+void WorkQueue::ReportDepthLocked() const { observer_->OnDepth(dirty_.size()); }
+
+void WorkQueue::TimerLoop() {
+  std::unique_lock lock(mutex_);
+  while (!shutting_down_) {
+    const TimePoint now = clock_.Now();
+    ReleaseDueLocked(now);
+    if (delayed_.empty()) {
+      timer_changed_.wait(lock);
+      continue;
+    }
+    const Duration wait = delayed_.begin()->first - now;
+    // A fresh source per sleep: AddAfter of an earlier key and ShutDown cut it short.
+    timer_interrupt_ = std::stop_source();
+    const std::stop_token interrupted = timer_interrupt_.get_token();
+    lock.unlock();
+    clock_.SleepFor(wait, interrupted);
+    lock.lock();
+  }
+}
+
+}  // namespace dpcm::workqueue

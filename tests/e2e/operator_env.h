@@ -1,0 +1,46 @@
+// The e2e world: the local control plane plus dpcm's CRD, the pod simulator and the operator.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "pkg/client/api_client.h"
+#include "tests/support/process.h"
+
+namespace dpcm::testing {
+
+// Started once per test process (lazily) and stopped at exit: applies the CRD with
+// kubectl, then runs dpcm-podsim and dpcm-operator from the build's bin/ directory with
+// logs under $DPCM_TESTENV_DIR/e2e-logs/.
+class OperatorEnv {
+ public:
+  static OperatorEnv& Get();
+  ~OperatorEnv();
+
+  client::ApiClient& api() { return *api_; }
+  // A ProcessDomain running the sample app: `replicas` pods, readiness on /healthz
+  // probed every second, failing after one miss.
+  static nlohmann::json SampleDomain(const std::string& name, int replicas);
+  // SIGKILLs the container process of a pod (the simulator records its pid).
+  Status KillPodProcess(const std::string& ns, const std::string& pod);
+  // POSTs to the sample app in `pod` (e.g. "/admin/unhealthy").
+  Status PostToApp(const std::string& ns, const std::string& pod, const std::string& path);
+  // Runs kubectl with the test kubeconfig; returns stdout.
+  Result<std::string> Kubectl(const std::vector<std::string>& args);
+  // Stops and restarts the operator process (e.g. to test that it resumes).
+  Status RestartOperator();
+  const std::string& log_dir() const { return log_dir_; }
+
+ private:
+  OperatorEnv();
+  Status StartOperator();
+
+  std::unique_ptr<client::ApiClient> api_;
+  std::string log_dir_;
+  std::string sim_state_dir_;
+  std::unique_ptr<ManagedProcess> podsim_;
+  std::unique_ptr<ManagedProcess> operator_;
+};
+
+}  // namespace dpcm::testing

@@ -1,0 +1,333 @@
+// Controller: one worker per request, outcome -> queue action -> metric, exceptions,
+// shutdown. Time is a FakeClock; workers are real threads.
+#include "pkg/controller/controller.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pkg/clock/clock.h"
+#include "pkg/metrics/metrics.h"
+
+namespace dpcm::controller {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool Eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// The value of the counter or gauge `name{labels}` (or a histogram's sample count) as a
+// scrape would show it; -1 when there is no such series.
+double Sample(const metrics::Metrics& metrics, const std::string& name,
+              const std::map<std::string, std::string>& labels) {
+  for (const auto& family : metrics.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& metric : family.metric) {
+      std::map<std::string, std::string> have;
+      for (const auto& label : metric.label) have[label.name] = label.value;
+      if (have != labels) continue;
+      switch (family.type) {
+        case prometheus::MetricType::Counter:
+          return metric.counter.value;
+        case prometheus::MetricType::Gauge:
+          return metric.gauge.value;
+        case prometheus::MetricType::Histogram:
+          return static_cast<double>(metric.histogram.sample_count);
+        default:
+          return -1;
+      }
+    }
+  }
+  return -1;
+}
+
+double Reconciles(const metrics::Metrics& metrics, const std::string& result) {
+  return Sample(metrics, "controller_runtime_reconcile_total",
+                {{"controller", "test"}, {"result", result}});
+}
+
+// A reconciler whose answer for each call is given by a function of the call number.
+class ScriptedReconciler final : public Reconciler {
+ public:
+  using Script = std::function<Result<ReconcileResult>(int call, const Request& request)>;
+  explicit ScriptedReconciler(Script script) : script_(std::move(script)) {}
+
+  Result<ReconcileResult> Reconcile(const Request& request, const std::stop_token&) override {
+    const int call = ++calls;
+    {
+      std::lock_guard lock(mutex);
+      requests.push_back(request);
+    }
+    return script_(call, request);
+  }
+
+  std::atomic<int> calls{0};
+  std::mutex mutex;
+  std::vector<Request> requests;  // guarded by mutex
+
+ private:
+  Script script_;
+};
+
+// A controller named "test" on a FakeClock with metrics, running on its own thread.
+struct Harness {
+  explicit Harness(ScriptedReconciler::Script script, int workers = 2)
+      : reconciler(std::move(script)), controller(Options(workers), reconciler) {
+    runner = std::jthread([this](std::stop_token stop) { run_status = controller.Run(stop); });
+  }
+  ~Harness() {
+    runner.request_stop();
+    runner.join();
+    CHECK(run_status.ok());
+  }
+
+  ControllerOptions Options(int workers) {
+    ControllerOptions options;
+    options.name = "test";
+    options.workers = workers;
+    options.clock = &clock;
+    options.metrics = &metrics;
+    return options;
+  }
+
+  // Advances the FakeClock in `step`s until `condition` holds (the queue's timer thread
+  // wakes a blocked worker asynchronously). Gives up after 2000 steps.
+  bool AdvanceUntil(const std::function<bool()>& condition, std::chrono::milliseconds step) {
+    for (int i = 0; i < 2000; ++i) {
+      if (condition()) return true;
+      clock.Advance(step);
+      std::this_thread::sleep_for(200us);
+    }
+    return condition();
+  }
+
+  FakeClock clock;
+  metrics::Metrics metrics;
+  ScriptedReconciler reconciler;
+  Controller controller;
+  Status run_status;
+  std::jthread runner;
+};
+
+TEST_CASE("Request keys are ns/name, or the name alone when cluster-scoped") {
+  CHECK(Request{"default", "db"}.Key() == "default/db");
+  CHECK(Request{"", "node-1"}.Key() == "node-1");
+  CHECK(Request::FromKey("default/db") == Request{"default", "db"});
+  CHECK(Request::FromKey("node-1") == Request{"", "node-1"});
+  const Request request{"team-a", "cache"};
+  CHECK(Request::FromKey(request.Key()) == request);
+}
+
+TEST_CASE("ReconcileResult factories say what they mean") {
+  CHECK_FALSE(ReconcileResult::Done().requeue);
+  CHECK_FALSE(ReconcileResult::Done().requeue_after.has_value());
+  CHECK(ReconcileResult::Requeue().requeue);
+  CHECK(ReconcileResult::RequeueAfter(3s).requeue_after == 3000ms);
+}
+
+TEST_CASE("Controller never reconciles one request on two workers at once") {
+  std::mutex mutex;
+  std::map<std::string, int> in_flight;  // guarded by mutex
+  std::atomic<bool> overlap{false};
+  std::atomic<int> running{0};
+  std::atomic<int> most_running{0};
+  std::atomic<int> calls{0};
+
+  class OverlapRecorder final : public Reconciler {
+   public:
+    explicit OverlapRecorder(std::function<void(const Request&)> body) : body_(std::move(body)) {}
+    Result<ReconcileResult> Reconcile(const Request& request, const std::stop_token&) override {
+      body_(request);
+      return ReconcileResult::Done();
+    }
+
+   private:
+    std::function<void(const Request&)> body_;
+  } reconciler([&](const Request& request) {
+    const std::string key = request.Key();
+    {
+      std::lock_guard lock(mutex);
+      if (++in_flight[key] > 1) overlap = true;
+    }
+    const int now_running = ++running;
+    int most = most_running.load();
+    while (now_running > most && !most_running.compare_exchange_weak(most, now_running)) {
+    }
+    std::this_thread::sleep_for(200us);
+    --running;
+    {
+      std::lock_guard lock(mutex);
+      --in_flight[key];
+    }
+    ++calls;
+  });
+
+  ControllerOptions options;
+  options.name = "overlap";
+  options.workers = 4;
+  Controller controller(std::move(options), reconciler);
+  std::jthread runner([&](std::stop_token stop) { CHECK(controller.Run(stop).ok()); });
+
+  std::vector<std::jthread> producers;
+  for (int p = 0; p < 2; ++p) {
+    producers.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) {
+        for (int k = 0; k < 6; ++k) controller.Enqueue({"ns", "domain-" + std::to_string(k)});
+      }
+    });
+  }
+  producers.clear();  // joined
+  CHECK(Eventually([&] { return controller.queue().Len() == 0 && running.load() == 0; }));
+  runner.request_stop();
+  runner.join();
+  CHECK_FALSE(overlap.load());
+  CHECK(calls.load() >= 6);
+  CHECK(most_running.load() >= 2);  // the workers did run in parallel on different keys
+}
+
+TEST_CASE("Controller retries an error with backoff and counts it as an error") {
+  Harness h([](int call, const Request&) -> Result<ReconcileResult> {
+    if (call <= 2) return Status::Conflict("stale resourceVersion");
+    return ReconcileResult::Done();
+  });
+  h.controller.Enqueue({"ns", "a"});
+  REQUIRE(Eventually([&] { return Reconciles(h.metrics, "error") == 1; }));
+  CHECK(Sample(h.metrics, "controller_runtime_reconcile_errors_total", {{"controller", "test"}}) ==
+        1);
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 1);
+  CHECK(h.reconciler.calls == 1);
+  // The retry waits for the 5 ms backoff, then the 10 ms one.
+  REQUIRE(h.AdvanceUntil([&] { return Reconciles(h.metrics, "error") == 2; }, 1ms));
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 2);
+  REQUIRE(h.AdvanceUntil([&] { return Reconciles(h.metrics, "success") == 1; }, 1ms));
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 0);  // forgotten on success
+  CHECK(h.reconciler.calls == 3);
+  CHECK(Sample(h.metrics, "controller_runtime_reconcile_errors_total", {{"controller", "test"}}) ==
+        2);
+  CHECK(Sample(h.metrics, "controller_runtime_reconcile_time_seconds", {{"controller", "test"}}) ==
+        3);
+  CHECK(Reconciles(h.metrics, "requeue") == 0);
+  CHECK(Reconciles(h.metrics, "requeue_after") == 0);
+}
+
+TEST_CASE("Controller treats a reconciler that throws as an error and keeps running") {
+  Harness h([](int call, const Request&) -> Result<ReconcileResult> {
+    if (call == 1) throw std::runtime_error("bad input");
+    return ReconcileResult::Done();
+  });
+  h.controller.Enqueue({"ns", "a"});
+  REQUIRE(Eventually([&] { return Reconciles(h.metrics, "error") == 1; }));
+  CHECK(Sample(h.metrics, "controller_runtime_reconcile_errors_total", {{"controller", "test"}}) ==
+        1);
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 1);
+  REQUIRE(h.AdvanceUntil([&] { return Reconciles(h.metrics, "success") == 1; }, 1ms));
+  CHECK(h.reconciler.calls == 2);
+}
+
+TEST_CASE("Controller reconciles again after requeue_after, and resets the backoff") {
+  Harness h([](int call, const Request&) -> Result<ReconcileResult> {
+    if (call == 1) return Status::Transport("connection refused");
+    if (call == 2) return ReconcileResult::RequeueAfter(1s);
+    return ReconcileResult::Done();
+  });
+  h.controller.Enqueue({"ns", "a"});
+  REQUIRE(Eventually([&] { return Reconciles(h.metrics, "error") == 1; }));
+  REQUIRE(h.AdvanceUntil([&] { return Reconciles(h.metrics, "requeue_after") == 1; }, 1ms));
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 0);  // Forget
+  h.clock.Advance(900ms);
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.reconciler.calls == 2);  // not before the delay
+  REQUIRE(h.AdvanceUntil([&] { return Reconciles(h.metrics, "success") == 1; }, 10ms));
+  CHECK(h.reconciler.calls == 3);
+}
+
+TEST_CASE("Controller requeue goes through the rate limiter and counts as requeue") {
+  Harness h([](int call, const Request&) -> Result<ReconcileResult> {
+    if (call <= 2) return ReconcileResult::Requeue();
+    return ReconcileResult::Done();
+  });
+  h.controller.Enqueue({"ns", "a"});
+  REQUIRE(Eventually([&] { return Reconciles(h.metrics, "requeue") == 1; }));
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 1);
+  REQUIRE(h.AdvanceUntil([&] { return Reconciles(h.metrics, "requeue") == 2; }, 1ms));
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 2);
+  REQUIRE(h.AdvanceUntil([&] { return Reconciles(h.metrics, "success") == 1; }, 1ms));
+  CHECK(h.controller.queue().NumRequeues("ns/a") == 0);
+  CHECK(Reconciles(h.metrics, "error") == 0);
+  CHECK(Sample(h.metrics, "controller_runtime_reconcile_errors_total", {{"controller", "test"}}) ==
+        0);
+}
+
+TEST_CASE("Controller done forgets the request and does not reconcile it again") {
+  Harness h([](int, const Request&) -> Result<ReconcileResult> { return ReconcileResult::Done(); });
+  CHECK(Reconciles(h.metrics, "success") == 0);  // registered at zero
+  h.controller.Enqueue({"ns", "a"});
+  h.controller.Enqueue({"ns", "b"});
+  REQUIRE(Eventually([&] { return Reconciles(h.metrics, "success") == 2; }));
+  h.clock.Advance(1h);
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.reconciler.calls == 2);
+  std::lock_guard lock(h.reconciler.mutex);
+  REQUIRE(h.reconciler.requests.size() == 2);
+  CHECK((h.reconciler.requests[0] == Request{"ns", "a"} ||
+         h.reconciler.requests[1] == Request{"ns", "a"}));
+}
+
+TEST_CASE("Controller EnqueueAfter reconciles only once the delay has passed") {
+  Harness h([](int, const Request&) -> Result<ReconcileResult> { return ReconcileResult::Done(); });
+  h.controller.EnqueueAfter({"ns", "a"}, 2s);
+  h.clock.Advance(1500ms);
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.reconciler.calls == 0);
+  REQUIRE(h.AdvanceUntil([&] { return h.reconciler.calls == 1; }, 10ms));
+}
+
+TEST_CASE("Controller Run stops a long reconcile through its stop token, and runs once") {
+  class WaitsForStop final : public Reconciler {
+   public:
+    Result<ReconcileResult> Reconcile(const Request&, const std::stop_token& stop) override {
+      started = true;
+      std::mutex mutex;
+      std::condition_variable_any never;
+      std::unique_lock lock(mutex);
+      never.wait(lock, stop, [] { return false; });
+      return Status::Cancelled("stopping");
+    }
+    std::atomic<bool> started{false};
+  } reconciler;
+  ControllerOptions options;
+  options.name = "stoppable";
+  Controller controller(std::move(options), reconciler);
+  std::stop_source stop;
+  Status status = Status::Internal("not run");
+  std::jthread runner([&] { status = controller.Run(stop.get_token()); });
+  controller.Enqueue({"ns", "a"});
+  REQUIRE(Eventually([&] { return reconciler.started.load(); }));
+  stop.request_stop();
+  runner.join();
+  CHECK(status.ok());
+  CHECK(controller.queue().ShuttingDown());
+  CHECK(controller.Run(stop.get_token()).code() == StatusCode::kInternal);
+  controller.Enqueue({"ns", "b"});  // ignored after Run
+  CHECK(controller.queue().Len() == 0);
+}
+
+}  // namespace
+}  // namespace dpcm::controller
