@@ -3,25 +3,31 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "pkg/metrics/metrics.h"
 #include "pkg/status/status.h"
 
-namespace prometheus {
-class Exposer;
-}  // namespace prometheus
+namespace httplib {
+class Server;
+}  // namespace httplib
 
 namespace dpcm::metrics {
 
-// The --metrics-bind-address endpoint: prometheus-cpp's Exposer (civetweb) on its own
-// threads, answering GET /metrics with Metrics::Collect() in the text format.
+// The --metrics-bind-address endpoint: a small HTTP server on its own threads answering
+// GET /metrics with Metrics::RenderText() (text format 0.0.4). One request per connection,
+// so Stop() never waits for an idle keep-alive connection.
+//
+// (prometheus::Exposer can bind port 0 and report it too, but its civetweb takes two
+// seconds to stop once it has served any request; cpp-httplib stops at once.)
 class MetricsServer {
  public:
-  // Starts serving `metrics` on `address`: ":8080" (every IPv4 interface),
-  // "0.0.0.0:8080", "127.0.0.1:8080", or port 0 for an ephemeral port (see port()).
+  // Starts serving `metrics` on `address`: ":8080" (every interface), "0.0.0.0:8080",
+  // "127.0.0.1:8080", "[::1]:8080", or port 0 for an ephemeral port (see port()).
   // Fails with kConfig when the address is malformed and kTransport when it cannot be
-  // bound. `metrics` must outlive the server.
-  static Result<std::unique_ptr<MetricsServer>> Start(const std::string& address, Metrics& metrics);
+  // bound (e.g. the port is taken). `metrics` must outlive the server.
+  static Result<std::unique_ptr<MetricsServer>> Start(const std::string& address,
+                                                      const Metrics& metrics);
   // Stops serving.
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
@@ -29,15 +35,17 @@ class MetricsServer {
 
   // The bound port (the real one when 0 was asked for).
   int port() const { return port_; }
-  // Stops accepting connections and waits for requests in progress. Safe to call more
-  // than once; port() keeps its value.
+  // Stops accepting connections, lets requests in progress finish, and joins the server's
+  // threads. Safe to call more than once; not concurrently with itself. port() keeps its
+  // value.
   void Stop();
 
  private:
-  MetricsServer(std::unique_ptr<prometheus::Exposer> exposer, int port);
+  MetricsServer(std::unique_ptr<httplib::Server> server, int port);
 
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<httplib::Server> server_;
   int port_;
+  std::thread thread_;  // runs the accept loop
 };
 
 }  // namespace dpcm::metrics

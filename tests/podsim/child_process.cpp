@@ -111,7 +111,7 @@ void ChildReaper::Start() {
 
 void ChildReaper::ChildStarted() {
   std::lock_guard lock(mutex_);
-  ++children_;
+  ++spawns_;
   changed_.notify_all();
 }
 
@@ -125,25 +125,23 @@ void ChildReaper::Stop() {
 
 void ChildReaper::Run(const std::stop_token& stop) {
   while (true) {
+    uint64_t seen = 0;
     {
-      std::unique_lock lock(mutex_);
-      changed_.wait(lock, stop, [this] { return children_ > 0; });
-      if (children_ == 0) return;  // stopped with nothing left to reap
+      std::lock_guard lock(mutex_);
+      seen = spawns_;
     }
     int wait_status = 0;
     const pid_t pid = ::waitpid(-1, &wait_status, 0);
     if (pid > 0) {
-      if (!WIFEXITED(wait_status) && !WIFSIGNALED(wait_status)) continue;
-      {
-        std::lock_guard lock(mutex_);
-        if (children_ > 0) --children_;
-      }
-      on_exit_(pid, wait_status);
+      if (WIFEXITED(wait_status) || WIFSIGNALED(wait_status)) on_exit_(pid, wait_status);
     } else if (errno == ECHILD) {
-      std::lock_guard lock(mutex_);
-      children_ = 0;
+      // No children: sleep until one is started (a spawn after `seen` was read wakes
+      // this at once) or the reaper is stopped.
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, stop, [this, seen] { return spawns_ != seen; });
+      if (spawns_ == seen) return;  // stopped
     }
-    // EINTR: try again.
+    // EINTR: wait again.
   }
 }
 

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <stop_token>
@@ -35,9 +36,11 @@ void SignalProcess(pid_t pid, int signal);
 // Describes a waitpid() status: "exit code 3" or "signal 9 (Killed)".
 std::string DescribeWaitStatus(int wait_status);
 
-// A thread that blocks in waitpid(-1) and reports each exited child at once. It sleeps
-// on a condition variable while there are no children, so it never polls. Every child
-// of the process is reaped here: nothing else may call wait*().
+// A thread that blocks in waitpid(-1) and reports each exited child at once. When the
+// kernel says there are no children (ECHILD) it sleeps until ChildStarted() is called, so
+// it never polls. Every child of the process is reaped here: nothing else may wait for
+// children (posix_spawn's own wait for a child that failed to exec may lose the race;
+// that is harmless).
 class ChildReaper {
  public:
   // Called on the reaper's thread for every exited child.
@@ -49,10 +52,10 @@ class ChildReaper {
   ChildReaper& operator=(const ChildReaper&) = delete;
 
   void Start();
-  // Tells the reaper that one more child exists (call after each successful spawn).
+  // Wakes the reaper if it sleeps for want of children (call after each spawn).
   void ChildStarted();
-  // Returns once every child has been reaped and the thread has ended. The caller
-  // must have made the children exit (or be sure they will).
+  // Returns once the thread has ended: at once when there are no children, else when
+  // the last one has exited. The caller must have made the children exit.
   void Stop();
 
  private:
@@ -61,7 +64,7 @@ class ChildReaper {
   ExitHandler on_exit_;
   std::mutex mutex_;
   std::condition_variable_any changed_;
-  int children_ = 0;  // guarded by mutex_
+  uint64_t spawns_ = 0;  // guarded by mutex_; counts ChildStarted() calls
   std::jthread thread_;
 };
 

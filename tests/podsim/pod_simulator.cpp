@@ -280,6 +280,11 @@ std::optional<milliseconds> PodSimulator::Reconcile(const std::string& key) {
     } else if (written.status().IsNotFound() || written.status().IsConflict()) {
       spdlog::info("pod {}: status not written, the pod is gone: {}", key,
                    written.status().message());
+    } else if (written.status().IsInvalid()) {
+      // A uid that no longer matches (the pod was replaced) also lands here.
+      status_ok = false;
+      spdlog::error("pod {}: status rejected: {}", key, written.status().ToString());
+      actions.RequeueAfter(milliseconds(5000));
     } else {
       status_ok = false;
       spdlog::warn("pod {}: status write failed: {}", key, written.status().ToString());
@@ -635,7 +640,8 @@ void PodSimulator::OnChildExit(pid_t pid, int wait_status) {
   std::lock_guard lock(mutex_);
   const auto owner = uid_by_pid_.find(pid);
   if (owner == uid_by_pid_.end()) {
-    spdlog::warn("reaped unknown child pid {} ({})", pid, DescribeWaitStatus(wait_status));
+    // A child that failed to exec (posix_spawn reports that itself), or a stray.
+    spdlog::debug("reaped child pid {} of no pod ({})", pid, DescribeWaitStatus(wait_status));
     return;
   }
   PodRuntime& rt = *runtimes_.at(owner->second);
@@ -681,7 +687,10 @@ void PodSimulator::OnChildExit(pid_t pid, int wait_status) {
 }
 
 void PodSimulator::WritePidFile(const PodRuntime& rt) const {
-  const auto tmp = rt.pid_path.string() + ".tmp";
+  // Written aside and renamed, so that a reader never sees half a number. The temporary
+  // name is short: "<pod>.pid.tmp" may not fit in NAME_MAX.
+  const auto tmp =
+      (rt.pid_path.parent_path() / (".podsim-" + std::to_string(::getpid()) + ".tmp")).string();
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << rt.pid << "\n";

@@ -82,7 +82,7 @@ TEST_CASE("$(VAR) expansion follows Kubernetes") {
 }
 
 TEST_CASE("a container's launch: argv without a shell, env with fieldRefs and POD_*") {
-  const Json pod = Json::parse(R"({
+  const Json pod = Json::parse(R"json({
     "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "demo"}},
     "spec": {"containers": [{
       "name": "c", "image": "i", "command": ["app", "--name=$(MY_NAME)"], "args": ["; rm -rf /"],
@@ -93,31 +93,31 @@ TEST_CASE("a container's launch: argv without a shell, env with fieldRefs and PO
         {"name": "GREETING", "value": "hi $(MY_NAME)"},
         {"name": "HOME", "value": "/nowhere"}]}]
 }
-})");
+})json");
   const PodFacts facts{"p", "ns", "u", "node", "127.1.0.7", "127.0.0.1"};
-auto launch = BuildLaunch(pod, pod["spec"]["containers"][0], facts, {"HOME=/root", "PATH=/bin"});
-REQUIRE(launch.ok());
-CHECK(launch->argv == std::vector<std::string>{"app", "--name=p", "; rm -rf /"});
-auto has = [&](const std::string& entry) {
-  return std::find(launch->env.begin(), launch->env.end(), entry) != launch->env.end();
-};
-CHECK(has("HOME=/nowhere"));
-CHECK_FALSE(has("HOME=/root"));
-CHECK(has("PATH=/bin"));
-CHECK(has("IP=127.1.0.7"));
-CHECK(has("APP=demo"));
-CHECK(has("GREETING=hi p"));
-CHECK(has("POD_NAME=p"));
-CHECK(has("POD_NAMESPACE=ns"));
-CHECK(has("POD_IP=127.1.0.7"));
+  auto launch = BuildLaunch(pod, pod["spec"]["containers"][0], facts, {"HOME=/root", "PATH=/bin"});
+  REQUIRE(launch.ok());
+  CHECK(launch->argv == std::vector<std::string>{"app", "--name=p", "; rm -rf /"});
+  auto has = [&](const std::string& entry) {
+    return std::find(launch->env.begin(), launch->env.end(), entry) != launch->env.end();
+  };
+  CHECK(has("HOME=/nowhere"));
+  CHECK_FALSE(has("HOME=/root"));
+  CHECK(has("PATH=/bin"));
+  CHECK(has("IP=127.1.0.7"));
+  CHECK(has("APP=demo"));
+  CHECK(has("GREETING=hi p"));
+  CHECK(has("POD_NAME=p"));
+  CHECK(has("POD_NAMESPACE=ns"));
+  CHECK(has("POD_IP=127.1.0.7"));
 
-Json secret = pod;
-secret["spec"]["containers"][0]["env"] =
-    Json::parse(R"([{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])");
-CHECK_FALSE(BuildLaunch(secret, secret["spec"]["containers"][0], facts, {}).ok());
-Json no_command = pod;
-no_command["spec"]["containers"][0].erase("command");
-CHECK_FALSE(BuildLaunch(no_command, no_command["spec"]["containers"][0], facts, {}).ok());
+  Json secret = pod;
+  secret["spec"]["containers"][0]["env"] =
+      Json::parse(R"([{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])");
+  CHECK_FALSE(BuildLaunch(secret, secret["spec"]["containers"][0], facts, {}).ok());
+  Json no_command = pod;
+  no_command["spec"]["containers"][0].erase("command");
+  CHECK_FALSE(BuildLaunch(no_command, no_command["spec"]["containers"][0], facts, {}).ok());
 }
 
 TEST_CASE("probes: defaults, named ports, unsupported handlers") {

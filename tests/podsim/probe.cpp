@@ -112,7 +112,7 @@ bool RunHttpProbe(const ProbeSpec& spec, std::string& message) {
     result = client.Get(spec.path, headers);
   }
   if (!result) {
-    message = "Get " + spec.Describe() + ": " + httplib::to_string(result.error());
+    message = "GET " + spec.Url() + ": " + httplib::to_string(result.error());
     return false;
   }
   if (result->status >= 200 && result->status < 400) return true;
@@ -122,10 +122,14 @@ bool RunHttpProbe(const ProbeSpec& spec, std::string& message) {
 
 }  // namespace
 
+std::string ProbeSpec::Url() const {
+  return std::string(scheme == "HTTPS" ? "https" : "http") + "://" + host + ":" +
+         std::to_string(port) + path;
+}
+
 std::string ProbeSpec::Describe() const {
   if (kind == Kind::kTcpSocket) return "tcp-socket " + host + ":" + std::to_string(port);
-  std::string lower = scheme == "HTTPS" ? "https" : "http";
-  return "http-get " + lower + "://" + host + ":" + std::to_string(port) + path;
+  return "http-get " + Url();
 }
 
 Result<std::optional<ProbeSpec>> ParseProbe(const Json& probe, const Json& container,

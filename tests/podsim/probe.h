@@ -35,6 +35,7 @@ struct ProbeSpec {
   int failure_threshold = 3;
 
   std::string Describe() const;  // "http-get http://127.1.0.1:8080/healthz"
+  std::string Url() const;       // "http://127.1.0.1:8080/healthz"
 };
 
 // Parses `probe` (a core/v1 Probe) of `container` for a pod at `pod_ip`. The period is

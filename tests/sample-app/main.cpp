@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,6 +28,7 @@
 namespace {
 
 using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;  // keeps keys in the documented order
 
 constexpr const char* kUsage = R"(Usage: dpcm-sample-app [--port N] [--bind ADDR] [--name NAME]
   --port N      listen port (default 8080)
@@ -72,29 +74,29 @@ class SampleApp {
     });
     server.Get("/role", [this](const httplib::Request&, httplib::Response& res) {
       std::lock_guard lock(role_mutex_);
-      res.set_content(Json{{"role", role_}, {"epoch", epoch_}, {"pod", name_}}.dump(),
+      res.set_content(OrderedJson{{"role", role_}, {"epoch", epoch_}, {"pod", name_}}.dump(),
                       "application/json");
     });
-    server.Post("/dpcm/role", [this](const httplib::Request& req, httplib::Response& res) {
+    posts_["/dpcm/role"] = [this](const httplib::Request& req, httplib::Response& res) {
       HandleRole(req, res);
-    });
-    server.Post("/admin/unhealthy", [this](const httplib::Request&, httplib::Response& res) {
+    };
+    posts_["/admin/unhealthy"] = [this](const httplib::Request&, httplib::Response& res) {
       healthy_ = false;
       Log("admin: unhealthy");
       res.set_content("unhealthy\n", "text/plain");
-    });
-    server.Post("/admin/healthy", [this](const httplib::Request&, httplib::Response& res) {
+    };
+    posts_["/admin/healthy"] = [this](const httplib::Request&, httplib::Response& res) {
       healthy_ = true;
       SetHung(false);
       Log("admin: healthy");
       res.set_content("healthy\n", "text/plain");
-    });
-    server.Post("/admin/hang", [this](const httplib::Request&, httplib::Response& res) {
+    };
+    posts_["/admin/hang"] = [this](const httplib::Request&, httplib::Response& res) {
       SetHung(true);
       Log("admin: hang (/healthz stops answering for 60 s per request)");
       res.set_content("hanging\n", "text/plain");
-    });
-    server.Post("/admin/exit", [this](const httplib::Request& req, httplib::Response& res) {
+    };
+    posts_["/admin/exit"] = [this](const httplib::Request& req, httplib::Response& res) {
       int code = 0;
       const std::string text = req.get_param_value("code");
       if (!text.empty()) {
@@ -113,6 +115,22 @@ class SampleApp {
         std::fflush(stdout);
         std::_Exit(code);
       }).detach();
+    };
+    for (const auto& [path, handler] : posts_) server.Post(path, handler);
+    // cpp-httplib 0.11 answers 400 to a POST without Content-Length (`curl -X POST URL`)
+    // before routing; such a request has no body, so serve it here, ahead of that.
+    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.method != "POST" || req.has_header("Content-Length") ||
+          req.has_header("Transfer-Encoding")) {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      const auto handler = posts_.find(req.path);
+      if (handler == posts_.end()) {
+        res.status = 404;
+      } else {
+        handler->second(req, res);
+      }
+      return httplib::Server::HandlerResponse::Handled;
     });
   }
 
@@ -175,18 +193,19 @@ class SampleApp {
     highest_epoch_ = epoch;
     role_ = role;
     epoch_ = epoch;
-    Log(Json{{"event", "role"},
-             {"role", role},
-             {"epoch", epoch},
-             {"time", NowText()},
-             {"domain", domain},
-             {"pod", pod.empty() ? name_ : pod}}
+    Log(OrderedJson{{"event", "role"},
+                    {"role", role},
+                    {"epoch", epoch},
+                    {"time", NowText()},
+                    {"domain", domain},
+                    {"pod", pod.empty() ? name_ : pod}}
             .dump());
-    res.set_content(Json{{"role", role_}, {"epoch", epoch_}, {"pod", name_}}.dump(),
+    res.set_content(OrderedJson{{"role", role_}, {"epoch", epoch_}, {"pod", name_}}.dump(),
                     "application/json");
   }
 
   const std::string name_;
+  std::map<std::string, httplib::Server::Handler> posts_;  // POST routes by path
   std::mutex log_mutex_;
   std::atomic<bool> healthy_{true};
 

@@ -318,6 +318,14 @@ TEST_CASE("MetricsServer serves /metrics on an ephemeral port and stops") {
     const auto taken = MetricsServer::Start("127.0.0.1:" + std::to_string(port), metrics);
     CHECK(taken.status().IsTransport());
   }
+  SUBCASE("a client that keeps its connection open does not hold up Stop") {
+    httplib::Client keeper("127.0.0.1", port);
+    keeper.set_keep_alive(true);
+    REQUIRE(keeper.Get("/metrics"));
+    const auto before = std::chrono::steady_clock::now();
+    (*server)->Stop();
+    CHECK(std::chrono::steady_clock::now() - before < 1s);
+  }
   SUBCASE("stopped, it answers no more") {
     (*server)->Stop();
     (*server)->Stop();
@@ -330,7 +338,7 @@ TEST_CASE("MetricsServer serves /metrics on an ephemeral port and stops") {
 
 TEST_CASE("MetricsServer rejects a malformed bind address") {
   Metrics metrics;
-  for (const char* address : {"8080", "127.0.0.1:", "127.0.0.1:http", ":70000", ":-1"}) {
+  for (const char* address : {"8080", "127.0.0.1:", "127.0.0.1:http", ":70000", ":-1", ""}) {
     CAPTURE(address);
     const auto server = MetricsServer::Start(address, metrics);
     CHECK(server.status().code() == StatusCode::kConfig);

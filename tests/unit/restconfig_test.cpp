@@ -88,7 +88,8 @@ TEST_CASE("kubeconfig: a relative tokenFile is resolved against the kubeconfig's
   TempDir dir;
   dir.Write("kube/tokens/alice", "file-token\n");
   const auto path = dir.Write("kube/config", Kubeconfig("    tokenFile: tokens/alice\n"));
-  // Load from another working directory to prove the path is not resolved against it.
+  // The working directory (the build tree) has no tokens/alice, so only resolving the
+  // path against the kubeconfig's directory can find it.
   const auto config = LoadKubeconfig(path);
   REQUIRE_MESSAGE(config.ok(), config.status().ToString());
   REQUIRE(config->token != nullptr);

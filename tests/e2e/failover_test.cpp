@@ -1,0 +1,247 @@
+// The operator end to end on the real control plane, with the independent DC watcher throughout.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "pkg/client/api_client.h"
+#include "tests/e2e/operator_env.h"
+#include "tests/support/dc_watcher.h"
+#include "tests/support/testenv.h"
+
+namespace dpcm {
+namespace {
+
+using client::Json;
+using namespace std::chrono_literals;
+using testing::DcWatcher;
+using testing::OperatorEnv;
+using testing::TestEnv;
+
+// Polls `condition` every 50 ms until it holds or `timeout` passes.
+template <typename Condition>
+bool Eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return condition();
+}
+
+client::ListOptions LabelSelector(const std::string& selector) {
+  client::ListOptions options;
+  options.label_selector = selector;
+  return options;
+}
+
+// A namespace with a DC watcher on it, checked for violations when the test ends.
+struct Scenario {
+  OperatorEnv& env = OperatorEnv::Get();
+  client::ApiClient& api = env.api();
+  std::unique_ptr<client::ApiClient> watcher_client = TestEnv::Client();
+  std::string ns = TestEnv::CreateNamespace(api, "e2e");
+  DcWatcher watcher{*watcher_client, ns};
+
+  ~Scenario() {
+    for (const auto& violation : watcher.Violations()) FAIL_CHECK(violation);
+  }
+
+  void CreateDomain(const std::string& name, int replicas) {
+    auto created =
+        api.Create(client::resources::ProcessDomains(), ns, OperatorEnv::SampleDomain(name, replicas));
+    REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  }
+  Json Domain(const std::string& name) {
+    auto domain = api.Get(client::resources::ProcessDomains(), ns, name);
+    REQUIRE_MESSAGE(domain.ok(), domain.status().ToString());
+    return *domain;
+  }
+  Json Pod(const std::string& name) {
+    auto pod = api.Get(client::resources::Pods(), ns, name);
+    REQUIRE_MESSAGE(pod.ok(), pod.status().ToString());
+    return *pod;
+  }
+  // Waits for a DC and for the domain to report Running with every member healthy.
+  std::string WaitRunning(const std::string& name, int replicas) {
+    auto change = watcher.WaitForNewDc(name, "", 60s);
+    REQUIRE_MESSAGE(change.has_value(), (std::string("no DC elected for ") + name));
+    const std::string ready = std::to_string(replicas) + "/" + std::to_string(replicas);
+    CHECK(Eventually([&] {
+      const Json d = Domain(name);
+      return d.value("/status/phase"_json_pointer, "") == "Running" &&
+             d.value("/status/ready"_json_pointer, "") == ready &&
+             d.value("/status/activePod"_json_pointer, "") == watcher.CurrentDc(name);
+    }));
+    return watcher.CurrentDc(name);
+  }
+  // The Lease names the DC and its epoch matches the DC's annotation.
+  void CheckLeaseMatches(const std::string& name, const std::string& dc) {
+    CHECK(Eventually([&] {
+      auto lease = api.Get(client::resources::Leases(), ns, name);
+      if (!lease.ok()) return false;
+      const Json pod = Pod(dc);
+      const std::string epoch = std::to_string(
+          lease->value("/spec/leaseTransitions"_json_pointer, int64_t{-1}));
+      return lease->value("/spec/holderIdentity"_json_pointer, "") == dc &&
+             pod.value("/metadata/annotations/dpcm.io~1epoch"_json_pointer, "") == epoch &&
+             std::to_string(Domain(name).value("/status/epoch"_json_pointer, int64_t{-2})) ==
+                 epoch;
+    }));
+  }
+  int64_t Epoch(const std::string& name) {
+    return Domain(name).value("/status/epoch"_json_pointer, int64_t{0});
+  }
+};
+
+TEST_CASE("a 3-replica domain elects exactly one DC, with Lease, Service and status to match") {
+  Scenario s;
+  s.CreateDomain("alpha", 3);
+  const std::string dc = s.WaitRunning("alpha", 3);
+  s.CheckLeaseMatches("alpha", dc);
+  int pcs = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::string pod = "alpha-" + std::to_string(i);
+    if (pod == dc) continue;
+    CHECK(Eventually([&] {
+      return s.Pod(pod).value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc";
+    }));
+    ++pcs;
+  }
+  CHECK(pcs == 2);
+  auto service = s.api.Get(client::resources::Services(), s.ns, "alpha-dc");
+  REQUIRE_MESSAGE(service.ok(), service.status().ToString());
+  CHECK((*service)["spec"]["selector"] == Json({{"dpcm.io/domain", "alpha"}, {"dpcm.io/role", "dc"}}));
+  auto table = s.env.Kubectl({"get", "pd", "-n", s.ns});
+  REQUIRE(table.ok());
+  CHECK(table->find("DC") != std::string::npos);
+  CHECK(table->find("EPOCH") != std::string::npos);
+  CHECK(table->find(dc) != std::string::npos);
+  CHECK(table->find("Running") != std::string::npos);
+  MESSAGE("kubectl get pd:\n" << *table);
+}
+
+TEST_CASE("the DC moves when its process is killed, its pod is deleted, or it turns not Ready") {
+  Scenario s;
+  s.CreateDomain("beta", 3);
+  std::string dc = s.WaitRunning("beta", 3);
+  int64_t epoch = s.Epoch("beta");
+
+  SUBCASE("process killed") {
+    const auto killed_at = DcWatcher::WallClock::now();
+    REQUIRE(s.env.KillPodProcess(s.ns, dc).ok());
+    auto change = s.watcher.WaitForNewDc("beta", dc, 30s);
+    REQUIRE_MESSAGE(change.has_value(), (std::string("no failover after killing ") + dc));
+    MESSAGE("failover after SIGKILL took "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(change->seen - killed_at)
+                   .count()
+            << " ms");
+    // The old DC's container is restarted and the pod comes back as a PC.
+    CHECK(Eventually([&] {
+      const Json pod = s.Pod(dc);
+      return pod.value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc" &&
+             pod.value("/status/containerStatuses/0/restartCount"_json_pointer, 0) >= 1 &&
+             pod.value("/status/containerStatuses/0/ready"_json_pointer, false);
+    }));
+  }
+  SUBCASE("pod deleted") {
+    REQUIRE(s.api.Delete(client::resources::Pods(), s.ns, dc).ok());
+    auto change = s.watcher.WaitForNewDc("beta", dc, 30s);
+    REQUIRE_MESSAGE(change.has_value(), (std::string("no failover after deleting ") + dc));
+    // The operator recreates the deleted member, which joins as a PC.
+    CHECK(Eventually(
+        [&] {
+          auto pod = s.api.Get(client::resources::Pods(), s.ns, dc);
+          return pod.ok() && !(*pod)["metadata"].contains("deletionTimestamp") &&
+                 pod->value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc" &&
+                 pod->value("/status/containerStatuses/0/ready"_json_pointer, false);
+        },
+        60s));
+  }
+  SUBCASE("not Ready") {
+    REQUIRE(s.env.PostToApp(s.ns, dc, "/admin/unhealthy").ok());
+    auto change = s.watcher.WaitForNewDc("beta", dc, 30s);
+    REQUIRE_MESSAGE(change.has_value(), (std::string("no failover after ") + dc + " turned unready"));
+    CHECK(Eventually([&] {
+      return s.Pod(dc).value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc";
+    }));
+  }
+  const std::string new_dc = s.watcher.CurrentDc("beta");
+  CHECK(new_dc != dc);
+  s.CheckLeaseMatches("beta", new_dc);
+  CHECK(s.Epoch("beta") > epoch);
+  CHECK(Eventually([&] {
+    const Json d = s.Domain("beta");
+    return d.value("/status/failovers"_json_pointer, 0) >= 1 &&
+           d.value("/status/activePod"_json_pointer, "") == new_dc;
+  }));
+}
+
+TEST_CASE("a second domain is unaffected by the first's failures") {
+  Scenario s;
+  s.CreateDomain("one", 2);
+  s.CreateDomain("two", 2);
+  const std::string dc_one = s.WaitRunning("one", 2);
+  const std::string dc_two = s.WaitRunning("two", 2);
+  const int64_t epoch_two = s.Epoch("two");
+  for (int round = 0; round < 3; ++round) {
+    const std::string current = s.watcher.CurrentDc("one");
+    REQUIRE(s.env.KillPodProcess(s.ns, current).ok());
+    REQUIRE(s.watcher.WaitForNewDc("one", current, 30s).has_value());
+    s.WaitRunning("one", 2);
+  }
+  CHECK(s.watcher.CurrentDc("two") == dc_two);
+  CHECK(s.Epoch("two") == epoch_two);
+  CHECK(s.Domain("two").value("/status/failovers"_json_pointer, -1) == 0);
+  CHECK(dc_one != "");
+}
+
+TEST_CASE("an invalid spec is reported, and other domains keep working") {
+  Scenario s;
+  Json bad = OperatorEnv::SampleDomain("broken", 2);
+  bad["spec"]["election"] = {{"leaseDurationSeconds", 5}, {"renewDeadlineSeconds", 10}};
+  auto created = s.api.Create(client::resources::ProcessDomains(), s.ns, bad);
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  s.CreateDomain("fine", 2);
+  s.WaitRunning("fine", 2);
+  CHECK(Eventually([&] {
+    const Json d = s.Domain("broken");
+    const Json conditions = d.value("/status/conditions"_json_pointer, Json::array());
+    for (const auto& c : conditions) {
+      if (c.value("type", "") == "Degraded" && c.value("status", "") == "True" &&
+          c.value("reason", "") == "InvalidSpec" &&
+          c.value("message", "").find("spec.election.renewDeadlineSeconds") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }));
+  CHECK(Eventually([&] {
+    client::ListOptions options;
+    options.field_selector = "involvedObject.name=broken,reason=InvalidSpec";
+    auto events = s.api.List(client::resources::Events(), s.ns, options);
+    return events.ok() && !(*events)["items"].empty();
+  }));
+  auto pods = s.api.List(client::resources::Pods(), s.ns, LabelSelector("dpcm.io/domain=broken"));
+  REQUIRE(pods.ok());
+  CHECK((*pods)["items"].empty());
+}
+
+TEST_CASE("deleting a domain removes its pods, Lease and Service") {
+  Scenario s;
+  s.CreateDomain("gone", 2);
+  s.WaitRunning("gone", 2);
+  REQUIRE(s.api.Delete(client::resources::ProcessDomains(), s.ns, "gone").ok());
+  CHECK(Eventually(
+      [&] {
+        auto pods = s.api.List(client::resources::Pods(), s.ns,
+                               LabelSelector("dpcm.io/domain=gone"));
+        return pods.ok() && (*pods)["items"].empty() &&
+               s.api.Get(client::resources::Leases(), s.ns, "gone").status().IsNotFound() &&
+               s.api.Get(client::resources::Services(), s.ns, "gone-dc").status().IsNotFound();
+      },
+      60s));
+}
+
+}  // namespace
+}  // namespace dpcm
