@@ -130,7 +130,13 @@ cmd_build() {
 
 cmd_build_peer() {
   if [ -x "$PEER_BIN" ]; then return; fi
-  log "building client-go's leader-election example"
+  log "building client-go's leader-election example with controller-runtime's timings (15/10/2 s)"
+  local example
+  example="$(kubernetes_tree)/staging/src/k8s.io/client-go/examples/leader-election/main.go"
+  sed -i -e 's/LeaseDuration:   60 \* time.Second/LeaseDuration:   15 * time.Second/' \
+    -e 's/RenewDeadline:   15 \* time.Second/RenewDeadline:   10 * time.Second/' \
+    -e 's/RetryPeriod:     5 \* time.Second/RetryPeriod:     2 * time.Second/' "$example"
+  grep -q 'LeaseDuration:   15 \* time.Second' "$example" || die "could not set the example's timings"
   local out
   out="$(make_in_tree vendor/k8s.io/client-go/examples/leader-election)"
   mkdir -p "$CACHE/bin"

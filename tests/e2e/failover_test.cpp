@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "pkg/client/api_client.h"
-#include "tests/e2e/operator_env.h"
+#include "tests/support/operator_env.h"
 #include "tests/support/dc_watcher.h"
 #include "tests/support/testenv.h"
 

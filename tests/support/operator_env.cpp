@@ -1,4 +1,4 @@
-#include "tests/e2e/operator_env.h"
+#include "tests/support/operator_env.h"
 
 #include <httplib.h>
 #include <signal.h>
