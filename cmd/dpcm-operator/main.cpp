@@ -1,6 +1,7 @@
 // dpcm-operator: wiring only — flags, configuration, caches, the domain controller, endpoints.
 #include <httplib.h>
 #include <signal.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -51,8 +52,8 @@ class HealthServer {
   Status Start(const std::string& address) {
     if (address == "0" || address.empty()) return Status::Ok();
     const auto colon = address.rfind(':');
-    const std::string host = colon == 0 || colon == std::string::npos ? "0.0.0.0"
-                                                                       : address.substr(0, colon);
+    const std::string host =
+        colon == 0 || colon == std::string::npos ? "0.0.0.0" : address.substr(0, colon);
     int port = 0;
     try {
       port = std::stoi(address.substr(colon == std::string::npos ? 0 : colon + 1));
@@ -164,11 +165,11 @@ int Run(int argc, char** argv) {
   auto on_any = [](auto enqueue) {
     return cache::InformerHandlers{
         .on_add = enqueue,
-        .on_update = [enqueue](const cache::ObjectPtr& old_object,
-                               const cache::ObjectPtr& new_object) {
-          enqueue(new_object);
-          enqueue(old_object);  // a pod whose labels changed may leave a domain
-        },
+        .on_update =
+            [enqueue](const cache::ObjectPtr& old_object, const cache::ObjectPtr& new_object) {
+              enqueue(new_object);
+              enqueue(old_object);  // a pod whose labels changed may leave a domain
+            },
         .on_delete = enqueue};
   };
   domains.AddHandlers(on_any(enqueue_named));
@@ -202,7 +203,9 @@ int Run(int argc, char** argv) {
   });
 
   spdlog::info("dpcm-operator starting: server {}, namespaces {}, {} workers", config->server,
-               namespaces.empty() ? "all" : watch_ns.empty() ? "several" : watch_ns,
+               namespaces.empty() ? "all"
+               : watch_ns.empty() ? "several"
+                                  : watch_ns,
                options->workers);
   for (auto* informer : {&domains, &pods, &leases, &services}) informer->Start();
   for (auto* informer : {&domains, &pods, &leases, &services}) {
@@ -216,7 +219,7 @@ int Run(int argc, char** argv) {
   for (auto* informer : {&domains, &pods, &leases, &services}) informer->Stop();
   if (signal_thread.joinable() && !stop.stop_requested()) {
     stop.request_stop();
-    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    kill(getpid(), SIGTERM);  // wakes the signal thread's sigwait (SIGTERM is blocked here)
   }
   spdlog::info("dpcm-operator stopped");
   spdlog::default_logger()->flush();

@@ -121,7 +121,9 @@ Result<OperatorOptions> ParseOptions(int argc, const char* const* argv) {
       continue;
     }
     const auto setter = value_flags.find(arg);
-    if (setter == value_flags.end()) return Status::Config("unknown flag --" + arg + " (see --help)");
+    if (setter == value_flags.end()) {
+      return Status::Config("unknown flag --" + arg + " (see --help)");
+    }
     if (!has_value) {
       if (i + 1 >= argc) return Status::Config("--" + arg + " needs a value");
       value = argv[++i];

@@ -63,7 +63,7 @@ void Controller::EnqueueAfter(const Request& request, std::chrono::milliseconds 
   queue_.AddAfter(request.Key(), delay);
 }
 
-Status Controller::Run(std::stop_token stop) {
+Status Controller::Run(const std::stop_token& stop) {
   if (started_.exchange(true)) {
     return Status::Internal("controller " + name_ + ": Run called twice");
   }

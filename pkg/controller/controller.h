@@ -93,7 +93,7 @@ class Controller {
   // Starts the workers and blocks until `stop` is requested; then shuts the queue down
   // (waiting requests are dropped), lets each worker finish its current reconcile, and
   // joins them. Runs once: a second call returns an Internal error at once.
-  Status Run(std::stop_token stop);
+  Status Run(const std::stop_token& stop);
 
   const std::string& name() const { return name_; }
   // The queue, for inspection (Len, NumRequeues) and tests.

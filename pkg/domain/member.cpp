@@ -64,12 +64,18 @@ Unhealthy Classify(const json& pod) {
 
 const char* UnhealthyReason(Unhealthy why) {
   switch (why) {
-    case Unhealthy::kNone: return "healthy";
-    case Unhealthy::kDeleted: return "pod-deleted";
-    case Unhealthy::kExited: return "container-exited";
-    case Unhealthy::kNotReady: return "not-ready";
-    case Unhealthy::kFailed: return "pod-failed";
-    case Unhealthy::kNotRunning: return "not-running";
+    case Unhealthy::kNone:
+      return "healthy";
+    case Unhealthy::kDeleted:
+      return "pod-deleted";
+    case Unhealthy::kExited:
+      return "container-exited";
+    case Unhealthy::kNotReady:
+      return "not-ready";
+    case Unhealthy::kFailed:
+      return "pod-failed";
+    case Unhealthy::kNotRunning:
+      return "not-running";
   }
   return "unknown";
 }
@@ -134,8 +140,8 @@ void TrimPod(json& pod) {
     kept["conditions"] = json::array();
     for (const auto& c : conditions) {
       if (c.is_object()) {
-        kept["conditions"].push_back({{"type", c.value("type", "")},
-                                      {"status", c.value("status", "")}});
+        kept["conditions"].push_back(
+            {{"type", c.value("type", "")}, {"status", c.value("status", "")}});
       }
     }
   }

@@ -33,8 +33,8 @@ bool OwnedByDomain(const json& object, const std::string& domain_name) {
 json BuildPod(const json& domain, const DomainSpec& spec, int ordinal) {
   const std::string name = domain["metadata"].value("name", "");
   const json& tmpl = *spec.pod_template;
-  json metadata = tmpl.contains("metadata") && tmpl["metadata"].is_object() ? tmpl["metadata"]
-                                                                             : json::object();
+  json metadata =
+      tmpl.contains("metadata") && tmpl["metadata"].is_object() ? tmpl["metadata"] : json::object();
   metadata.erase("name");
   metadata.erase("namespace");
   metadata.erase("generateName");

@@ -1,4 +1,5 @@
-// Builds the objects a ProcessDomain owns: its pods (from the template), its Lease and its -dc Service.
+// Builds the objects a ProcessDomain owns: its pods (from the template), its Lease and its -dc
+// Service.
 #pragma once
 
 #include <nlohmann/json.hpp>

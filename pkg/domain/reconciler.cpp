@@ -116,7 +116,7 @@ struct DomainReconciler::Observed {
   std::vector<Member> members;     // every pod of the domain
   std::vector<Member> candidates;  // members that may be DC (not scaled away)
   election::LeaseRecord lease;
-  cache::ObjectPtr lease_object;   // null when the Lease does not exist
+  cache::ObjectPtr lease_object;  // null when the Lease does not exist
   std::vector<std::string> labeled_dc;
   std::optional<std::string> target;
   bool waiting_for_delay = false;
@@ -208,11 +208,10 @@ void DomainReconciler::ReportInvalidSpec(const json& domain, const SpecError& er
   json status = domain.value("status", json::object());
   status["observedGeneration"] = generation;
   status["phase"] = "Degraded";
-  status["conditions"] =
-      json::array({Condition("Ready", false, "InvalidSpec", "the spec is invalid", generation),
-                   Condition("Degraded", true, "InvalidSpec", error.field + ": " + error.message,
-                             generation),
-                   Condition("Progressing", false, "InvalidSpec", "", generation)});
+  status["conditions"] = json::array(
+      {Condition("Ready", false, "InvalidSpec", "the spec is invalid", generation),
+       Condition("Degraded", true, "InvalidSpec", error.field + ": " + error.message, generation),
+       Condition("Progressing", false, "InvalidSpec", "", generation)});
   if (Status s = WriteStatus(domain, std::move(status)); !s.ok()) {
     spdlog::warn("{}/{}: status: {}", Meta(domain, "namespace"), Meta(domain, "name"),
                  s.ToString());
@@ -263,8 +262,8 @@ Status DomainReconciler::DemoteIfDc(const std::string& ns, const std::string& po
       (*pod)["metadata"]["annotations"].contains(kEpochAnnotation)) {
     ops.push_back({{"op", "remove"}, {"path", PointerTo("annotations", kEpochAnnotation)}});
   }
-  auto patched = client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson,
-                               ops);
+  auto patched =
+      client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson, ops);
   if (patched.status().IsNotFound()) return Status::Ok();
   if (!patched.ok()) return patched.status().WithContext("demote " + pod_name);
   return Status::Ok();
@@ -280,8 +279,8 @@ Status DomainReconciler::Promote(const std::string& ns, const std::string& pod_n
   json ops = json::array({TestResourceVersion(Meta(*pod, "resourceVersion")),
                           SetInMap(*pod, "labels", kRoleLabel, kRoleDc)});
   ops.push_back(SetInMap(*pod, "annotations", kEpochAnnotation, std::to_string(epoch)));
-  auto patched = client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson,
-                               ops);
+  auto patched =
+      client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson, ops);
   if (!patched.ok()) return patched.status().WithContext("promote " + pod_name);
   return Status::Ok();
 }
@@ -291,8 +290,8 @@ Status DomainReconciler::LabelPc(const std::string& ns, const Member& member) {
   if (pod == nullptr) return Status::Ok();
   const json ops = json::array({TestResourceVersion(member.resource_version),
                                 SetInMap(*pod, "labels", kRoleLabel, kRolePc)});
-  auto patched = client_.Patch(client::resources::Pods(), ns, member.name,
-                               client::PatchType::kJson, ops);
+  auto patched =
+      client_.Patch(client::resources::Pods(), ns, member.name, client::PatchType::kJson, ops);
   if (!patched.ok() && !patched.status().IsNotFound()) {
     return patched.status().WithContext("label " + member.name + " pc");
   }
@@ -361,9 +360,9 @@ Status DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Obse
                                              : Clock::Monotonic::duration::zero();
     events_.Warning(reference, "FailingOver", "DC " + previous + " is " + reason);
     events_.Normal(reference, "Demoted", previous + " is no longer DC");
-    events_.Normal(reference, "Promoted",
-                   target + " is DC at epoch " + epoch + " (failover took " + Milliseconds(took) +
-                       ")");
+    events_.Normal(
+        reference, "Promoted",
+        target + " is DC at epoch " + epoch + " (failover took " + Milliseconds(took) + ")");
     const int64_t before =
         memory.failovers.value_or(domain.value("/status/failovers"_json_pointer, int64_t{0}));
     memory.failovers = before + 1;
@@ -390,7 +389,8 @@ Status DomainReconciler::EnsureService(const json& domain, const DomainSpec& spe
     if (current != nullptr && OwnedByDomain(*current, name)) {
       client::DeleteOptions options;
       options.precondition_uid = Meta(*current, "uid");
-      auto deleted = client_.Delete(client::resources::Services(), ns, DcServiceName(name), options);
+      auto deleted =
+          client_.Delete(client::resources::Services(), ns, DcServiceName(name), options);
       if (!deleted.ok() && !deleted.status().IsNotFound()) return deleted.status();
     }
     return Status::Ok();
@@ -428,8 +428,7 @@ Status DomainReconciler::EnsureService(const json& domain, const DomainSpec& spe
 }
 
 Status DomainReconciler::WriteStatus(const json& domain, json status) {
-  StampConditions(status, domain.value("status", json()),
-                  election::FormatTime(clock_.WallNow()));
+  StampConditions(status, domain.value("status", json()), election::FormatTime(clock_.WallNow()));
   if (domain.contains("status") && domain["status"] == status) return Status::Ok();
   json updated = domain;
   updated["status"] = std::move(status);
@@ -452,11 +451,11 @@ Status DomainReconciler::CleanUp(const std::string& ns, const std::string& name)
         return deleted.status();
       }
     } else {  // adopted: give it back without our labels
-      auto released = client_.Patch(
-          client::resources::Pods(), ns, Meta(*pod, "name"), client::PatchType::kMerge,
-          {{"metadata",
-            {{"labels", {{kDomainLabel, nullptr}, {kRoleLabel, nullptr}}},
-             {"annotations", {{kEpochAnnotation, nullptr}}}}}});
+      auto released = client_.Patch(client::resources::Pods(), ns, Meta(*pod, "name"),
+                                    client::PatchType::kMerge,
+                                    {{"metadata",
+                                      {{"labels", {{kDomainLabel, nullptr}, {kRoleLabel, nullptr}}},
+                                       {"annotations", {{kEpochAnnotation, nullptr}}}}}});
       if (!released.ok() && !released.status().IsNotFound()) return released.status();
     }
   }
@@ -504,8 +503,7 @@ void DomainReconciler::ForgetDomain(const std::string& ns, const std::string& na
 }
 
 Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
-                                                          const DomainSpec& spec,
-                                                          Memory& memory) {
+                                                          const DomainSpec& spec, Memory& memory) {
   const std::string ns = Meta(domain, "namespace");
   const std::string name = Meta(domain, "name");
   const int64_t generation = Generation(domain);
@@ -524,7 +522,8 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   for (const auto& pod : pods) {
     Member member = MemberFromPod(*pod, name);
     if (member.is_dc()) view.labeled_dc.push_back(member.name);
-    const bool scaled_away = spec.managed() && (member.ordinal < 0 || member.ordinal >= spec.replicas);
+    const bool scaled_away =
+        spec.managed() && (member.ordinal < 0 || member.ordinal >= spec.replicas);
     if (!scaled_away) view.candidates.push_back(member);
     view.members.push_back(std::move(member));
   }
@@ -536,15 +535,14 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
     const std::string old_dc = view.labeled_dc.empty() ? view.lease.holder : view.labeled_dc[0];
     const auto old_member = std::find_if(view.members.begin(), view.members.end(),
                                          [&](const Member& m) { return m.name == old_dc; });
-    const bool old_is_candidate =
-        std::any_of(view.candidates.begin(), view.candidates.end(),
-                    [&](const Member& m) { return m.name == old_dc; });
-    const bool old_fit = old_member != view.members.end() && old_member->healthy() &&
-                         old_is_candidate;
+    const bool old_is_candidate = std::any_of(view.candidates.begin(), view.candidates.end(),
+                                              [&](const Member& m) { return m.name == old_dc; });
+    const bool old_fit =
+        old_member != view.members.end() && old_member->healthy() && old_is_candidate;
     if (!old_dc.empty() && !old_fit && !memory.dc_failure_seen) {
       memory.dc_failure_seen = clock_.Now();
       memory.dc_failure_reason = old_member == view.members.end() ? "pod-deleted"
-                                 : !old_is_candidate ? "scaled-down"
+                                 : !old_is_candidate              ? "scaled-down"
                                                      : UnhealthyReason(old_member->unhealthy);
     } else if (old_fit) {
       memory.dc_failure_seen.reset();
@@ -651,7 +649,9 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
                  std::to_string(healthy) + " of " + std::to_string(desired) + " members healthy",
                  generation),
        Condition("Progressing", progressing || view.waiting_for_delay,
-                 view.waiting_for_delay ? "FailoverDelay" : progressing ? "Scaling" : "Stable",
+                 view.waiting_for_delay ? "FailoverDelay"
+                 : progressing          ? "Scaling"
+                                        : "Stable",
                  "", generation)});
   ReportState(ns, name, view, healthy);
   if (Status s = WriteStatus(domain, std::move(status)); !s.ok()) {

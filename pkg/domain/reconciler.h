@@ -1,4 +1,5 @@
-// Reconciles one ProcessDomain: its pods, its Lease-based DC election and failover, Service and status.
+// Reconciles one ProcessDomain: its pods, its Lease-based DC election and failover, Service and
+// status.
 #pragma once
 
 #include <chrono>
@@ -92,8 +93,7 @@ class DomainReconciler final : public controller::Reconciler {
   void ReportState(const std::string& ns, const std::string& name, const Observed& view,
                    int healthy);
   void ForgetDomain(const std::string& ns, const std::string& name);
-  std::vector<cache::ObjectPtr> PodsOf(const nlohmann::json& domain,
-                                       const DomainSpec& spec) const;
+  std::vector<cache::ObjectPtr> PodsOf(const nlohmann::json& domain, const DomainSpec& spec) const;
   Memory& MemoryOf(const std::string& key);
 
   client::ApiClient& client_;

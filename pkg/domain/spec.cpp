@@ -56,14 +56,14 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
       return Fail(error);
     }
     for (const auto& container : *containers) {
-      if (!container.is_object() || !container.contains("name") ||
-          !container["name"].is_string() || container["name"].get<std::string>().empty()) {
+      if (!container.is_object() || !container.contains("name") || !container["name"].is_string() ||
+          container["name"].get<std::string>().empty()) {
         *error = {"spec.template.spec.containers", "every container needs a name"};
         return Fail(error);
       }
     }
-    if (t.contains("metadata") && t["metadata"].is_object() &&
-        t["metadata"].contains("labels") && t["metadata"]["labels"].is_object()) {
+    if (t.contains("metadata") && t["metadata"].is_object() && t["metadata"].contains("labels") &&
+        t["metadata"]["labels"].is_object()) {
       for (const auto& [key, value] : t["metadata"]["labels"].items()) {
         if (key == kDomainLabel || key == kRoleLabel) {
           *error = {"spec.template.metadata.labels", std::string(key) + " is set by dpcm"};
@@ -99,27 +99,24 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
   if (s.contains("election")) {
     const json& e = s["election"];
     auto& el = spec.election;
-    if (!ReadInt(e, "leaseDurationSeconds", "spec.election", 1, el.lease_duration_seconds,
-                 error) ||
-        !ReadInt(e, "renewDeadlineSeconds", "spec.election", 1, el.renew_deadline_seconds,
-                 error) ||
+    if (!ReadInt(e, "leaseDurationSeconds", "spec.election", 1, el.lease_duration_seconds, error) ||
+        !ReadInt(e, "renewDeadlineSeconds", "spec.election", 1, el.renew_deadline_seconds, error) ||
         !ReadInt(e, "retryPeriodSeconds", "spec.election", 1, el.retry_period_seconds, error) ||
-        !ReadInt(e, "failoverDelaySeconds", "spec.election", 0, el.failover_delay_seconds,
-                 error)) {
+        !ReadInt(e, "failoverDelaySeconds", "spec.election", 0, el.failover_delay_seconds, error)) {
       return Fail(error);
     }
   }
   const auto& el = spec.election;
   if (el.renew_deadline_seconds >= el.lease_duration_seconds) {
-    *error = {"spec.election.renewDeadlineSeconds",
-              "must be less than leaseDurationSeconds (" +
-                  std::to_string(el.lease_duration_seconds) + ")"};
+    *error = {"spec.election.renewDeadlineSeconds", "must be less than leaseDurationSeconds (" +
+                                                        std::to_string(el.lease_duration_seconds) +
+                                                        ")"};
     return Fail(error);
   }
   if (el.retry_period_seconds * 12 > el.renew_deadline_seconds * 10) {
-    *error = {"spec.election.retryPeriodSeconds",
-              "must be at most renewDeadlineSeconds / 1.2 (" +
-                  std::to_string(el.renew_deadline_seconds) + " / 1.2)"};
+    *error = {"spec.election.retryPeriodSeconds", "must be at most renewDeadlineSeconds / 1.2 (" +
+                                                      std::to_string(el.renew_deadline_seconds) +
+                                                      " / 1.2)"};
     return Fail(error);
   }
 

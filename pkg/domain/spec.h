@@ -34,7 +34,7 @@ struct ServicePort {
 // Only the parts the reconciler acts on; the rest of the object stays JSON.
 struct DomainSpec {
   int replicas = 1;
-  std::optional<nlohmann::json> pod_template;  // managed mode
+  std::optional<nlohmann::json> pod_template;   // managed mode
   std::map<std::string, std::string> selector;  // adopt mode (matchLabels)
   ElectionSpec election;
   std::vector<ServicePort> service_ports;

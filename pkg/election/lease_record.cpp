@@ -29,9 +29,9 @@ bool LeaseRecord::ExpiredAt(WallTime now) const {
 
 std::string FormatMicroTime(WallTime time) {
   const std::tm utc = ToUtc(time);
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          time.time_since_epoch()) %
-                      std::chrono::seconds(1);
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()) %
+      std::chrono::seconds(1);
   std::array<char, 96> buffer{};
   std::snprintf(buffer.data(), buffer.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
                 utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,

@@ -37,8 +37,7 @@ class EventRecorder {
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
 
-  void Normal(const ObjectReference& about, const std::string& reason,
-              const std::string& message) {
+  void Normal(const ObjectReference& about, const std::string& reason, const std::string& message) {
     Record(about, "Normal", reason, message);
   }
   void Warning(const ObjectReference& about, const std::string& reason,

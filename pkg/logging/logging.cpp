@@ -28,8 +28,8 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
 Status Configure(const std::string& level, const std::string& format) {
   const auto parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off") {
-    return Status::Config("--log-level must be trace, debug, info, warn or error, not \"" +
-                          level + "\"");
+    return Status::Config("--log-level must be trace, debug, info, warn or error, not \"" + level +
+                          "\"");
   }
   auto logger = spdlog::stderr_logger_mt("dpcm");
   if (format == "json") {

@@ -60,8 +60,9 @@ struct Summary {
 bool AllReady(client::ApiClient& api, const std::string& ns, const std::string& domain,
               int replicas) {
   auto d = api.Get(client::resources::ProcessDomains(), ns, domain);
-  return d.ok() && d->value("/status/ready"_json_pointer, "") ==
-                       std::to_string(replicas) + "/" + std::to_string(replicas) &&
+  return d.ok() &&
+         d->value("/status/ready"_json_pointer, "") ==
+             std::to_string(replicas) + "/" + std::to_string(replicas) &&
          d->value("/status/phase"_json_pointer, "") == "Running";
 }
 
@@ -75,9 +76,10 @@ void WaitAllReady(client::ApiClient& api, const std::string& ns, const std::stri
 }
 
 // kind: "kill" (SIGKILL the DC's process) or "delete" (delete the DC pod).
-Summary RunDpcm(OperatorEnv& env, DcWatcher& watcher, const std::string& ns, const std::string& kind,
-                int trials) {
-  Summary summary{"dpcm, DC " + std::string(kind == "kill" ? "process SIGKILLed" : "pod deleted"), {}};
+Summary RunDpcm(OperatorEnv& env, DcWatcher& watcher, const std::string& ns,
+                const std::string& kind, int trials) {
+  Summary summary{"dpcm, DC " + std::string(kind == "kill" ? "process SIGKILLed" : "pod deleted"),
+                  {}};
   auto& api = env.api();
   for (int i = 0; i < trials; ++i) {
     WaitAllReady(api, ns, "bench", 3);
@@ -175,9 +177,8 @@ void PrintTable(const std::vector<Summary>& rows) {
   std::printf("\n%-58s %4s %10s %10s %10s %10s\n", "failover: kill -> new active seen by a watch",
               "n", "p50 ms", "p90 ms", "p99 ms", "max ms");
   for (const auto& row : rows) {
-    std::printf("%-58s %4zu %10.1f %10.1f %10.1f %10.1f\n", row.name.c_str(),
-                row.samples_ms.size(), row.Quantile(0.5), row.Quantile(0.9), row.Quantile(0.99),
-                row.Quantile(1.0));
+    std::printf("%-58s %4zu %10.1f %10.1f %10.1f %10.1f\n", row.name.c_str(), row.samples_ms.size(),
+                row.Quantile(0.5), row.Quantile(0.9), row.Quantile(0.99), row.Quantile(1.0));
   }
 }
 

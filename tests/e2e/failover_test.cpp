@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "pkg/client/api_client.h"
-#include "tests/support/operator_env.h"
 #include "tests/support/dc_watcher.h"
+#include "tests/support/operator_env.h"
 #include "tests/support/testenv.h"
 
 namespace dpcm {
@@ -48,8 +48,8 @@ struct Scenario {
   }
 
   void CreateDomain(const std::string& name, int replicas) {
-    auto created =
-        api.Create(client::resources::ProcessDomains(), ns, OperatorEnv::SampleDomain(name, replicas));
+    auto created = api.Create(client::resources::ProcessDomains(), ns,
+                              OperatorEnv::SampleDomain(name, replicas));
     REQUIRE_MESSAGE(created.ok(), created.status().ToString());
   }
   Json Domain(const std::string& name) {
@@ -81,12 +81,11 @@ struct Scenario {
       auto lease = api.Get(client::resources::Leases(), ns, name);
       if (!lease.ok()) return false;
       const Json pod = Pod(dc);
-      const std::string epoch = std::to_string(
-          lease->value("/spec/leaseTransitions"_json_pointer, int64_t{-1}));
+      const std::string epoch =
+          std::to_string(lease->value("/spec/leaseTransitions"_json_pointer, int64_t{-1}));
       return lease->value("/spec/holderIdentity"_json_pointer, "") == dc &&
              pod.value("/metadata/annotations/dpcm.io~1epoch"_json_pointer, "") == epoch &&
-             std::to_string(Domain(name).value("/status/epoch"_json_pointer, int64_t{-2})) ==
-                 epoch;
+             std::to_string(Domain(name).value("/status/epoch"_json_pointer, int64_t{-2})) == epoch;
     }));
   }
   int64_t Epoch(const std::string& name) {
@@ -111,7 +110,8 @@ TEST_CASE("a 3-replica domain elects exactly one DC, with Lease, Service and sta
   CHECK(pcs == 2);
   auto service = s.api.Get(client::resources::Services(), s.ns, "alpha-dc");
   REQUIRE_MESSAGE(service.ok(), service.status().ToString());
-  CHECK((*service)["spec"]["selector"] == Json({{"dpcm.io/domain", "alpha"}, {"dpcm.io/role", "dc"}}));
+  CHECK((*service)["spec"]["selector"] ==
+        Json({{"dpcm.io/domain", "alpha"}, {"dpcm.io/role", "dc"}}));
   auto table = s.env.Kubectl({"get", "pd", "-n", s.ns});
   REQUIRE(table.ok());
   CHECK(table->find("DC") != std::string::npos);
@@ -132,10 +132,10 @@ TEST_CASE("the DC moves when its process is killed, its pod is deleted, or it tu
     REQUIRE(s.env.KillPodProcess(s.ns, dc).ok());
     auto change = s.watcher.WaitForNewDc("beta", dc, 30s);
     REQUIRE_MESSAGE(change.has_value(), (std::string("no failover after killing ") + dc));
-    MESSAGE("failover after SIGKILL took "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(change->seen - killed_at)
-                   .count()
-            << " ms");
+    MESSAGE(
+        "failover after SIGKILL took "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(change->seen - killed_at).count()
+        << " ms");
     // The old DC's container is restarted and the pod comes back as a PC.
     CHECK(Eventually([&] {
       const Json pod = s.Pod(dc);
@@ -161,7 +161,8 @@ TEST_CASE("the DC moves when its process is killed, its pod is deleted, or it tu
   SUBCASE("not Ready") {
     REQUIRE(s.env.PostToApp(s.ns, dc, "/admin/unhealthy").ok());
     auto change = s.watcher.WaitForNewDc("beta", dc, 30s);
-    REQUIRE_MESSAGE(change.has_value(), (std::string("no failover after ") + dc + " turned unready"));
+    REQUIRE_MESSAGE(change.has_value(),
+                    (std::string("no failover after ") + dc + " turned unready"));
     CHECK(Eventually([&] {
       return s.Pod(dc).value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc";
     }));
@@ -234,13 +235,60 @@ TEST_CASE("deleting a domain removes its pods, Lease and Service") {
   REQUIRE(s.api.Delete(client::resources::ProcessDomains(), s.ns, "gone").ok());
   CHECK(Eventually(
       [&] {
-        auto pods = s.api.List(client::resources::Pods(), s.ns,
-                               LabelSelector("dpcm.io/domain=gone"));
+        auto pods =
+            s.api.List(client::resources::Pods(), s.ns, LabelSelector("dpcm.io/domain=gone"));
         return pods.ok() && (*pods)["items"].empty() &&
                s.api.Get(client::resources::Leases(), s.ns, "gone").status().IsNotFound() &&
                s.api.Get(client::resources::Services(), s.ns, "gone-dc").status().IsNotFound();
       },
       60s));
+}
+
+}  // namespace
+}  // namespace dpcm
+
+namespace dpcm {
+namespace {
+
+TEST_CASE("scaling up adds PCs; scaling down moves the DC off a removed member first") {
+  Scenario s;
+  s.CreateDomain("scale", 2);
+  s.WaitRunning("scale", 2);
+  auto scale_to = [&](int replicas) {
+    auto patched = s.api.Patch(client::resources::ProcessDomains(), s.ns, "scale",
+                               client::PatchType::kMerge, {{"spec", {{"replicas", replicas}}}});
+    REQUIRE_MESSAGE(patched.ok(), patched.status().ToString());
+  };
+  scale_to(4);
+  s.WaitRunning("scale", 4);
+  for (const char* pod : {"scale-2", "scale-3"}) {
+    CHECK(Eventually([&] {
+      return s.Pod(pod).value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc";
+    }));
+  }
+  // Make the highest ordinal the DC (every other member unready for a moment), then
+  // scale below it.
+  for (const char* pod : {"scale-0", "scale-1", "scale-2"}) {
+    REQUIRE(s.env.PostToApp(s.ns, pod, "/admin/unhealthy").ok());
+  }
+  CHECK(Eventually([&] { return s.watcher.CurrentDc("scale") == "scale-3"; }));
+  for (const char* pod : {"scale-0", "scale-1", "scale-2"}) {
+    REQUIRE(s.env.PostToApp(s.ns, pod, "/admin/healthy").ok());
+  }
+  s.WaitRunning("scale", 4);
+  REQUIRE(s.watcher.CurrentDc("scale") == "scale-3");
+  scale_to(2);
+  auto moved = s.watcher.WaitForNewDc("scale", "scale-3", 30s);
+  REQUIRE(moved.has_value());
+  CHECK((moved->dc == "scale-0" || moved->dc == "scale-1"));
+  CHECK(Eventually(
+      [&] {
+        auto pods = s.api.List(client::resources::Pods(), s.ns,
+                               LabelSelector("dpcm.io/domain=scale"));
+        return pods.ok() && (*pods)["items"].size() == 2;
+      },
+      60s));
+  s.WaitRunning("scale", 2);
 }
 
 }  // namespace

@@ -220,8 +220,8 @@ cache::ObjectPtr PodSimulator::FindPod(const std::string& key) const {
   return nullptr;
 }
 
-void PodSimulator::RunWorker(const std::stop_token& stop) {
-  while (auto key = queue_.Get(stop)) {
+void PodSimulator::RunWorker(const std::stop_token& /*stop*/) {
+  while (auto key = queue_.Get()) {  // ShutDown() in Stop() ends the loop
     std::optional<milliseconds> again;
     try {
       again = Reconcile(*key);

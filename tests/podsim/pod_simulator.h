@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "pkg/workqueue/workqueue.h"
 #include "pkg/cache/informer.h"
 #include "pkg/client/api_client.h"
 #include "pkg/clock/clock.h"
@@ -24,7 +25,6 @@
 #include "tests/podsim/ip_allocator.h"
 #include "tests/podsim/pod_status.h"
 #include "tests/podsim/probe.h"
-#include "tests/podsim/work_queue.h"
 
 namespace dpcm::podsim {
 
@@ -107,7 +107,7 @@ class PodSimulator {
   client::ApiClient& client_;
   const SimulatorOptions options_;
   Clock& clock_;
-  WorkQueue queue_;
+  workqueue::WorkQueue queue_;
   ChildReaper reaper_;
   TaskScheduler probers_;
   std::vector<std::unique_ptr<cache::Informer>> informers_;  // one per namespace, or one for all

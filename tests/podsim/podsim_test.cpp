@@ -16,7 +16,6 @@
 #include "tests/podsim/names.h"
 #include "tests/podsim/pod_status.h"
 #include "tests/podsim/probe.h"
-#include "tests/podsim/work_queue.h"
 
 using namespace dpcm::podsim;
 using Json = nlohmann::json;
@@ -164,38 +163,6 @@ TEST_CASE("a tcp probe against a closed port fails quickly") {
   std::string message;
   CHECK_FALSE(RunProbe(spec, message));
   CHECK_FALSE(message.empty());
-}
-
-TEST_CASE("the work queue deduplicates, delays, and holds a key for one worker") {
-  WorkQueue queue;
-  queue.Add("a");
-  queue.Add("a");
-  queue.Add("b");
-  CHECK(queue.depth() == 2);
-  std::stop_source stop;
-  auto first = queue.Get(stop.get_token());
-  REQUIRE(first);
-  CHECK(*first == "a");
-  queue.Add("a");  // while held: comes back after Done
-  auto second = queue.Get(stop.get_token());
-  CHECK(*second == "b");
-  CHECK(queue.depth() == 0);
-  queue.Done("a");
-  CHECK(queue.depth() == 1);
-  CHECK(*queue.Get(stop.get_token()) == "a");
-  queue.Done("a");
-  queue.Done("b");
-
-  const auto start = std::chrono::steady_clock::now();
-  queue.AddAfter("late", 50ms);
-  queue.AddAfter("late", 500ms);  // the earlier time wins
-  CHECK(*queue.Get(stop.get_token()) == "late");
-  const auto waited = std::chrono::steady_clock::now() - start;
-  CHECK(waited >= 45ms);
-  CHECK(waited < 400ms);
-  queue.Done("late");
-  queue.ShutDown();
-  CHECK_FALSE(queue.Get(stop.get_token()).has_value());
 }
 
 TEST_CASE("pod status: running, exit, CrashLoopBackOff, terminal phases") {

@@ -31,9 +31,14 @@ DcWatcher::DcWatcher(client::ApiClient& client, std::string ns,
         watcher_.Run(stop, [this](watch::WatcherEvent&& event) {
           switch (event.type) {
             case watch::WatcherEventType::kInitApply:
-            case watch::WatcherEventType::kApply: Apply(event.object, false); break;
-            case watch::WatcherEventType::kDelete: Apply(event.object, true); break;
-            default: break;
+            case watch::WatcherEventType::kApply:
+              Apply(event.object, false);
+              break;
+            case watch::WatcherEventType::kDelete:
+              Apply(event.object, true);
+              break;
+            default:
+              break;
           }
         });
       }) {}

@@ -1,4 +1,5 @@
-// The independent safety check of the e2e tests: its own pod watch, flagging any moment with two DCs.
+// The independent safety check of the e2e tests: its own pod watch, flagging any moment with two
+// DCs.
 #pragma once
 
 #include <chrono>

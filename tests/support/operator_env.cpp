@@ -32,16 +32,16 @@ OperatorEnv::OperatorEnv() {
   log_dir_ = TestEnv::Dir() + "/e2e-logs/" + std::to_string(getpid());
   sim_state_dir_ = log_dir_ + "/podsim";
   std::filesystem::create_directories(sim_state_dir_);
-  auto applied = Kubectl({"apply", "-f", std::string(DPCM_SOURCE_DIR) +
-                                             "/manifests/crd/dpcm.io_processdomains.yaml"});
+  auto applied = Kubectl(
+      {"apply", "-f", std::string(DPCM_SOURCE_DIR) + "/manifests/crd/dpcm.io_processdomains.yaml"});
   if (!applied.ok()) throw std::runtime_error("apply CRD: " + applied.status().ToString());
-  auto established = Kubectl({"wait", "--for=condition=Established", "--timeout=30s",
-                              "crd/processdomains.dpcm.io"});
+  auto established = Kubectl(
+      {"wait", "--for=condition=Established", "--timeout=30s", "crd/processdomains.dpcm.io"});
   if (!established.ok()) throw std::runtime_error(established.status().ToString());
   auto podsim = ManagedProcess::Start(
       {kBinDir + "/dpcm-podsim", "--kubeconfig", TestEnv::Kubeconfig(), "--state-dir",
-       sim_state_dir_, "--node-name", "dpcm-e2e-" + std::to_string(getpid()),
-       "--ip-base", "127." + std::to_string(2 + getpid() % 200) + ".0.0"},
+       sim_state_dir_, "--node-name", "dpcm-e2e-" + std::to_string(getpid()), "--ip-base",
+       "127." + std::to_string(2 + getpid() % 200) + ".0.0"},
       log_dir_ + "/podsim.log", {PathWithBinDir()});
   if (!podsim.ok()) throw std::runtime_error(podsim.status().ToString());
   podsim_ = std::move(*podsim);
@@ -55,8 +55,8 @@ OperatorEnv::~OperatorEnv() {
 
 Status OperatorEnv::StartOperator() {
   auto started = ManagedProcess::Start(
-      {kBinDir + "/dpcm-operator", "--kubeconfig", TestEnv::Kubeconfig(),
-       "--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--log-level", "debug"},
+      {kBinDir + "/dpcm-operator", "--kubeconfig", TestEnv::Kubeconfig(), "--metrics-bind-address",
+       "0", "--health-probe-bind-address", "0", "--log-level", "debug"},
       log_dir_ + "/operator.log", {});
   if (!started.ok()) return started.status();
   operator_ = std::move(*started);
@@ -76,16 +76,15 @@ Result<std::string> OperatorEnv::Kubectl(const std::vector<std::string>& args) {
 
 nlohmann::json OperatorEnv::SampleDomain(const std::string& name, int replicas) {
   using nlohmann::json;
-  json container = {
-      {"name", "app"},
-      {"image", "dpcm/sample-app:latest"},
-      {"command", json::array({"dpcm-sample-app"})},
-      {"args", json::array({"--port=8080"})},
-      {"readinessProbe",
-       {{"httpGet", {{"path", "/healthz"}, {"port", 8080}}},
-        {"periodSeconds", 1},
-        {"failureThreshold", 1},
-        {"timeoutSeconds", 1}}}};
+  json container = {{"name", "app"},
+                    {"image", "dpcm/sample-app:latest"},
+                    {"command", json::array({"dpcm-sample-app"})},
+                    {"args", json::array({"--port=8080"})},
+                    {"readinessProbe",
+                     {{"httpGet", {{"path", "/healthz"}, {"port", 8080}}},
+                      {"periodSeconds", 1},
+                      {"failureThreshold", 1},
+                      {"timeoutSeconds", 1}}}};
   return {{"apiVersion", "dpcm.io/v1alpha1"},
           {"kind", "ProcessDomain"},
           {"metadata", {{"name", name}}},

@@ -1,4 +1,5 @@
-// A child process for tests: started with argv (no shell), output to a file, stopped on destruction.
+// A child process for tests: started with argv (no shell), output to a file, stopped on
+// destruction.
 #pragma once
 
 #include <sys/types.h>

@@ -90,7 +90,8 @@ class ScriptedReconciler final : public Reconciler {
 struct Harness {
   explicit Harness(ScriptedReconciler::Script script, int workers = 2)
       : reconciler(std::move(script)), controller(Options(workers), reconciler) {
-    runner = std::jthread([this](std::stop_token stop) { run_status = controller.Run(stop); });
+    runner =
+        std::jthread([this](const std::stop_token& stop) { run_status = controller.Run(stop); });
   }
   ~Harness() {
     runner.request_stop();
@@ -190,7 +191,7 @@ TEST_CASE("Controller never reconciles one request on two workers at once") {
   options.workers = 4;
   Controller instance(std::move(options), reconciler);
   controller = &instance;
-  std::jthread runner([&](std::stop_token stop) { CHECK(instance.Run(stop).ok()); });
+  std::jthread runner([&](const std::stop_token& stop) { CHECK(instance.Run(stop).ok()); });
   for (int k = 0; k < 6; ++k) instance.Enqueue({"ns", "domain-" + std::to_string(k)});
   CHECK(Eventually([&] { return calls.load() >= kBudget; }));
   runner.request_stop();

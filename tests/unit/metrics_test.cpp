@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pkg/clock/clock.h"
@@ -63,7 +65,8 @@ struct PromtoolResult {
 // promtool is not on PATH.
 std::optional<PromtoolResult> PromtoolCheckMetrics(const std::string& exposition) {
   const auto dir = std::filesystem::temp_directory_path();
-  const std::string tag = std::to_string(getpid()) + "-" + std::to_string(std::rand());
+  static std::atomic<int> runs{0};
+  const std::string tag = std::to_string(getpid()) + "-" + std::to_string(++runs);
   const auto input = dir / ("dpcm-metrics-" + tag + ".prom");
   const auto output = dir / ("dpcm-promtool-" + tag + ".out");
   std::ofstream(input) << exposition;
@@ -75,6 +78,7 @@ std::optional<PromtoolResult> PromtoolCheckMetrics(const std::string& exposition
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::vector<std::string> args{"promtool", "check", "metrics"};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
@@ -116,7 +120,7 @@ void PopulateEverything(Metrics& metrics) {
   metrics.RestClientRequestObserver("10.96.0.1:443")("GET", 200);
 }
 
-const std::vector<std::string> kDesignFamilies{
+constexpr std::string_view kDesignFamilies[] = {
     "dpcm_failovers_total",
     "dpcm_failover_duration_seconds",
     "dpcm_domain_active_pods",
@@ -147,7 +151,7 @@ TEST_CASE("Metrics exposes every DESIGN.md family, and the text passes promtool"
   const std::string text = metrics.RenderText();
   for (const auto& name : kDesignFamilies) {
     CAPTURE(name);
-    CHECK(text.find("# TYPE " + name + " ") != std::string::npos);
+    CHECK(text.find("# TYPE " + std::string(name) + " ") != std::string::npos);
   }
   CHECK(text.find("dpcm_failover_duration_seconds_bucket{namespace=\"ns\",domain=\"db\","
                   "le=\"0.01\"}") != std::string::npos);

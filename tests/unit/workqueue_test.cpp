@@ -94,6 +94,7 @@ TEST_CASE("WorkQueue never hands one key to two workers at once, and loses no re
   };
 
   std::vector<std::jthread> workers;
+  workers.reserve(4);
   for (int w = 0; w < 4; ++w) {
     workers.emplace_back([&] {
       while (auto key = queue.Get()) {
@@ -240,6 +241,7 @@ TEST_CASE("WorkQueue ShutDown wakes every blocked Get and ignores later adds") {
   FakeClock clock;
   WorkQueue queue(OnClock(clock));
   std::vector<std::future<std::optional<std::string>>> getters;
+  getters.reserve(3);
   for (int i = 0; i < 3; ++i) {
     getters.push_back(std::async(std::launch::async, [&] { return queue.Get(); }));
   }

@@ -1,0 +1,350 @@
+// ParseSpec: the ProcessDomain spec a user writes, its defaults, and the errors that name a field.
+#include "pkg/domain/spec.h"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace dpcm::domain {
+namespace {
+
+using nlohmann::json;
+
+json Template() {
+  return {{"metadata", {{"labels", {{"app", "web"}}}}},
+          {"spec", {{"containers", json::array({{{"name", "app"}, {"image", "busybox:1.36"}}})}}}};
+}
+
+json Domain(const json& spec) {
+  return {{"apiVersion", "dpcm.io/v1alpha1"},
+          {"kind", "ProcessDomain"},
+          {"metadata", {{"name", "web"}, {"namespace", "default"}, {"uid", "uid-web"}}},
+          {"spec", spec}};
+}
+
+json ManagedSpec() { return {{"template", Template()}}; }
+
+// A spec that sets every field ParseSpec reads.
+json FullSpec() {
+  return {{"replicas", 3},
+          {"template", Template()},
+          {"election",
+           {{"leaseDurationSeconds", 15},
+            {"renewDeadlineSeconds", 10},
+            {"retryPeriodSeconds", 2},
+            {"failoverDelaySeconds", 1}}},
+          {"health", {{"periodSeconds", 2}, {"http", {{"port", 8080}, {"path", "/healthz"}}}}},
+          {"service",
+           {{"ports", json::array({{{"name", "http"},
+                                    {"port", 80},
+                                    {"targetPort", 8080},
+                                    {"protocol", "TCP"}}})}}},
+          {"paused", false}};
+}
+
+// Parses `domain`, expects a rejection, and returns the field it names.
+SpecError Reject(const json& domain) {
+  SpecError error;
+  const auto result = ParseSpec(domain, &error);
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().IsInvalid());
+  CHECK_FALSE(error.field.empty());
+  CHECK_FALSE(error.message.empty());
+  CHECK(result.status().message().find(error.field) != std::string::npos);
+  return error;
+}
+
+std::string RejectedField(const json& spec) { return Reject(Domain(spec)).field; }
+
+json WithElection(const json& election) {
+  json spec = ManagedSpec();
+  spec["election"] = election;
+  return spec;
+}
+
+json WithPorts(const json& ports) {
+  json spec = ManagedSpec();
+  spec["service"] = {{"ports", ports}};
+  return spec;
+}
+
+TEST_CASE("ParseSpec fills defaults for every field a user leaves out") {
+  const auto spec = ParseSpec(Domain(ManagedSpec()), nullptr);
+  REQUIRE(spec.ok());
+  CHECK(spec->replicas == 1);
+  CHECK(spec->managed());
+  CHECK(*spec->pod_template == Template());
+  CHECK(spec->selector.empty());
+  CHECK(spec->election.lease_duration_seconds == 15);
+  CHECK(spec->election.renew_deadline_seconds == 10);
+  CHECK(spec->election.retry_period_seconds == 2);
+  CHECK(spec->election.failover_delay_seconds == 0);
+  CHECK(spec->service_ports.empty());
+  CHECK_FALSE(spec->paused);
+}
+
+TEST_CASE("ParseSpec reads every field of a complete managed spec") {
+  json full = FullSpec();
+  full["paused"] = true;
+  full["service"]["ports"].push_back({{"port", 9090}});
+  const auto spec = ParseSpec(Domain(full), nullptr);
+  REQUIRE(spec.ok());
+  CHECK(spec->replicas == 3);
+  CHECK(spec->election.lease_duration_seconds == 15);
+  CHECK(spec->election.renew_deadline_seconds == 10);
+  CHECK(spec->election.retry_period_seconds == 2);
+  CHECK(spec->election.failover_delay_seconds == 1);
+  CHECK(spec->paused);
+  REQUIRE(spec->service_ports.size() == 2);
+  CHECK(spec->service_ports[0].name == "http");
+  CHECK(spec->service_ports[0].port == 80);
+  CHECK(spec->service_ports[0].target_port == json(8080));
+  CHECK(spec->service_ports[0].protocol == "TCP");
+  CHECK(spec->service_ports[1].name.empty());
+  CHECK(spec->service_ports[1].port == 9090);
+  CHECK(spec->service_ports[1].target_port.is_null());
+  CHECK(spec->service_ports[1].protocol == "TCP");
+}
+
+TEST_CASE("ParseSpec reads adopt mode from selector.matchLabels") {
+  const json spec_json = {{"selector", {{"matchLabels", {{"app", "db"}, {"tier", "data"}}}}}};
+  const auto spec = ParseSpec(Domain(spec_json), nullptr);
+  REQUIRE(spec.ok());
+  CHECK_FALSE(spec->managed());
+  CHECK(spec->selector == std::map<std::string, std::string>{{"app", "db"}, {"tier", "data"}});
+  // An empty matchExpressions list is the same as none.
+  json with_empty = spec_json;
+  with_empty["selector"]["matchExpressions"] = json::array();
+  CHECK(ParseSpec(Domain(with_empty), nullptr).ok());
+}
+
+TEST_CASE("ParseSpec requires exactly one of template and selector") {
+  json both = ManagedSpec();
+  both["selector"] = {{"matchLabels", {{"app", "web"}}}};
+  SpecError error = Reject(Domain(both));
+  CHECK(error.field == "spec.template");
+  CHECK(error.message.find("spec.selector") != std::string::npos);
+
+  error = Reject(Domain(json{{"replicas", 2}}));
+  CHECK(error.field == "spec.template");
+  CHECK(error.message.find("spec.selector") != std::string::npos);
+
+  // Explicit nulls count as absent.
+  CHECK(RejectedField({{"template", nullptr}, {"selector", nullptr}}) == "spec.template");
+  CHECK(ParseSpec(Domain({{"template", Template()}, {"selector", nullptr}}), nullptr).ok());
+}
+
+TEST_CASE("ParseSpec rejects a template without containers or with an unnamed container") {
+  json no_spec = ManagedSpec();
+  no_spec["template"].erase("spec");
+  CHECK(RejectedField(no_spec) == "spec.template.spec.containers");
+
+  json empty = ManagedSpec();
+  empty["template"]["spec"]["containers"] = json::array();
+  CHECK(RejectedField(empty) == "spec.template.spec.containers");
+
+  json not_a_list = ManagedSpec();
+  not_a_list["template"]["spec"]["containers"] = {{"name", "app"}};
+  CHECK(RejectedField(not_a_list) == "spec.template.spec.containers");
+
+  for (const json& container :
+       {json{{"image", "busybox"}}, json{{"name", ""}}, json{{"name", 7}}, json("app")}) {
+    CAPTURE(container.dump());
+    json unnamed = ManagedSpec();
+    unnamed["template"]["spec"]["containers"].push_back(container);
+    const SpecError error = Reject(Domain(unnamed));
+    CHECK(error.field == "spec.template.spec.containers");
+    CHECK(error.message.find("name") != std::string::npos);
+  }
+}
+
+TEST_CASE("ParseSpec rejects template labels that dpcm owns") {
+  for (const char* label : {kDomainLabel, kRoleLabel}) {
+    CAPTURE(label);
+    json spec = ManagedSpec();
+    spec["template"]["metadata"]["labels"][label] = "dc";
+    const SpecError error = Reject(Domain(spec));
+    CHECK(error.field == "spec.template.metadata.labels");
+    CHECK(error.message.find(label) != std::string::npos);
+  }
+  json not_string = ManagedSpec();
+  not_string["template"]["metadata"]["labels"]["version"] = 2;
+  CHECK(RejectedField(not_string) == "spec.template.metadata.labels.version");
+}
+
+TEST_CASE("ParseSpec rejects a selector without matchLabels or with matchExpressions") {
+  CHECK(RejectedField({{"selector", json::object()}}) == "spec.selector.matchLabels");
+  CHECK(RejectedField({{"selector", {{"matchLabels", json::object()}}}}) ==
+        "spec.selector.matchLabels");
+  CHECK(RejectedField({{"selector", {{"matchLabels", "app=db"}}}}) == "spec.selector.matchLabels");
+  CHECK(RejectedField({{"selector", "app=db"}}) == "spec.selector.matchLabels");
+  CHECK(RejectedField({{"selector",
+                        {{"matchExpressions", json::array({{{"key", "app"},
+                                                            {"operator", "In"},
+                                                            {"values", json::array({"db"})}}})}}}}) ==
+        "spec.selector.matchLabels");
+  CHECK(RejectedField({{"selector",
+                        {{"matchLabels", {{"app", "db"}}},
+                         {"matchExpressions", json::array({{{"key", "tier"},
+                                                            {"operator", "Exists"}}})}}}}) ==
+        "spec.selector.matchExpressions");
+  CHECK(RejectedField({{"selector", {{"matchLabels", {{"app", 1}}}}}}) ==
+        "spec.selector.matchLabels.app");
+}
+
+TEST_CASE("ParseSpec requires renewDeadlineSeconds < leaseDurationSeconds") {
+  SpecError error = Reject(Domain(WithElection({{"renewDeadlineSeconds", 15}})));
+  CHECK(error.field == "spec.election.renewDeadlineSeconds");
+  CHECK(error.message.find("15") != std::string::npos);
+  CHECK(RejectedField(WithElection({{"leaseDurationSeconds", 10}, {"renewDeadlineSeconds", 20}})) ==
+        "spec.election.renewDeadlineSeconds");
+  // Shortening only the lease below the default renew deadline is caught too.
+  CHECK(RejectedField(WithElection({{"leaseDurationSeconds", 5}})) ==
+        "spec.election.renewDeadlineSeconds");
+  const auto ok = ParseSpec(
+      Domain(WithElection({{"leaseDurationSeconds", 4}, {"renewDeadlineSeconds", 3}, {"retryPeriodSeconds", 1}})),
+      nullptr);
+  REQUIRE(ok.ok());
+  CHECK(ok->election.lease_duration_seconds == 4);
+  CHECK(ok->election.renew_deadline_seconds == 3);
+}
+
+TEST_CASE("ParseSpec requires retryPeriodSeconds * 1.2 <= renewDeadlineSeconds") {
+  CHECK(RejectedField(WithElection({{"retryPeriodSeconds", 9}})) ==
+        "spec.election.retryPeriodSeconds");
+  CHECK(RejectedField(WithElection({{"retryPeriodSeconds", 10}})) ==
+        "spec.election.retryPeriodSeconds");
+  CHECK(RejectedField(WithElection({{"leaseDurationSeconds", 2}, {"renewDeadlineSeconds", 1}})) ==
+        "spec.election.retryPeriodSeconds");
+  // Exactly 1.2 is allowed (README: "must be <= renewDeadlineSeconds / 1.2").
+  CHECK(ParseSpec(Domain(WithElection({{"renewDeadlineSeconds", 12},
+                                       {"leaseDurationSeconds", 15},
+                                       {"retryPeriodSeconds", 10}})),
+                  nullptr)
+            .ok());
+  CHECK(ParseSpec(Domain(WithElection({{"retryPeriodSeconds", 8}})), nullptr).ok());
+}
+
+TEST_CASE("ParseSpec rejects non-integer and out-of-range numbers, naming the field") {
+  struct Case {
+    json spec;
+    const char* field;
+  };
+  std::vector<Case> cases = {
+      {{{"replicas", 0}}, "spec.replicas"},
+      {{{"replicas", -3}}, "spec.replicas"},
+      {{{"replicas", 1.5}}, "spec.replicas"},
+      {{{"replicas", "3"}}, "spec.replicas"},
+      {{{"replicas", true}}, "spec.replicas"},
+      {{{"replicas", 2'000'000}}, "spec.replicas"},
+      {{{"replicas", 99999999999999LL}}, "spec.replicas"},
+      {{{"election", {{"leaseDurationSeconds", "15"}}}}, "spec.election.leaseDurationSeconds"},
+      {{{"election", {{"leaseDurationSeconds", 0}}}}, "spec.election.leaseDurationSeconds"},
+      {{{"election", {{"renewDeadlineSeconds", 10.5}}}}, "spec.election.renewDeadlineSeconds"},
+      {{{"election", {{"renewDeadlineSeconds", -10}}}}, "spec.election.renewDeadlineSeconds"},
+      {{{"election", {{"retryPeriodSeconds", json::array({2})}}}}, "spec.election.retryPeriodSeconds"},
+      {{{"election", {{"retryPeriodSeconds", 0}}}}, "spec.election.retryPeriodSeconds"},
+      {{{"election", {{"failoverDelaySeconds", -1}}}}, "spec.election.failoverDelaySeconds"},
+      {{{"election", {{"failoverDelaySeconds", nullptr}}}}, "spec.election.failoverDelaySeconds"},
+  };
+  for (auto& c : cases) {
+    c.spec["template"] = Template();
+    CAPTURE(c.spec.dump());
+    CHECK(RejectedField(c.spec) == c.field);
+  }
+  // failoverDelaySeconds may be 0; the others start at 1.
+  CHECK(ParseSpec(Domain(WithElection({{"failoverDelaySeconds", 0}})), nullptr).ok());
+}
+
+TEST_CASE("ParseSpec checks service ports: a list of ports in 1..65535") {
+  CHECK(RejectedField(WithPorts({{"port", 80}})) == "spec.service.ports");
+  CHECK(RejectedField(WithPorts("80")) == "spec.service.ports");
+  CHECK(RejectedField(WithPorts(json::array({{{"port", 0}}}))) == "spec.service.ports[0].port");
+  CHECK(RejectedField(WithPorts(json::array({{{"port", 80}}, {{"port", 65536}}}))) ==
+        "spec.service.ports[1].port");
+  CHECK(RejectedField(WithPorts(json::array({{{"port", -80}}}))) == "spec.service.ports[0].port");
+  CHECK(RejectedField(WithPorts(json::array({{{"port", "http"}}}))) ==
+        "spec.service.ports[0].port");
+  CHECK(RejectedField(WithPorts(json::array({{{"name", "http"}}}))) ==
+        "spec.service.ports[0].port");
+  CHECK(RejectedField(WithPorts(json::array({80}))) == "spec.service.ports[0].port");
+
+  const auto edges = ParseSpec(
+      Domain(WithPorts(json::array({{{"port", 1}}, {{"port", 65535}, {"targetPort", "web"}}}))),
+      nullptr);
+  REQUIRE(edges.ok());
+  REQUIRE(edges->service_ports.size() == 2);
+  CHECK(edges->service_ports[1].target_port == json("web"));
+  const auto empty = ParseSpec(Domain(WithPorts(json::array())), nullptr);
+  REQUIRE(empty.ok());
+  CHECK(empty->service_ports.empty());
+}
+
+TEST_CASE("ParseSpec rejects a paused that is not a boolean") {
+  for (const json& paused : {json("true"), json(1), json(nullptr), json::object()}) {
+    CAPTURE(paused.dump());
+    json spec = ManagedSpec();
+    spec["paused"] = paused;
+    CHECK(RejectedField(spec) == "spec.paused");
+  }
+  json spec = ManagedSpec();
+  spec["paused"] = true;
+  const auto parsed = ParseSpec(Domain(spec), nullptr);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->paused);
+}
+
+TEST_CASE("ParseSpec rejects an object without a spec object") {
+  for (const json& domain : {json(nullptr), json("spec"), json::array({ManagedSpec()}), json(3),
+                             json::object(), json{{"metadata", {{"name", "web"}}}},
+                             Domain(nullptr), Domain("template"), Domain(json::array())}) {
+    CAPTURE(domain.dump());
+    CHECK(Reject(domain).field == "spec");
+  }
+}
+
+// Every JSON pointer below `at`, including `at` itself.
+void CollectPointers(const json& value, const json::json_pointer& at,
+                     std::vector<json::json_pointer>& out) {
+  out.push_back(at);
+  if (value.is_object()) {
+    for (const auto& [key, child] : value.items()) CollectPointers(child, at / key, out);
+  } else if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) CollectPointers(value[i], at / i, out);
+  }
+}
+
+TEST_CASE("ParseSpec never throws on garbage of any JSON type in any field") {
+  const std::vector<json> garbage = {
+      json(nullptr),   json("x"),   json(""),   json(0),     json(-1),
+      json(1.5),       json(true),  json(1e300), json::array(), json::array({1, "a", nullptr}),
+      json::object(),  json{{"a", 1}}, json(18446744073709551615ULL)};
+  const json adopt_spec = {
+      {"selector", {{"matchLabels", {{"app", "db"}}}, {"matchExpressions", json::array()}}}};
+  int parsed = 0;
+  for (const json& base : {Domain(FullSpec()), Domain(adopt_spec)}) {
+    std::vector<json::json_pointer> pointers;
+    CollectPointers(base, json::json_pointer(), pointers);
+    for (const auto& pointer : pointers) {
+      for (const json& value : garbage) {
+        json domain = base;
+        domain[pointer] = value;
+        CAPTURE(domain.dump());
+        SpecError error;
+        CHECK_NOTHROW({
+          const auto result = ParseSpec(domain, &error);
+          if (!result.ok()) {
+            CHECK(error.field.rfind("spec", 0) == 0);
+          }
+        });
+        ++parsed;
+      }
+    }
+  }
+  CHECK(parsed > 500);
+}
+
+}  // namespace
+}  // namespace dpcm::domain
