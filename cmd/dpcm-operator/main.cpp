@@ -1,8 +1,8 @@
 // dpcm-operator: wiring only — flags, configuration, caches, the domain controller, endpoints.
 #include <httplib.h>
 #include <signal.h>
-#include <unistd.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -146,15 +146,20 @@ int Run(int argc, char** argv) {
   controller_options.metrics = &metrics;
   controller::Controller controller(std::move(controller_options), reconciler);
 
+  // Reads a string at `pointer`, or "" when absent or not a string.
+  auto string_at = [](const json& object, const json::json_pointer& pointer) {
+    return object.contains(pointer) && object.at(pointer).is_string()
+               ? object.at(pointer).get<std::string>()
+               : std::string();
+  };
   auto enqueue_named = [&](const cache::ObjectPtr& object) {
-    const auto& m = (*object)["metadata"];
-    const std::string ns = m.value("namespace", "");
-    if (wanted(ns)) controller.Enqueue({ns, m.value("name", "")});
+    const std::string ns = string_at(*object, "/metadata/namespace"_json_pointer);
+    const std::string name = string_at(*object, "/metadata/name"_json_pointer);
+    if (!name.empty() && wanted(ns)) controller.Enqueue({ns, name});
   };
   auto enqueue_by_label = [&](const cache::ObjectPtr& object) {
-    const auto& m = (*object)["metadata"];
-    const std::string ns = m.value("namespace", "");
-    const std::string domain = m.value("/labels/dpcm.io~1domain"_json_pointer, "");
+    const std::string ns = string_at(*object, "/metadata/namespace"_json_pointer);
+    const std::string domain = string_at(*object, "/metadata/labels/dpcm.io~1domain"_json_pointer);
     if (!domain.empty() && wanted(ns)) controller.Enqueue({ns, domain});
   };
   auto enqueue_pod = [&](const cache::ObjectPtr& pod) {

@@ -1,6 +1,7 @@
 #include "cmd/dpcm-operator/options.h"
 
 #include <charconv>
+#include <cmath>
 #include <functional>
 #include <map>
 
@@ -89,7 +90,9 @@ Result<OperatorOptions> ParseOptions(int argc, const char* const* argv) {
          try {
            size_t used = 0;
            o.kube_api_qps = std::stod(v, &used);
-           if (used != v.size()) throw std::invalid_argument(v);
+           if (used != v.size() || !std::isfinite(o.kube_api_qps) || v.front() == ' ') {
+             throw std::invalid_argument(v);
+           }
          } catch (const std::exception&) {
            return Status::Config("--" + f + " must be a number, not \"" + v + "\"");
          }

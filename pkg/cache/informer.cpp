@@ -1,5 +1,7 @@
 #include "pkg/cache/informer.h"
 
+#include <spdlog/spdlog.h>
+
 namespace dpcm::cache {
 namespace {
 
@@ -52,6 +54,16 @@ ObjectPtr Informer::Prepare(nlohmann::json&& object) const {
 }
 
 void Informer::Handle(watch::WatcherEvent&& event) {
+  // Handlers and transforms run on this thread: an exception from one (bad data from the
+  // API) is logged and must not end the process.
+  try {
+    HandleEvent(std::move(event));
+  } catch (const std::exception& e) {
+    spdlog::error("informer {}: event dropped: {}", watcher_.ref().Describe(), e.what());
+  }
+}
+
+void Informer::HandleEvent(watch::WatcherEvent&& event) {
   switch (event.type) {
     case watch::WatcherEventType::kInitStart:
       relist_buffer_.clear();

@@ -69,6 +69,7 @@ class Informer {
 
  private:
   void Handle(watch::WatcherEvent&& event);
+  void HandleEvent(watch::WatcherEvent&& event);
   ObjectPtr Prepare(nlohmann::json&& object) const;
 
   watch::Watcher watcher_;

@@ -234,16 +234,20 @@ Status DomainReconciler::EnsurePods(const json& domain, const DomainSpec& spec,
     }
     spdlog::info("{}/{}: created pod {}", ns, name, pod_name);
   }
-  // Scale down: delete members beyond replicas, but never the DC (it is moved first).
+  // Scale down: delete members beyond replicas, but never the DC or the Lease holder
+  // (the DC is moved first).
+  const auto lease = caches_.leases.Get(ns, name);
+  const std::string holder = lease ? election::ParseLease(*lease).holder : "";
   for (const auto& pod : pods) {
     const Member member = MemberFromPod(*pod, name);
     if (member.ordinal >= 0 && member.ordinal < spec.replicas) continue;
     progressing = true;
-    if (member.is_dc() || member.terminating()) continue;
+    if (member.is_dc() || member.name == holder || member.terminating()) continue;
     client::DeleteOptions options;
     options.precondition_uid = member.uid;
+    options.precondition_resource_version = member.resource_version;
     auto deleted = client_.Delete(client::resources::Pods(), ns, member.name, options);
-    if (!deleted.ok() && !deleted.status().IsNotFound()) {
+    if (!deleted.ok() && !deleted.status().IsNotFound() && !deleted.status().IsConflict()) {
       return deleted.status().WithContext("delete pod " + member.name);
     }
     spdlog::info("{}/{}: scaled down pod {}", ns, name, member.name);
@@ -251,45 +255,61 @@ Status DomainReconciler::EnsurePods(const json& domain, const DomainSpec& spec,
   return Status::Ok();
 }
 
-Status DomainReconciler::DemoteIfDc(const std::string& ns, const std::string& pod_name) {
+Status DomainReconciler::Fence(const std::string& ns, const std::string& pod_name, int64_t epoch) {
   auto pod = client_.Get(client::resources::Pods(), ns, pod_name);
   if (pod.status().IsNotFound()) return Status::Ok();
-  if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before demoting it");
-  if (!HasLabel(*pod, kRoleLabel, kRoleDc)) return Status::Ok();
+  if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before fencing it");
+  const std::string fence = std::to_string(epoch);
+  if (!HasLabel(*pod, kRoleLabel, kRoleDc) &&
+      pod->value("/metadata/annotations/dpcm.io~1fenced-epoch"_json_pointer, json()) == fence) {
+    return Status::Ok();  // already fenced for this epoch
+  }
   json ops = json::array({TestResourceVersion(Meta(*pod, "resourceVersion")),
                           SetInMap(*pod, "labels", kRoleLabel, kRolePc)});
-  if (pod->contains("metadata") && (*pod)["metadata"].contains("annotations") &&
-      (*pod)["metadata"]["annotations"].contains(kEpochAnnotation)) {
-    ops.push_back({{"op", "remove"}, {"path", PointerTo("annotations", kEpochAnnotation)}});
+  json annotated = *pod;
+  if (!annotated["metadata"].contains("annotations")) {
+    ops.push_back(
+        {{"op", "add"}, {"path", "/metadata/annotations"}, {"value", {{kFenceAnnotation, fence}}}});
+  } else {
+    ops.push_back(SetInMap(*pod, "annotations", kFenceAnnotation, fence));
+    if (annotated["metadata"]["annotations"].contains(kEpochAnnotation)) {
+      ops.push_back({{"op", "remove"}, {"path", PointerTo("annotations", kEpochAnnotation)}});
+    }
   }
   auto patched =
       client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson, ops);
   if (patched.status().IsNotFound()) return Status::Ok();
-  if (!patched.ok()) return patched.status().WithContext("demote " + pod_name);
+  if (!patched.ok()) return patched.status().WithContext("fence " + pod_name);
   return Status::Ok();
 }
 
-Status DomainReconciler::Promote(const std::string& ns, const std::string& pod_name,
-                                 int64_t epoch) {
+Result<bool> DomainReconciler::Promote(const std::string& ns, const std::string& domain_name,
+                                       const std::string& pod_name, int64_t epoch) {
   auto pod = client_.Get(client::resources::Pods(), ns, pod_name);
   if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before promoting it");
-  if ((*pod)["metadata"].contains("deletionTimestamp")) {
-    return Status::Conflict(pod_name + " started terminating before it could be promoted");
+  const Member fresh = MemberFromPod(*pod, domain_name);
+  if (!fresh.healthy()) {
+    return Status::Conflict(pod_name + " is no longer healthy (" +
+                            UnhealthyReason(fresh.unhealthy) + ")");
   }
+  if (fresh.is_dc() && fresh.epoch == epoch) return false;
   json ops = json::array({TestResourceVersion(Meta(*pod, "resourceVersion")),
-                          SetInMap(*pod, "labels", kRoleLabel, kRoleDc)});
-  ops.push_back(SetInMap(*pod, "annotations", kEpochAnnotation, std::to_string(epoch)));
+                          SetInMap(*pod, "labels", kRoleLabel, kRoleDc),
+                          SetInMap(*pod, "labels", kDomainLabel, domain_name),
+                          SetInMap(*pod, "annotations", kEpochAnnotation, std::to_string(epoch))});
   auto patched =
       client_.Patch(client::resources::Pods(), ns, pod_name, client::PatchType::kJson, ops);
   if (!patched.ok()) return patched.status().WithContext("promote " + pod_name);
-  return Status::Ok();
+  return true;
 }
 
-Status DomainReconciler::LabelPc(const std::string& ns, const Member& member) {
+Status DomainReconciler::LabelPc(const std::string& ns, const std::string& domain_name,
+                                 const Member& member) {
   auto pod = caches_.pods.Get(ns, member.name);
   if (pod == nullptr) return Status::Ok();
   const json ops = json::array({TestResourceVersion(member.resource_version),
-                                SetInMap(*pod, "labels", kRoleLabel, kRolePc)});
+                                SetInMap(*pod, "labels", kRoleLabel, kRolePc),
+                                SetInMap(*pod, "labels", kDomainLabel, domain_name)});
   auto patched =
       client_.Patch(client::resources::Pods(), ns, member.name, client::PatchType::kJson, ops);
   if (!patched.ok() && !patched.status().IsNotFound()) {
@@ -318,6 +338,22 @@ Status DomainReconciler::WriteLease(const json& domain, const DomainSpec& spec,
   election::ApplyLease(lease, object);
   auto written = existed ? client_.Update(client::resources::Leases(), ns, object)
                          : client_.Create(client::resources::Leases(), ns, object);
+  if (written.status().IsAlreadyExists()) {
+    // A Lease our cache cannot see: it lacks the dpcm.io/domain label the cache selects
+    // on. Ours (owned by this domain): label it so the cache sees it, then retry. Not
+    // ours: never take it over.
+    auto current = client_.Get(client::resources::Leases(), ns, name);
+    if (current.ok() && OwnedByDomain(*current, name)) {
+      auto labeled =
+          client_.Patch(client::resources::Leases(), ns, name, client::PatchType::kJson,
+                        json::array({TestResourceVersion(Meta(*current, "resourceVersion")),
+                                     SetInMap(*current, "labels", kDomainLabel, name)}));
+      if (!labeled.ok()) return labeled.status().WithContext("label lease " + name);
+      return Status::Conflict("lease " + name + " was not in the cache; labeled it, retrying");
+    }
+    return Status::Conflict("a Lease named " + name +
+                            " exists and is not owned by this ProcessDomain");
+  }
   if (!written.ok()) return written.status().WithContext("write lease " + name);
   lease = election::ParseLease(*written);
   return Status::Ok();
@@ -327,33 +363,63 @@ Status DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Obse
                                 const std::string& target, Memory& memory) {
   const std::string ns = Meta(domain, "namespace");
   const std::string name = Meta(domain, "name");
-  // 1. Nobody else may carry the DC label: read each suspect fresh and demote it.
+  const bool existed = view.lease_object != nullptr;
+  const bool holder_changes = !existed || view.lease.holder != target;
+
+  // The epoch only grows, even if the Lease was deleted behind our back: start above
+  // everything this domain has shown before.
+  int64_t epoch = existed ? view.lease.transitions : 0;
+  epoch = std::max(epoch, domain.value("/status/epoch"_json_pointer, int64_t{0}));
+  for (const auto& m : view.members) epoch = std::max(epoch, m.epoch.value_or(0));
+  if (holder_changes) ++epoch;
+
+  // 1. Nobody else may carry the DC label. The cache may lag, so ask the API which pods
+  //    are labeled DC right now, and fence every suspect with a conditional write.
   std::set<std::string> suspects(view.labeled_dc.begin(), view.labeled_dc.end());
   if (!view.lease.holder.empty()) suspects.insert(view.lease.holder);
+  client::ListOptions labeled;
+  labeled.label_selector =
+      std::string(kDomainLabel) + "=" + name + "," + kRoleLabel + "=" + kRoleDc;
+  auto live = client_.List(client::resources::Pods(), ns, labeled);
+  if (!live.ok()) return live.status().WithContext("list DC pods");
+  if (live->contains("items") && (*live)["items"].is_array()) {
+    for (const auto& pod : (*live)["items"]) suspects.insert(Meta(pod, "name"));
+  }
   suspects.erase(target);
   for (const auto& suspect : suspects) {
-    if (Status s = DemoteIfDc(ns, suspect); !s.ok()) return s;
+    if (Status s = Fence(ns, suspect, epoch); !s.ok()) return s;
   }
-  // 2. The Lease names the new holder; a holder change is a new epoch.
-  const std::string previous = view.lease.holder;
-  const bool existed = view.lease_object != nullptr;
+
+  // 2. The Lease names the new holder (skipped when it already does and is fresh).
+  const std::string previous =
+      !memory.failing_over_from.empty() ? memory.failing_over_from : view.lease.holder;
   election::LeaseRecord lease = view.lease;
   const auto now = clock_.WallNow();
-  if (!existed || lease.holder != target) {
-    lease.transitions = existed ? lease.transitions + 1 : 1;
-    lease.acquire_time = now;
+  const auto renew_period = std::chrono::seconds(spec.election.lease_duration_seconds) / 3;
+  const bool fresh =
+      existed && !holder_changes && lease.renew_time && now - *lease.renew_time < renew_period;
+  if (!fresh) {
+    if (holder_changes) {
+      lease.transitions = epoch;
+      lease.acquire_time = now;
+      if (!previous.empty() && previous != target) memory.failing_over_from = previous;
+    }
+    lease.holder = target;
+    lease.renew_time = now;
+    if (Status s = WriteLease(domain, spec, lease, existed); !s.ok()) return s;
+    view.lease = lease;
   }
-  lease.holder = target;
-  lease.renew_time = now;
-  if (Status s = WriteLease(domain, spec, lease, existed); !s.ok()) return s;
-  view.lease = lease;
+
   // 3. Only now the label.
-  if (Status s = Promote(ns, target, lease.transitions); !s.ok()) return s;
+  auto promoted = Promote(ns, name, target, view.lease.transitions);
+  if (!promoted.ok()) return promoted.status();
   view.labeled_dc = {target};
+  const bool failed_over = !previous.empty() && previous != target;
+  if (!*promoted && !failed_over) return Status::Ok();  // nothing changed: no events
 
   const auto reference = events::ObjectReference::Of(domain);
-  const std::string epoch = std::to_string(lease.transitions);
-  if (!previous.empty() && previous != target) {
+  const std::string epoch_text = std::to_string(view.lease.transitions);
+  if (failed_over) {
     const std::string reason =
         memory.dc_failure_reason.empty() ? "rebalanced" : memory.dc_failure_reason;
     const auto took = memory.dc_failure_seen ? clock_.Now() - *memory.dc_failure_seen
@@ -362,19 +428,20 @@ Status DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Obse
     events_.Normal(reference, "Demoted", previous + " is no longer DC");
     events_.Normal(
         reference, "Promoted",
-        target + " is DC at epoch " + epoch + " (failover took " + Milliseconds(took) + ")");
+        target + " is DC at epoch " + epoch_text + " (failover took " + Milliseconds(took) + ")");
     const int64_t before =
         memory.failovers.value_or(domain.value("/status/failovers"_json_pointer, int64_t{0}));
     memory.failovers = before + 1;
     memory.last_failover_time = election::FormatTime(now);
     ReportFailover(ns, name, reason, took);
     spdlog::info("{}/{}: failover {} -> {} at epoch {} ({}, took {})", ns, name, previous, target,
-                 epoch, reason, Milliseconds(took));
+                 epoch_text, reason, Milliseconds(took));
   } else {
     events_.Normal(reference, previous.empty() ? "Elected" : "Promoted",
-                   target + " is DC at epoch " + epoch);
-    spdlog::info("{}/{}: {} is DC at epoch {}", ns, name, target, epoch);
+                   target + " is DC at epoch " + epoch_text);
+    spdlog::info("{}/{}: {} is DC at epoch {}", ns, name, target, epoch_text);
   }
+  memory.failing_over_from.clear();
   memory.dc_failure_seen.reset();
   memory.dc_failure_reason.clear();
   return Status::Ok();
@@ -515,7 +582,12 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   const auto pods = PodsOf(domain, spec);
   bool progressing = false;
   if (spec.managed() && !spec.paused) {
-    if (Status s = EnsurePods(domain, spec, pods, progressing); !s.ok()) return s;
+    // A pod that cannot be created (quota, admission) must not stop the election.
+    if (Status s = EnsurePods(domain, spec, pods, progressing); !s.ok()) {
+      spdlog::warn("{}/{}: {}", ns, name, s.ToString());
+      events_.Warning(events::ObjectReference::Of(domain), "PodsFailed", s.message());
+      requeue_within(std::chrono::seconds(5));
+    }
   }
 
   Observed view;
@@ -587,7 +659,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
     for (const auto& member : view.members) {
       if (view.target && member.name == *view.target) continue;
       if (member.role == kRolePc || member.terminating() || member.is_dc()) continue;
-      if (Status s = LabelPc(ns, member); !s.ok()) {
+      if (Status s = LabelPc(ns, name, member); !s.ok()) {
         spdlog::debug("{}/{}: {}", ns, name, s.ToString());
         relabel_failed = true;
       }
@@ -595,8 +667,13 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
     if (relabel_failed) requeue_within(kRetrySoon);
 
     if (Status s = EnsureService(domain, spec); !s.ok()) {
-      events_.Warning(events::ObjectReference::Of(domain), "ServiceFailed", s.message());
+      if (memory.service_error != s.message()) {
+        memory.service_error = s.message();
+        events_.Warning(events::ObjectReference::Of(domain), "ServiceFailed", s.message());
+      }
       requeue_within(std::chrono::seconds(10));
+    } else {
+      memory.service_error.clear();
     }
   }
 

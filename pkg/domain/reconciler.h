@@ -37,12 +37,15 @@ struct DomainCaches {
 // cluster one safe step (or several) toward the spec. The safety protocol for moving
 // the DC role (DESIGN.md "Safety"):
 //   1. every pod other than the new DC that has, or may have, dpcm.io/role=dc (the pods
-//      the cache shows as DC and the Lease holder) is read fresh from the API and, if
-//      labeled dc, relabeled pc with a resourceVersion precondition;
+//      a live LIST shows as DC, those the cache shows as DC, and the Lease holder) is
+//      read fresh and fenced: relabeled pc and annotated dpcm.io/fenced-epoch with a
+//      resourceVersion precondition. The write changes its resourceVersion, so a
+//      promote of that pod still in flight from an earlier attempt can no longer apply;
 //   2. the Lease is written with a resourceVersion precondition: holder = new DC,
-//      leaseTransitions + 1 (the epoch);
-//   3. only then the new DC is labeled dc and annotated with the epoch, again with a
-//      resourceVersion precondition.
+//      leaseTransitions + 1 (the epoch, which never goes back: a recreated Lease starts
+//      above the domain's status.epoch and every member's dpcm.io/epoch);
+//   3. only then the new DC, read fresh and still healthy, is labeled dc and annotated
+//      with the epoch, again with a resourceVersion precondition.
 // Any failed precondition aborts the step and the domain is requeued: a stale cache
 // can delay a failover but never produce a second DC. Thread-safe for distinct
 // domains; the controller never runs two reconciles of one domain at once.
@@ -67,6 +70,8 @@ class DomainReconciler final : public controller::Reconciler {
     std::optional<Clock::Monotonic::time_point> dc_failure_seen;
     std::string dc_failure_reason;
     std::optional<int64_t> failovers;
+    std::string failing_over_from;  // set once the Lease left a failed DC, until promoted
+    std::string service_error;      // last ServiceFailed message, to report it once
     std::string last_failover_time;
     int64_t invalid_spec_generation = -1;
   };
@@ -80,9 +85,11 @@ class DomainReconciler final : public controller::Reconciler {
   Status EnsureService(const nlohmann::json& domain, const DomainSpec& spec);
   Status MoveDc(const nlohmann::json& domain, const DomainSpec& spec, Observed& view,
                 const std::string& target, Memory& memory);
-  Status DemoteIfDc(const std::string& ns, const std::string& pod_name);
-  Status Promote(const std::string& ns, const std::string& pod_name, int64_t epoch);
-  Status LabelPc(const std::string& ns, const Member& member);
+  Status Fence(const std::string& ns, const std::string& pod_name, int64_t epoch);
+  // Labels `pod_name` dc at `epoch`. Returns false when it already was (nothing written).
+  Result<bool> Promote(const std::string& ns, const std::string& domain_name,
+                       const std::string& pod_name, int64_t epoch);
+  Status LabelPc(const std::string& ns, const std::string& domain_name, const Member& member);
   Status WriteLease(const nlohmann::json& domain, const DomainSpec& spec,
                     election::LeaseRecord& lease, bool existed);
   Status WriteStatus(const nlohmann::json& domain, nlohmann::json status);

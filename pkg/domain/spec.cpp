@@ -134,6 +134,12 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
         *error = {path + ".port", "must be between 1 and 65535"};
         return Fail(error);
       }
+      for (const char* key : {"name", "protocol"}) {
+        if (ports[i].contains(key) && !ports[i][key].is_string()) {
+          *error = {path + "." + key, "must be a string"};
+          return Fail(error);
+        }
+      }
       port.name = ports[i].value("name", "");
       port.protocol = ports[i].value("protocol", "TCP");
       if (ports[i].contains("targetPort")) port.target_port = ports[i]["targetPort"];

@@ -14,6 +14,7 @@ namespace dpcm::domain {
 inline constexpr const char* kDomainLabel = "dpcm.io/domain";
 inline constexpr const char* kRoleLabel = "dpcm.io/role";
 inline constexpr const char* kEpochAnnotation = "dpcm.io/epoch";
+inline constexpr const char* kFenceAnnotation = "dpcm.io/fenced-epoch";
 inline constexpr const char* kRoleDc = "dc";
 inline constexpr const char* kRolePc = "pc";
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdio>
 #include <ctime>
+#include <string_view>
 
 namespace dpcm::election {
 namespace {
@@ -48,6 +49,13 @@ std::string FormatTime(WallTime time) {
 }
 
 std::optional<WallTime> ParseTime(const std::string& text) {
+  // Exactly "YYYY-MM-DDThh:mm:ss" first: sscanf alone takes "1", " 1" or "+1" for a field.
+  constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd";
+  if (text.size() < kShape.size()) return std::nullopt;
+  for (size_t i = 0; i < kShape.size(); ++i) {
+    const bool digit = text[i] >= '0' && text[i] <= '9';
+    if (kShape[i] == 'd' ? !digit : text[i] != kShape[i]) return std::nullopt;
+  }
   std::tm utc{};
   int consumed = 0;
   if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &utc.tm_year, &utc.tm_mon,
@@ -66,8 +74,13 @@ std::optional<WallTime> ParseTime(const std::string& text) {
     }
   }
   if (at + 1 != text.size() || text[at] != 'Z') return std::nullopt;
-  const std::time_t seconds = timegm(&utc);
-  if (seconds == -1) return std::nullopt;
+  const std::tm fields = utc;
+  const std::time_t seconds = timegm(&utc);  // normalizes utc: month 13, Feb 30, 25:00 roll over
+  if (seconds == -1 || utc.tm_year != fields.tm_year || utc.tm_mon != fields.tm_mon ||
+      utc.tm_mday != fields.tm_mday || utc.tm_hour != fields.tm_hour ||
+      utc.tm_min != fields.tm_min || utc.tm_sec != fields.tm_sec) {
+    return std::nullopt;
+  }
   return std::chrono::system_clock::from_time_t(seconds) + fraction;
 }
 

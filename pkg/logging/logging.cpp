@@ -31,16 +31,19 @@ Status Configure(const std::string& level, const std::string& format) {
     return Status::Config("--log-level must be trace, debug, info, warn or error, not \"" + level +
                           "\"");
   }
-  auto logger = spdlog::stderr_logger_mt("dpcm");
+  if (format != "json" && format != "text") {
+    return Status::Config("--log-format must be json or text, not \"" + format + "\"");
+  }
+  // Not registered by name, so Configure may be called again (tests, reconfiguration).
+  auto logger =
+      std::make_shared<spdlog::logger>("dpcm", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == "json") {
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->add_flag<JsonMessageFlag>('j').set_pattern(
         R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":%j})");
     logger->set_formatter(std::move(formatter));
-  } else if (format == "text") {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");
   } else {
-    return Status::Config("--log-format must be json or text, not \"" + format + "\"");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");
   }
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::warn);

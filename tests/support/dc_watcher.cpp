@@ -16,42 +16,8 @@ bool IsReady(const json& pod) {
 
 }  // namespace
 
-DcWatcher::DcWatcher(client::ApiClient& client, std::string ns,
-                     std::chrono::milliseconds no_dc_bound)
-    : namespace_(std::move(ns)),
-      no_dc_bound_(no_dc_bound),
-      watcher_(client, client::resources::Pods(), namespace_,
-               [] {
-                 watch::WatcherOptions o;
-                 o.selectors.label_selector = "dpcm.io/domain";
-                 o.initial_backoff = std::chrono::milliseconds(50);
-                 return o;
-               }()),
-      thread_([this](const std::stop_token& stop) {
-        watcher_.Run(stop, [this](watch::WatcherEvent&& event) {
-          switch (event.type) {
-            case watch::WatcherEventType::kInitApply:
-            case watch::WatcherEventType::kApply:
-              Apply(event.object, false);
-              break;
-            case watch::WatcherEventType::kDelete:
-              Apply(event.object, true);
-              break;
-            default:
-              break;
-          }
-        });
-      }) {}
-
-DcWatcher::~DcWatcher() {
-  thread_.request_stop();
-  if (thread_.joinable()) thread_.join();
-}
-
-void DcWatcher::Apply(const json& pod, bool deleted) {
-  const auto now = WallClock::now();
+void DcTracker::Apply(const json& pod, bool deleted, WallClock::time_point now) {
   const std::string name = pod.value("/metadata/name"_json_pointer, "");
-  std::lock_guard lock(mutex_);
   ++events_;
   std::string domain = pod.value("/metadata/labels/dpcm.io~1domain"_json_pointer, "");
   if (auto it = pods_.find(name); it != pods_.end() && domain.empty()) domain = it->second.domain;
@@ -64,10 +30,9 @@ void DcWatcher::Apply(const json& pod, bool deleted) {
     state.healthy = IsReady(pod) && !pod["metadata"].contains("deletionTimestamp");
   }
   if (!domain.empty()) CheckDomain(domain, now);
-  changed_.notify_all();
 }
 
-void DcWatcher::CheckDomain(const std::string& domain, WallClock::time_point now) {
+void DcTracker::CheckDomain(const std::string& domain, WallClock::time_point now) {
   std::vector<std::string> dcs;
   bool any_healthy = false;
   for (const auto& [name, state] : pods_) {
@@ -99,22 +64,70 @@ void DcWatcher::CheckDomain(const std::string& domain, WallClock::time_point now
   }
 }
 
-std::vector<std::string> DcWatcher::Violations() {
-  std::lock_guard lock(mutex_);
-  const auto now = WallClock::now();
+std::vector<std::string> DcTracker::Violations(WallClock::time_point now) const {
+  std::vector<std::string> out = violations_;
   for (const auto& [domain, since] : no_dc_since_) {
     if (now - since > no_dc_bound_) {
-      violations_.push_back("domain " + domain + " has had no DC for longer than " +
-                            std::to_string(no_dc_bound_.count()) + " ms");
+      out.push_back("domain " + domain + " has had no DC for longer than " +
+                    std::to_string(no_dc_bound_.count()) + " ms");
     }
   }
-  return violations_;
+  return out;
+}
+
+std::string DcTracker::CurrentDc(const std::string& domain) const {
+  const auto it = current_dc_.find(domain);
+  return it == current_dc_.end() ? "" : it->second;
+}
+
+DcWatcher::DcWatcher(client::ApiClient& client, std::string ns,
+                     std::chrono::milliseconds no_dc_bound)
+    : namespace_(std::move(ns)),
+      watcher_(client, client::resources::Pods(), namespace_,
+               [] {
+                 watch::WatcherOptions o;
+                 o.selectors.label_selector = "dpcm.io/domain";
+                 o.initial_backoff = std::chrono::milliseconds(50);
+                 return o;
+               }()),
+      tracker_(no_dc_bound),
+      thread_([this](const std::stop_token& stop) {
+        watcher_.Run(stop, [this](watch::WatcherEvent&& event) {
+          switch (event.type) {
+            case watch::WatcherEventType::kInitApply:
+            case watch::WatcherEventType::kApply:
+              Apply(event.object, false);
+              break;
+            case watch::WatcherEventType::kDelete:
+              Apply(event.object, true);
+              break;
+            default:
+              break;
+          }
+        });
+      }) {}
+
+DcWatcher::~DcWatcher() {
+  thread_.request_stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DcWatcher::Apply(const json& pod, bool deleted) {
+  {
+    std::lock_guard lock(mutex_);
+    tracker_.Apply(pod, deleted, WallClock::now());
+  }
+  changed_.notify_all();
+}
+
+std::vector<std::string> DcWatcher::Violations() {
+  std::lock_guard lock(mutex_);
+  return tracker_.Violations(WallClock::now());
 }
 
 std::string DcWatcher::CurrentDc(const std::string& domain) {
   std::lock_guard lock(mutex_);
-  const auto it = current_dc_.find(domain);
-  return it == current_dc_.end() ? "" : it->second;
+  return tracker_.CurrentDc(domain);
 }
 
 std::optional<DcWatcher::DcChange> DcWatcher::WaitForNewDc(const std::string& domain,
@@ -123,7 +136,8 @@ std::optional<DcWatcher::DcChange> DcWatcher::WaitForNewDc(const std::string& do
   std::unique_lock lock(mutex_);
   std::optional<DcChange> found;
   changed_.wait_for(lock, timeout, [&] {
-    for (auto it = changes_.rbegin(); it != changes_.rend(); ++it) {
+    const auto& changes = tracker_.changes();
+    for (auto it = changes.rbegin(); it != changes.rend(); ++it) {
       if (it->domain != domain) continue;
       if (!it->dc.empty() && it->dc != previous) found = *it;
       return found.has_value();
@@ -135,7 +149,7 @@ std::optional<DcWatcher::DcChange> DcWatcher::WaitForNewDc(const std::string& do
 
 int DcWatcher::events() {
   std::lock_guard lock(mutex_);
-  return events_;
+  return tracker_.events();
 }
 
 }  // namespace dpcm::testing

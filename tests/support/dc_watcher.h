@@ -16,6 +16,45 @@
 
 namespace dpcm::testing {
 
+// The check itself, apart from any watch: fed pod events in resourceVersion order, it
+// keeps each pod's domain, role and health and judges every domain after every event.
+// Not thread-safe (DcWatcher guards it).
+class DcTracker {
+ public:
+  using WallClock = std::chrono::system_clock;
+  struct DcChange {
+    WallClock::time_point seen;
+    std::string domain;
+    std::string dc;  // "" when the domain has no DC
+  };
+
+  explicit DcTracker(std::chrono::milliseconds no_dc_bound) : no_dc_bound_(no_dc_bound) {}
+
+  // Applies one pod event (the pod as the API served it) seen at `now`.
+  void Apply(const nlohmann::json& pod, bool deleted, WallClock::time_point now);
+  // Every violation so far, plus a no-DC gap still open at `now`.
+  std::vector<std::string> Violations(WallClock::time_point now) const;
+  std::string CurrentDc(const std::string& domain) const;
+  const std::vector<DcChange>& changes() const { return changes_; }
+  int events() const { return events_; }
+
+ private:
+  struct PodState {
+    std::string domain;
+    bool dc = false;
+    bool healthy = false;
+  };
+  void CheckDomain(const std::string& domain, WallClock::time_point now);
+
+  std::chrono::milliseconds no_dc_bound_;
+  std::map<std::string, PodState> pods_;
+  std::map<std::string, std::string> current_dc_;
+  std::map<std::string, WallClock::time_point> no_dc_since_;
+  std::vector<DcChange> changes_;
+  std::vector<std::string> violations_;
+  int events_ = 0;
+};
+
 // Watches the pods of one namespace (its own connection, apart from the operator's) and
 // replays every event in resourceVersion order. After each event it checks each domain:
 // - two or more pods labeled dpcm.io/role=dc at once is a violation;
@@ -24,12 +63,8 @@ namespace dpcm::testing {
 // It also records when each domain's DC changed, as seen here, for failover timing.
 class DcWatcher {
  public:
-  using WallClock = std::chrono::system_clock;
-  struct DcChange {
-    WallClock::time_point seen;
-    std::string domain;
-    std::string dc;  // "" when the domain has no DC
-  };
+  using WallClock = DcTracker::WallClock;
+  using DcChange = DcTracker::DcChange;
 
   DcWatcher(client::ApiClient& client, std::string ns,
             std::chrono::milliseconds no_dc_bound = std::chrono::seconds(5));
@@ -49,25 +84,13 @@ class DcWatcher {
   int events();
 
  private:
-  struct PodState {
-    std::string domain;
-    bool dc = false;
-    bool healthy = false;
-  };
   void Apply(const nlohmann::json& pod, bool deleted);
-  void CheckDomain(const std::string& domain, WallClock::time_point now);  // requires mutex_
 
   std::string namespace_;
-  std::chrono::milliseconds no_dc_bound_;
   watch::Watcher watcher_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::map<std::string, PodState> pods_;
-  std::map<std::string, std::string> current_dc_;
-  std::map<std::string, WallClock::time_point> no_dc_since_;
-  std::vector<DcChange> changes_;
-  std::vector<std::string> violations_;
-  int events_ = 0;
+  DcTracker tracker_;  // guarded by mutex_
   std::jthread thread_;
 };
 

@@ -1,7 +1,5 @@
 // Members: how a pod (as the kubelet or podsim writes it) becomes a healthy or unhealthy member,
 // which member is chosen as DC, and what TrimPod keeps of a cached pod.
-#include "pkg/domain/member.h"
-
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -9,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "pkg/domain/member.h"
 #include "pkg/domain/owned_objects.h"
 #include "pkg/domain/spec.h"
 
@@ -66,13 +65,12 @@ json FullPod(const std::string& name = "web-1") {
         {"labels",
          {{kDomainLabel, "web"}, {kRoleLabel, kRoleDc}, {"app", "web"}, {"tier", "frontend"}}},
         {"annotations", annotations},
-        {"ownerReferences",
-         json::array({{{"apiVersion", "dpcm.io/v1alpha1"},
-                       {"kind", "ProcessDomain"},
-                       {"name", "web"},
-                       {"uid", "uid-web"},
-                       {"controller", true},
-                       {"blockOwnerDeletion", true}}})},
+        {"ownerReferences", json::array({{{"apiVersion", "dpcm.io/v1alpha1"},
+                                          {"kind", "ProcessDomain"},
+                                          {"name", "web"},
+                                          {"uid", "uid-web"},
+                                          {"controller", true},
+                                          {"blockOwnerDeletion", true}}})},
         {"managedFields", managed_fields}}},
       {"spec",
        {{"hostname", name},
@@ -83,44 +81,44 @@ json FullPod(const std::string& name = "web-1") {
         {"serviceAccountName", "default"},
         {"schedulerName", "default-scheduler"},
         {"containers",
-         json::array({{{"name", "app"},
-                       {"image", "registry.example.com/web:1.2.3"},
-                       {"args", json::array({"--port=8080", "--verbose"})},
-                       {"ports", json::array({{{"containerPort", 8080}, {"protocol", "TCP"}}})},
-                       {"env", json::array({{{"name", "MODE"}, {"value", "cluster"}},
-                                            {{"name", "JAVA_OPTS"}, {"value", "-Xmx512m"}}})},
-                       {"resources",
-                        {{"limits", {{"cpu", "500m"}, {"memory", "512Mi"}}},
-                         {"requests", {{"cpu", "100m"}, {"memory", "128Mi"}}}}},
-                       {"readinessProbe",
-                        {{"httpGet", {{"path", "/ready"}, {"port", 8080}}},
-                         {"periodSeconds", 2}}},
-                       {"volumeMounts",
-                        json::array({{{"name", "kube-api-access"},
-                                      {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
-                                      {"readOnly", true}}})},
-                       {"terminationMessagePath", "/dev/termination-log"},
-                       {"imagePullPolicy", "IfNotPresent"}}})},
+         json::array(
+             {{{"name", "app"},
+               {"image", "registry.example.com/web:1.2.3"},
+               {"args", json::array({"--port=8080", "--verbose"})},
+               {"ports", json::array({{{"containerPort", 8080}, {"protocol", "TCP"}}})},
+               {"env", json::array({{{"name", "MODE"}, {"value", "cluster"}},
+                                    {{"name", "JAVA_OPTS"}, {"value", "-Xmx512m"}}})},
+               {"resources",
+                {{"limits", {{"cpu", "500m"}, {"memory", "512Mi"}}},
+                 {"requests", {{"cpu", "100m"}, {"memory", "128Mi"}}}}},
+               {"readinessProbe",
+                {{"httpGet", {{"path", "/ready"}, {"port", 8080}}}, {"periodSeconds", 2}}},
+               {"volumeMounts",
+                json::array({{{"name", "kube-api-access"},
+                              {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
+                              {"readOnly", true}}})},
+               {"terminationMessagePath", "/dev/termination-log"},
+               {"imagePullPolicy", "IfNotPresent"}}})},
         {"volumes",
-         json::array({{{"name", "kube-api-access"},
-                       {"projected",
-                        {{"sources",
-                          json::array({{{"serviceAccountToken",
-                                         {{"expirationSeconds", 3607}, {"path", "token"}}}},
-                                       {{"configMap",
-                                         {{"name", "kube-root-ca.crt"},
-                                          {"items", json::array({{{"key", "ca.crt"},
-                                                                  {"path", "ca.crt"}}})}}}}})}}}}})},
-        {"tolerations",
-         json::array({{{"key", "node.kubernetes.io/not-ready"},
-                       {"operator", "Exists"},
-                       {"effect", "NoExecute"},
-                       {"tolerationSeconds", 300}}})}}},
+         json::array(
+             {{{"name", "kube-api-access"},
+               {"projected",
+                {{"sources",
+                  json::array(
+                      {{{"serviceAccountToken", {{"expirationSeconds", 3607}, {"path", "token"}}}},
+                       {{"configMap",
+                         {{"name", "kube-root-ca.crt"},
+                          {"items",
+                           json::array({{{"key", "ca.crt"}, {"path", "ca.crt"}}})}}}}})}}}}})},
+        {"tolerations", json::array({{{"key", "node.kubernetes.io/not-ready"},
+                                      {"operator", "Exists"},
+                                      {"effect", "NoExecute"},
+                                      {"tolerationSeconds", 300}}})}}},
       {"status",
        {{"phase", "Running"},
-        {"conditions", json::array({Condition("Initialized", true), Condition("Ready", true),
-                                    Condition("ContainersReady", true),
-                                    Condition("PodScheduled", true)})},
+        {"conditions",
+         json::array({Condition("Initialized", true), Condition("Ready", true),
+                      Condition("ContainersReady", true), Condition("PodScheduled", true)})},
         {"hostIP", "10.0.0.1"},
         {"podIP", "10.244.0.12"},
         {"podIPs", json::array({{{"ip", "10.244.0.12"}}})},
@@ -315,10 +313,13 @@ TEST_CASE("UnhealthyReason gives the failover reason label for every classificat
 
 TEST_CASE("MemberFromPod reads the ordinal only from <domain>-<digits>") {
   const std::vector<std::pair<std::string, int>> cases = {
-      {"web-0", 0},   {"web-12", 12},    {"web-x", -1},         {"other-1", -1},
-      {"web-1-2", -1}, {"web-", -1},     {"web", -1},           {"web-+1", -1},
-      {"web--1", -1}, {"web-1a", -1},    {"webby-1", -1},       {"web-99999999999", -1},
-      {"xweb-1", -1}, {"web-2147483647", 2147483647}};
+      {"web-0", 0},    {"web-12", 12},
+      {"web-x", -1},   {"other-1", -1},
+      {"web-1-2", -1}, {"web-", -1},
+      {"web", -1},     {"web-+1", -1},
+      {"web--1", -1},  {"web-1a", -1},
+      {"webby-1", -1}, {"web-99999999999", -1},
+      {"xweb-1", -1},  {"web-2147483647", 2147483647}};
   for (const auto& [name, ordinal] : cases) {
     CAPTURE(name);
     CHECK(MemberFromPod(FullPod(name), "web").ordinal == ordinal);
@@ -329,9 +330,15 @@ TEST_CASE("MemberFromPod reads the ordinal only from <domain>-<digits>") {
 
 TEST_CASE("MemberFromPod reads the dpcm.io/epoch annotation, ignoring a malformed one") {
   const std::vector<std::pair<json, std::optional<int64_t>>> cases = {
-      {"0", 0},           {"7", 7},           {"9007199254740993", 9007199254740993LL},
-      {"", std::nullopt}, {"x", std::nullopt}, {"7x", std::nullopt},
-      {" 7", std::nullopt}, {json(7), std::nullopt}, {json(nullptr), std::nullopt}};
+      {"0", 0},
+      {"7", 7},
+      {"9007199254740993", 9007199254740993LL},
+      {"", std::nullopt},
+      {"x", std::nullopt},
+      {"7x", std::nullopt},
+      {" 7", std::nullopt},
+      {json(7), std::nullopt},
+      {json(nullptr), std::nullopt}};
   for (const auto& [annotation, epoch] : cases) {
     CAPTURE(annotation.dump());
     json pod = FullPod();
@@ -404,8 +411,7 @@ TEST_CASE("ChooseDc prefers the healthy Lease holder when there is no healthy DC
 }
 
 TEST_CASE("ChooseDc falls back to the lowest ordinal, then the name") {
-  CHECK(ChooseDc({Healthy("web-10", 10), Healthy("web-2", 2), Healthy("web-3", 3)}, "") ==
-        "web-2");
+  CHECK(ChooseDc({Healthy("web-10", 10), Healthy("web-2", 2), Healthy("web-3", 3)}, "") == "web-2");
   // Adopted pods have no ordinal: they come after numbered ones, by name.
   CHECK(ChooseDc({Healthy("db-zz", -1), Healthy("db-aa", -1)}, "") == "db-aa");
   CHECK(ChooseDc({Healthy("aaa", -1), Healthy("web-5", 5)}, "") == "web-5");

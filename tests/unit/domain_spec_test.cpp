@@ -1,11 +1,11 @@
 // ParseSpec: the ProcessDomain spec a user writes, its defaults, and the errors that name a field.
-#include "pkg/domain/spec.h"
-
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "pkg/domain/spec.h"
 
 namespace dpcm::domain {
 namespace {
@@ -37,10 +37,9 @@ json FullSpec() {
             {"failoverDelaySeconds", 1}}},
           {"health", {{"periodSeconds", 2}, {"http", {{"port", 8080}, {"path", "/healthz"}}}}},
           {"service",
-           {{"ports", json::array({{{"name", "http"},
-                                    {"port", 80},
-                                    {"targetPort", 8080},
-                                    {"protocol", "TCP"}}})}}},
+           {{"ports",
+             json::array(
+                 {{{"name", "http"}, {"port", 80}, {"targetPort", 8080}, {"protocol", "TCP"}}})}}},
           {"paused", false}};
 }
 
@@ -180,15 +179,16 @@ TEST_CASE("ParseSpec rejects a selector without matchLabels or with matchExpress
         "spec.selector.matchLabels");
   CHECK(RejectedField({{"selector", {{"matchLabels", "app=db"}}}}) == "spec.selector.matchLabels");
   CHECK(RejectedField({{"selector", "app=db"}}) == "spec.selector.matchLabels");
-  CHECK(RejectedField({{"selector",
-                        {{"matchExpressions", json::array({{{"key", "app"},
-                                                            {"operator", "In"},
-                                                            {"values", json::array({"db"})}}})}}}}) ==
+  CHECK(RejectedField(
+            {{"selector",
+              {{"matchExpressions",
+                json::array(
+                    {{{"key", "app"}, {"operator", "In"}, {"values", json::array({"db"})}}})}}}}) ==
         "spec.selector.matchLabels");
-  CHECK(RejectedField({{"selector",
-                        {{"matchLabels", {{"app", "db"}}},
-                         {"matchExpressions", json::array({{{"key", "tier"},
-                                                            {"operator", "Exists"}}})}}}}) ==
+  CHECK(RejectedField(
+            {{"selector",
+              {{"matchLabels", {{"app", "db"}}},
+               {"matchExpressions", json::array({{{"key", "tier"}, {"operator", "Exists"}}})}}}}) ==
         "spec.selector.matchExpressions");
   CHECK(RejectedField({{"selector", {{"matchLabels", {{"app", 1}}}}}}) ==
         "spec.selector.matchLabels.app");
@@ -204,7 +204,8 @@ TEST_CASE("ParseSpec requires renewDeadlineSeconds < leaseDurationSeconds") {
   CHECK(RejectedField(WithElection({{"leaseDurationSeconds", 5}})) ==
         "spec.election.renewDeadlineSeconds");
   const auto ok = ParseSpec(
-      Domain(WithElection({{"leaseDurationSeconds", 4}, {"renewDeadlineSeconds", 3}, {"retryPeriodSeconds", 1}})),
+      Domain(WithElection(
+          {{"leaseDurationSeconds", 4}, {"renewDeadlineSeconds", 3}, {"retryPeriodSeconds", 1}})),
       nullptr);
   REQUIRE(ok.ok());
   CHECK(ok->election.lease_duration_seconds == 4);
@@ -244,7 +245,8 @@ TEST_CASE("ParseSpec rejects non-integer and out-of-range numbers, naming the fi
       {{{"election", {{"leaseDurationSeconds", 0}}}}, "spec.election.leaseDurationSeconds"},
       {{{"election", {{"renewDeadlineSeconds", 10.5}}}}, "spec.election.renewDeadlineSeconds"},
       {{{"election", {{"renewDeadlineSeconds", -10}}}}, "spec.election.renewDeadlineSeconds"},
-      {{{"election", {{"retryPeriodSeconds", json::array({2})}}}}, "spec.election.retryPeriodSeconds"},
+      {{{"election", {{"retryPeriodSeconds", json::array({2})}}}},
+       "spec.election.retryPeriodSeconds"},
       {{{"election", {{"retryPeriodSeconds", 0}}}}, "spec.election.retryPeriodSeconds"},
       {{{"election", {{"failoverDelaySeconds", -1}}}}, "spec.election.failoverDelaySeconds"},
       {{{"election", {{"failoverDelaySeconds", nullptr}}}}, "spec.election.failoverDelaySeconds"},
@@ -270,6 +272,10 @@ TEST_CASE("ParseSpec checks service ports: a list of ports in 1..65535") {
   CHECK(RejectedField(WithPorts(json::array({{{"name", "http"}}}))) ==
         "spec.service.ports[0].port");
   CHECK(RejectedField(WithPorts(json::array({80}))) == "spec.service.ports[0].port");
+  CHECK(RejectedField(WithPorts(json::array({{{"port", 80}, {"name", 80}}}))) ==
+        "spec.service.ports[0].name");
+  CHECK(RejectedField(WithPorts(json::array({{{"port", 80}}, {{"port", 53}, {"protocol", 17}}}))) ==
+        "spec.service.ports[1].protocol");
 
   const auto edges = ParseSpec(
       Domain(WithPorts(json::array({{{"port", 1}}, {{"port", 65535}, {"targetPort", "web"}}}))),
@@ -298,8 +304,8 @@ TEST_CASE("ParseSpec rejects a paused that is not a boolean") {
 
 TEST_CASE("ParseSpec rejects an object without a spec object") {
   for (const json& domain : {json(nullptr), json("spec"), json::array({ManagedSpec()}), json(3),
-                             json::object(), json{{"metadata", {{"name", "web"}}}},
-                             Domain(nullptr), Domain("template"), Domain(json::array())}) {
+                             json::object(), json{{"metadata", {{"name", "web"}}}}, Domain(nullptr),
+                             Domain("template"), Domain(json::array())}) {
     CAPTURE(domain.dump());
     CHECK(Reject(domain).field == "spec");
   }
@@ -317,10 +323,19 @@ void CollectPointers(const json& value, const json::json_pointer& at,
 }
 
 TEST_CASE("ParseSpec never throws on garbage of any JSON type in any field") {
-  const std::vector<json> garbage = {
-      json(nullptr),   json("x"),   json(""),   json(0),     json(-1),
-      json(1.5),       json(true),  json(1e300), json::array(), json::array({1, "a", nullptr}),
-      json::object(),  json{{"a", 1}}, json(18446744073709551615ULL)};
+  const std::vector<json> garbage = {json(nullptr),
+                                     json("x"),
+                                     json(""),
+                                     json(0),
+                                     json(-1),
+                                     json(1.5),
+                                     json(true),
+                                     json(1e300),
+                                     json::array(),
+                                     json::array({1, "a", nullptr}),
+                                     json::object(),
+                                     json{{"a", 1}},
+                                     json(18446744073709551615ULL)};
   const json adopt_spec = {
       {"selector", {{"matchLabels", {{"app", "db"}}}, {"matchExpressions", json::array()}}}};
   int parsed = 0;

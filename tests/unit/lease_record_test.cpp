@@ -64,10 +64,10 @@ TEST_CASE("FormatMicroTime writes RFC 3339 with microseconds and ParseTime reads
   // Round trips across a range of instants, including leap days and year ends.
   for (const WallTime at :
        {WallTime(std::chrono::sys_days(std::chrono::year(2024) / 2 / 29).time_since_epoch()),
-        WallTime(std::chrono::sys_days(std::chrono::year(1999) / 12 / 31).time_since_epoch() +
-                 23h + 59min + 59s + 999999us),
-        WallTime(std::chrono::sys_days(std::chrono::year(2038) / 1 / 19).time_since_epoch() +
-                 3h + 14min + 8s + 1us)}) {
+        WallTime(std::chrono::sys_days(std::chrono::year(1999) / 12 / 31).time_since_epoch() + 23h +
+                 59min + 59s + 999999us),
+        WallTime(std::chrono::sys_days(std::chrono::year(2038) / 1 / 19).time_since_epoch() + 3h +
+                 14min + 8s + 1us)}) {
     CAPTURE(FormatMicroTime(at));
     CHECK(ParseTime(FormatMicroTime(at)) == at);
     CHECK(ParseTime(FormatTime(at)) == std::chrono::floor<std::chrono::seconds>(at));
@@ -104,6 +104,10 @@ TEST_CASE("ParseTime gives nullopt for malformed time stamps") {
                            "2026-00-22T10:47:25Z",
                            "2026-11-32T10:47:25Z",
                            "2026-11-00T10:47:25Z",
+                           "2026-02-29T10:47:25Z",
+                           "2026-02-30T10:47:25Z",
+                           "2026-+1-22T10:47:25Z",
+                           " 2026-11-22T10:47:25Z",
                            "2026-11-22T24:47:25Z",
                            "2026-11-22T10:60:25Z",
                            "2026-11-22T10:47:61Z",
@@ -145,17 +149,16 @@ TEST_CASE("ParseLease of a Lease being created or released leaves zero values") 
 }
 
 TEST_CASE("ParseLease never throws on garbage and keeps zero values for bad fields") {
-  for (const json& lease :
-       {json(nullptr), json("lease"), json(42), json::array({RealLease()}), json::object(),
-        json{{"metadata", "web"}, {"spec", "web-1"}}, json{{"metadata", json::array()}},
-        json{{"spec", json::array({1, 2})}},
-        json{{"metadata", {{"name", 5}, {"resourceVersion", 123}}},
-             {"spec",
-              {{"holderIdentity", json::array()},
-               {"leaseDurationSeconds", "15"},
-               {"leaseTransitions", 1.5},
-               {"acquireTime", 1700000000},
-               {"renewTime", "yesterday"}}}}}) {
+  for (const json& lease : {json(nullptr), json("lease"), json(42), json::array({RealLease()}),
+                            json::object(), json{{"metadata", "web"}, {"spec", "web-1"}},
+                            json{{"metadata", json::array()}}, json{{"spec", json::array({1, 2})}},
+                            json{{"metadata", {{"name", 5}, {"resourceVersion", 123}}},
+                                 {"spec",
+                                  {{"holderIdentity", json::array()},
+                                   {"leaseDurationSeconds", "15"},
+                                   {"leaseTransitions", 1.5},
+                                   {"acquireTime", 1700000000},
+                                   {"renewTime", "yesterday"}}}}}) {
     CAPTURE(lease.dump());
     LeaseRecord record;
     CHECK_NOTHROW(record = ParseLease(lease));

@@ -1,10 +1,10 @@
 // Operator flags: kubebuilder names, both value syntaxes, and errors that name the flag.
-#include "cmd/dpcm-operator/options.h"
-
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
+
+#include "cmd/dpcm-operator/options.h"
 
 namespace dpcm::operator_main {
 namespace {
@@ -54,21 +54,13 @@ TEST_CASE("ParseOptions without flags gives the documented defaults") {
 }
 
 TEST_CASE("ParseOptions reads every flag as --flag=value") {
-  const OperatorOptions o = ParseOk({"--kubeconfig=/home/me/.kube/config",
-                                     "--namespace=shop",
-                                     "--leader-elect=true",
-                                     "--leader-election-id=dpcm-lock",
-                                     "--leader-election-namespace=dpcm-system",
-                                     "--leader-election-lease-duration=30",
-                                     "--leader-election-renew-deadline=20",
-                                     "--leader-election-retry-period=4",
-                                     "--metrics-bind-address=0",
-                                     "--health-probe-bind-address=127.0.0.1:9443",
-                                     "--workers=16",
-                                     "--kube-api-qps=50.5",
-                                     "--kube-api-burst=100",
-                                     "--log-level=debug",
-                                     "--log-format=json"});
+  const OperatorOptions o =
+      ParseOk({"--kubeconfig=/home/me/.kube/config", "--namespace=shop", "--leader-elect=true",
+               "--leader-election-id=dpcm-lock", "--leader-election-namespace=dpcm-system",
+               "--leader-election-lease-duration=30", "--leader-election-renew-deadline=20",
+               "--leader-election-retry-period=4", "--metrics-bind-address=0",
+               "--health-probe-bind-address=127.0.0.1:9443", "--workers=16", "--kube-api-qps=50.5",
+               "--kube-api-burst=100", "--log-level=debug", "--log-format=json"});
   CHECK(o.kubeconfig == "/home/me/.kube/config");
   CHECK(o.namespaces == std::vector<std::string>{"shop"});
   CHECK(o.leader_elect);
@@ -229,10 +221,11 @@ TEST_CASE("Usage lists every flag ParseOptions accepts") {
     CAPTURE(flag);
     CHECK(Contains(usage, flag));
     // And ParseOptions knows it.
-    const std::string arg = std::string(flag) + "=" +
-                            (std::string(flag) == "--leader-elect" || std::string(flag) == "--help"
-                                 ? "true"
-                                 : std::string(flag) == "--log-format" ? "json" : "3");
+    const std::string arg =
+        std::string(flag) + "=" +
+        (std::string(flag) == "--leader-elect" || std::string(flag) == "--help" ? "true"
+         : std::string(flag) == "--log-format"                                  ? "json"
+                                                                                : "3");
     CAPTURE(arg);
     CHECK(Parse({arg.c_str()}).ok());
   }

@@ -141,8 +141,8 @@ TEST_CASE("BuildDcService selects the DC of the domain; targetPort defaults to p
   CHECK(service["spec"]["ports"] == want_ports);
 
   // An unnamed single port has no name field (the API server rejects "").
-  const json single = Domain({{"template", Template()},
-                              {"service", {{"ports", json::array({{{"port", 5432}}})}}}});
+  const json single =
+      Domain({{"template", Template()}, {"service", {{"ports", json::array({{{"port", 5432}}})}}}});
   const json one = BuildDcService(single, Parse(single));
   CHECK(one["spec"]["ports"] ==
         json::array({{{"port", 5432}, {"targetPort", 5432}, {"protocol", "TCP"}}}));
