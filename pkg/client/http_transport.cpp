@@ -14,7 +14,7 @@
 namespace dpcm::client {
 namespace {
 
-constexpr size_t kMaxErrorBody = 64 * 1024;
+constexpr size_t kMaxErrorBody = size_t{64} * 1024;
 constexpr size_t kErrorExcerpt = 200;
 
 struct BioDeleter {

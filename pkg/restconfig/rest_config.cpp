@@ -22,7 +22,7 @@ Result<std::string> ReadFile(const std::string& path) {
   return out.str();
 }
 
-std::string Trim(std::string text) {
+std::string Trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return "";
   const auto last = text.find_last_not_of(" \t\r\n");

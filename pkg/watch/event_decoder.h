@@ -31,7 +31,7 @@ using DecodedLine = Result<WatchEvent>;
 class WatchEventDecoder {
  public:
   // `max_line_bytes` bounds memory: a longer line is dropped with an error.
-  explicit WatchEventDecoder(size_t max_line_bytes = 16 * 1024 * 1024)
+  explicit WatchEventDecoder(size_t max_line_bytes = size_t{16} * 1024 * 1024)
       : max_line_bytes_(max_line_bytes) {}
 
   // Appends `chunk` and returns what the newly completed lines decode to, in order.

@@ -283,8 +283,8 @@ TEST_CASE("scaling up adds PCs; scaling down moves the DC off a removed member f
   CHECK((moved->dc == "scale-0" || moved->dc == "scale-1"));
   CHECK(Eventually(
       [&] {
-        auto pods = s.api.List(client::resources::Pods(), s.ns,
-                               LabelSelector("dpcm.io/domain=scale"));
+        auto pods =
+            s.api.List(client::resources::Pods(), s.ns, LabelSelector("dpcm.io/domain=scale"));
         return pods.ok() && (*pods)["items"].size() == 2;
       },
       60s));

@@ -17,10 +17,10 @@
 #include <thread>
 #include <vector>
 
-#include "pkg/workqueue/workqueue.h"
 #include "pkg/cache/informer.h"
 #include "pkg/client/api_client.h"
 #include "pkg/clock/clock.h"
+#include "pkg/workqueue/workqueue.h"
 #include "tests/podsim/child_process.h"
 #include "tests/podsim/ip_allocator.h"
 #include "tests/podsim/pod_status.h"
