@@ -7,7 +7,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-readonly BUILD_DIR="${BUILD_DIR:-build}"
+export BUILD_DIR="${BUILD_DIR:-build}"
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "dependencies"
@@ -22,7 +22,7 @@ cmake --build "$BUILD_DIR" -j"$(nproc)"
 
 if [ "${DPCM_SKIP_LINT:-0}" != 1 ]; then
   step "lint"
-  BUILD_DIR="$BUILD_DIR" hack/lint.sh
+  hack/lint.sh
 fi
 
 step "tests"

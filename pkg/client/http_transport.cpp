@@ -11,6 +11,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "pkg/base64/base64.h"
+
 namespace dpcm::client {
 namespace {
 
@@ -65,25 +67,6 @@ std::string Excerpt(std::string_view body) {
   std::replace_if(
       out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   if (body.size() > kErrorExcerpt) out += "...";
-  return out;
-}
-
-std::string Base64(std::string_view in) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (const char c : in) {
-    buffer = (buffer << 8U) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(buffer >> static_cast<unsigned>(bits)) & 0x3FU]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(buffer << static_cast<unsigned>(6 - bits)) & 0x3FU]);
-  while (out.size() % 4 != 0) out.push_back('=');
   return out;
 }
 
@@ -276,7 +259,7 @@ std::vector<std::pair<std::string, std::string>> HttpTransport::AuthHeaders() co
   }
   if (!config_.username.empty()) {
     headers.emplace_back("Authorization",
-                         "Basic " + Base64(config_.username + ":" + config_.password));
+                         "Basic " + base64::Encode(config_.username + ":" + config_.password));
   }
   return headers;
 }

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <vector>
 
+#include "pkg/base64/base64.h"
+
 namespace dpcm::restconfig {
 namespace {
 
@@ -30,30 +32,9 @@ std::string Trim(const std::string& text) {
 }
 
 Result<std::string> DecodeBase64(const std::string& encoded, const std::string& what) {
-  static constexpr int kInvalid = -1;
-  auto value_of = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return kInvalid;
-  };
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (char c : encoded) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    const int value = value_of(c);
-    if (value == kInvalid) return Status::Config(what + " is not valid base64");
-    buffer = (buffer << 6U) | static_cast<unsigned>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> static_cast<unsigned>(bits)) & 0xFFU));
-    }
-  }
-  return out;
+  auto decoded = base64::Decode(encoded);
+  if (!decoded) return Status::Config(what + " is not valid base64");
+  return std::move(*decoded);
 }
 
 // One kubeconfig file, parsed just enough to merge: named maps of clusters, users and

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <string>
 
+#include "pkg/base64/base64.h"
 #include "pkg/restconfig/rest_config.h"
 #include "tests/support/scoped_env.h"
 #include "tests/support/temp_dir.h"
@@ -15,24 +16,7 @@ namespace {
 using testing::ScopedEnv;
 using testing::TempDir;
 
-std::string Base64(std::string_view in) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (const char c : in) {
-    buffer = (buffer << 8U) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(buffer >> static_cast<unsigned>(bits)) & 0x3FU]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(buffer << static_cast<unsigned>(6 - bits)) & 0x3FU]);
-  while (out.size() % 4 != 0) out.push_back('=');
-  return out;
-}
+std::string Base64(std::string_view in) { return base64::Encode(in); }
 
 // A one-cluster, one-user, one-context kubeconfig with `user_body` as the user's fields
 // (YAML indented by 4) and `cluster_extra` added to the cluster.
