@@ -16,6 +16,12 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr auto kRetrySoon = 200ms;
+// Read-then-conditional-write attempts before a busy pod's reconcile is requeued.
+constexpr int kFreshWriteAttempts = 4;
+
+// A conditional write that lost to a concurrent change: 409, or 422 from a failed
+// JSON-patch "test" of the resourceVersion.
+bool IsStaleWrite(const Status& status) { return status.IsConflict() || status.IsInvalid(); }
 
 std::string Meta(const json& object, const char* key) {
   if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) {
@@ -256,6 +262,16 @@ Status DomainReconciler::EnsurePods(const json& domain, const DomainSpec& spec,
 }
 
 Status DomainReconciler::Fence(const std::string& ns, const std::string& pod_name, int64_t epoch) {
+  // The pod may change between the read and the write (the kubelet writes its status):
+  // the write's precondition then fails, and reading again is the right answer.
+  for (int attempt = 1;; ++attempt) {
+    Status status = FenceOnce(ns, pod_name, epoch);
+    if (status.ok() || !IsStaleWrite(status) || attempt == kFreshWriteAttempts) return status;
+  }
+}
+
+Status DomainReconciler::FenceOnce(const std::string& ns, const std::string& pod_name,
+                                   int64_t epoch) {
   auto pod = client_.Get(client::resources::Pods(), ns, pod_name);
   if (pod.status().IsNotFound()) return Status::Ok();
   if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before fencing it");
@@ -285,6 +301,16 @@ Status DomainReconciler::Fence(const std::string& ns, const std::string& pod_nam
 
 Result<bool> DomainReconciler::Promote(const std::string& ns, const std::string& domain_name,
                                        const std::string& pod_name, int64_t epoch) {
+  for (int attempt = 1;; ++attempt) {
+    auto promoted = PromoteOnce(ns, domain_name, pod_name, epoch);
+    if (promoted.ok() || !IsStaleWrite(promoted.status()) || attempt == kFreshWriteAttempts) {
+      return promoted;
+    }
+  }
+}
+
+Result<bool> DomainReconciler::PromoteOnce(const std::string& ns, const std::string& domain_name,
+                                           const std::string& pod_name, int64_t epoch) {
   auto pod = client_.Get(client::resources::Pods(), ns, pod_name);
   if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before promoting it");
   const Member fresh = MemberFromPod(*pod, domain_name);

@@ -85,10 +85,15 @@ class DomainReconciler final : public controller::Reconciler {
   Status EnsureService(const nlohmann::json& domain, const DomainSpec& spec);
   Status MoveDc(const nlohmann::json& domain, const DomainSpec& spec, Observed& view,
                 const std::string& target, Memory& memory);
+  // Fence and Promote read the pod fresh and write conditionally, re-reading a few times
+  // when the pod changed in between.
   Status Fence(const std::string& ns, const std::string& pod_name, int64_t epoch);
+  Status FenceOnce(const std::string& ns, const std::string& pod_name, int64_t epoch);
   // Labels `pod_name` dc at `epoch`. Returns false when it already was (nothing written).
   Result<bool> Promote(const std::string& ns, const std::string& domain_name,
                        const std::string& pod_name, int64_t epoch);
+  Result<bool> PromoteOnce(const std::string& ns, const std::string& domain_name,
+                           const std::string& pod_name, int64_t epoch);
   Status LabelPc(const std::string& ns, const std::string& domain_name, const Member& member);
   Status WriteLease(const nlohmann::json& domain, const DomainSpec& spec,
                     election::LeaseRecord& lease, bool existed);
