@@ -6,6 +6,7 @@
 
 #include "pkg/client/api_client.h"
 #include "tests/support/dc_watcher.h"
+#include "tests/support/eventually.h"
 #include "tests/support/operator_env.h"
 #include "tests/support/testenv.h"
 
@@ -18,15 +19,10 @@ using testing::DcWatcher;
 using testing::OperatorEnv;
 using testing::TestEnv;
 
-// Polls `condition` every 50 ms until it holds or `timeout` passes.
+// Cluster state settles in tens of milliseconds: poll every 50 ms for up to 30 s.
 template <typename Condition>
 bool Eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
+  return testing::Eventually(condition, timeout, 50ms);
 }
 
 client::ListOptions LabelSelector(const std::string& selector) {

@@ -17,21 +17,14 @@
 
 #include "pkg/clock/clock.h"
 #include "pkg/metrics/metrics.h"
+#include "tests/support/eventually.h"
 
 namespace dpcm::controller {
 namespace {
 
 using namespace std::chrono_literals;
 
-bool Eventually(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using testing::Eventually;
 
 // The value of the counter or gauge `name{labels}` (or a histogram's sample count) as a
 // scrape would show it; -1 when there is no such series.

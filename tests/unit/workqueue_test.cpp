@@ -18,22 +18,14 @@
 
 #include "pkg/clock/clock.h"
 #include "pkg/workqueue/rate_limiter.h"
+#include "tests/support/eventually.h"
 
 namespace dpcm::workqueue {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Polls `condition` in 1 ms steps of real time until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using testing::Eventually;
 
 WorkQueueOptions OnClock(Clock& clock) {
   WorkQueueOptions options;
