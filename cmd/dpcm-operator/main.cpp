@@ -18,10 +18,12 @@
 #include "pkg/domain/reconciler.h"
 #include "pkg/domain/spec.h"
 #include "pkg/events/event_recorder.h"
+#include "pkg/health/monitor.h"
 #include "pkg/logging/logging.h"
 #include "pkg/metrics/metrics.h"
 #include "pkg/metrics/metrics_server.h"
 #include "pkg/restconfig/rest_config.h"
+#include "pkg/rolehook/runner.h"
 
 namespace dpcm::operator_main {
 namespace {
@@ -137,14 +139,27 @@ int Run(int argc, char** argv) {
                            selected(domain::kDomainLabel));
 
   events::EventRecorder recorder(**client, "dpcm-operator");
+  // Health checks and role hooks run on their own threads and wake the domain's
+  // reconcile when something changes.
+  std::atomic<controller::Controller*> wake_target{nullptr};
+  auto wake = [&wake_target](const std::string& ns, const std::string& name) {
+    if (auto* target = wake_target.load()) target->Enqueue({ns, name});
+  };
+  health::MonitorOptions monitor_options;
+  monitor_options.metrics = &metrics;
+  health::HealthMonitor health_monitor(wake, monitor_options);
+  rolehook::RunnerOptions hook_options;
+  hook_options.metrics = &metrics;
+  rolehook::RoleHookRunner role_hooks(wake, hook_options);
   domain::DomainReconciler reconciler(
       **client, {domains.store(), pods.store(), leases.store(), services.store()}, recorder,
-      &metrics);
+      &metrics, {&health_monitor, &role_hooks});
   controller::ControllerOptions controller_options;
   controller_options.name = "processdomain";
   controller_options.workers = options->workers;
   controller_options.metrics = &metrics;
   controller::Controller controller(std::move(controller_options), reconciler);
+  wake_target = &controller;
 
   // Reads a string at `pointer`, or "" when absent or not a string.
   auto string_at = [](const json& object, const json::json_pointer& pointer) {
@@ -221,6 +236,9 @@ int Run(int argc, char** argv) {
   }
   if (!stop.stop_requested()) spdlog::info("caches synced; reconciling");
   Status ran = controller.Run(stop.get_token());
+  wake_target = nullptr;
+  health_monitor.Stop();
+  role_hooks.Stop();
   for (auto* informer : {&domains, &pods, &leases, &services}) informer->Stop();
   if (signal_thread.joinable() && !stop.stop_requested()) {
     stop.request_stop();

@@ -76,11 +76,21 @@ const char* UnhealthyReason(Unhealthy why) {
       return "pod-failed";
     case Unhealthy::kNotRunning:
       return "not-running";
+    case Unhealthy::kHealthCheck:
+      return "health-check-failed";
+    case Unhealthy::kRoleHook:
+      return "role-hook-failed";
   }
   return "unknown";
 }
 
 bool Member::is_dc() const { return role == kRoleDc; }
+
+bool Member::reachable() const {
+  const bool running = unhealthy == Unhealthy::kNone || unhealthy == Unhealthy::kNotReady ||
+                       unhealthy == Unhealthy::kHealthCheck || unhealthy == Unhealthy::kRoleHook;
+  return running && !pod_ip.empty();
+}
 
 Member MemberFromPod(const json& pod, std::string_view domain_name) {
   Member member;
@@ -88,6 +98,7 @@ Member MemberFromPod(const json& pod, std::string_view domain_name) {
   member.uid = StringField(pod, {"metadata", "uid"});
   member.resource_version = StringField(pod, {"metadata", "resourceVersion"});
   member.role = StringField(pod, {"metadata", "labels", kRoleLabel});
+  member.pod_ip = StringField(pod, {"status", "podIP"});
   const std::string prefix = std::string(domain_name) + "-";
   if (member.name.size() > prefix.size() && member.name.compare(0, prefix.size(), prefix) == 0) {
     const std::string_view digits = std::string_view(member.name).substr(prefix.size());

@@ -19,6 +19,8 @@ enum class Unhealthy {
   kNotReady,    // Ready condition is not True
   kFailed,      // phase Failed or Succeeded
   kNotRunning,  // not started yet (Pending, no IP)
+  kHealthCheck,  // the domain's health plugin failed failureThreshold times in a row
+  kRoleHook,     // its application keeps failing to acknowledge its role
 };
 
 const char* UnhealthyReason(Unhealthy why);
@@ -28,13 +30,23 @@ struct Member {
   std::string uid;
   std::string resource_version;
   std::string role;  // value of dpcm.io/role: "dc", "pc" or ""
+  std::string pod_ip;
   int ordinal = -1;  // N of "<domain>-N" in managed mode, else -1
   int restarts = 0;
   std::optional<int64_t> epoch;  // dpcm.io/epoch annotation
   Unhealthy unhealthy = Unhealthy::kNone;
+  // The health plugin's verdict (set by the reconciler, not from the pod): failed
+  // failureThreshold times in a row, the current streak, the last failure's reason.
+  bool check_failed = false;
+  int check_failures = 0;
+  std::string check_message;
 
   bool healthy() const { return unhealthy == Unhealthy::kNone; }
   bool terminating() const { return unhealthy == Unhealthy::kDeleted; }
+  // Its container runs and has an IP: health checks and role hooks can reach it.
+  bool reachable() const;
+  // "<uid>/<container restarts>": one run of the application.
+  std::string instance() const { return uid + "/" + std::to_string(restarts); }
   bool is_dc() const;
 };
 

@@ -130,8 +130,13 @@ struct DomainReconciler::Observed {
 
 DomainReconciler::DomainReconciler(client::ApiClient& client, DomainCaches caches,
                                    events::EventRecorder& events, metrics::Metrics* metrics,
-                                   Clock& clock)
-    : client_(client), caches_(caches), events_(events), metrics_(metrics), clock_(clock) {}
+                                   DomainPlugins plugins, Clock& clock)
+    : client_(client),
+      caches_(caches),
+      events_(events),
+      metrics_(metrics),
+      plugins_(plugins),
+      clock_(clock) {}
 
 DomainReconciler::Memory& DomainReconciler::MemoryOf(const std::string& key) {
   std::lock_guard lock(memory_mutex_);
@@ -300,9 +305,10 @@ Status DomainReconciler::FenceOnce(const std::string& ns, const std::string& pod
 }
 
 Result<bool> DomainReconciler::Promote(const std::string& ns, const std::string& domain_name,
-                                       const std::string& pod_name, int64_t epoch) {
+                                       const DomainSpec& spec, const std::string& pod_name,
+                                       int64_t epoch) {
   for (int attempt = 1;; ++attempt) {
-    auto promoted = PromoteOnce(ns, domain_name, pod_name, epoch);
+    auto promoted = PromoteOnce(ns, domain_name, spec, pod_name, epoch);
     if (promoted.ok() || !IsStaleWrite(promoted.status()) || attempt == kFreshWriteAttempts) {
       return promoted;
     }
@@ -310,10 +316,12 @@ Result<bool> DomainReconciler::Promote(const std::string& ns, const std::string&
 }
 
 Result<bool> DomainReconciler::PromoteOnce(const std::string& ns, const std::string& domain_name,
-                                           const std::string& pod_name, int64_t epoch) {
+                                           const DomainSpec& spec, const std::string& pod_name,
+                                           int64_t epoch) {
   auto pod = client_.Get(client::resources::Pods(), ns, pod_name);
   if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before promoting it");
-  const Member fresh = MemberFromPod(*pod, domain_name);
+  Member fresh = MemberFromPod(*pod, domain_name);
+  ApplyPlugins(ns, domain_name, spec, fresh);
   if (!fresh.healthy()) {
     return Status::Conflict(pod_name + " is no longer healthy (" +
                             UnhealthyReason(fresh.unhealthy) + ")");
@@ -437,7 +445,7 @@ Status DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Obse
   }
 
   // 3. Only now the label.
-  auto promoted = Promote(ns, name, target, view.lease.transitions);
+  auto promoted = Promote(ns, name, spec, target, view.lease.transitions);
   if (!promoted.ok()) return promoted.status();
   view.labeled_dc = {target};
   const bool failed_over = !previous.empty() && previous != target;
@@ -593,6 +601,172 @@ void DomainReconciler::ReportState(const std::string& ns, const std::string& nam
 
 void DomainReconciler::ForgetDomain(const std::string& ns, const std::string& name) {
   if (metrics_ != nullptr) metrics_->ForgetDomain(ns, name);
+  if (plugins_.health != nullptr) plugins_.health->Forget(ns, name);
+  if (plugins_.hooks != nullptr) plugins_.hooks->Forget(ns, name);
+}
+
+void DomainReconciler::ApplyPlugins(const std::string& ns, const std::string& domain_name,
+                                    const DomainSpec& spec, Member& member) const {
+  if (plugins_.health != nullptr && spec.health.kind != health::ProbeKind::kNone) {
+    const health::Verdict verdict = plugins_.health->Get(ns, domain_name, member.uid);
+    member.check_failed = !verdict.healthy;
+    member.check_failures = verdict.consecutive_failures;
+    member.check_message = verdict.message;
+    if (member.healthy() && member.check_failed) member.unhealthy = Unhealthy::kHealthCheck;
+  }
+  if (plugins_.hooks != nullptr && spec.role_hooks.kind != rolehook::HookKind::kNone &&
+      member.healthy()) {
+    const auto hook = plugins_.hooks->Get(ns, domain_name, member.instance());
+    if (hook.consecutive_failures >= spec.health.failure_threshold) {
+      member.unhealthy = Unhealthy::kRoleHook;
+      member.check_message = hook.message;
+    }
+  }
+}
+
+void DomainReconciler::UpdateHealthTargets(const std::string& ns, const std::string& name,
+                                           const DomainSpec& spec, const Observed& view) {
+  if (plugins_.health == nullptr) return;
+  std::vector<health::Target> targets;
+  if (spec.health.kind != health::ProbeKind::kNone) {
+    for (const auto& m : view.members) {
+      if (!m.reachable()) continue;
+      targets.push_back({ns, name, m.name, m.uid, m.pod_ip, m.role.empty() ? kRolePc : m.role});
+    }
+  }
+  plugins_.health->Update(ns, name, spec.health, targets);
+}
+
+void DomainReconciler::UpdateRoleHooks(const std::string& ns, const std::string& name,
+                                       const DomainSpec& spec, const Observed& view) {
+  if (plugins_.hooks == nullptr) return;
+  std::vector<rolehook::Assignment> assignments;
+  if (spec.role_hooks.kind != rolehook::HookKind::kNone) {
+    // Only a settled DC (labeled, and the Lease holder) is told "dc".
+    const std::string dc = view.labeled_dc.size() == 1 && view.lease.holder == view.labeled_dc[0]
+                               ? view.labeled_dc[0]
+                               : "";
+    for (const auto& m : view.members) {
+      if (!m.reachable()) continue;
+      assignments.push_back({ns, name, m.name, m.instance(), m.pod_ip,
+                             m.name == dc ? kRoleDc : kRolePc, view.lease.transitions});
+    }
+  }
+  plugins_.hooks->Update(ns, name, spec.role_hooks, assignments);
+}
+
+void DomainReconciler::ReportPluginFailures(const json& domain, const Observed& view,
+                                            Memory& memory) {
+  std::set<std::string> unhealthy;
+  std::set<std::string> hook_failing;
+  const auto reference = events::ObjectReference::Of(domain);
+  for (const auto& m : view.members) {
+    if (m.check_failed) {
+      unhealthy.insert(m.uid);
+      if (memory.reported_unhealthy.count(m.uid) == 0) {
+        events_.Warning(reference, "HealthCheckFailed",
+                        m.name + " failed its health check " + std::to_string(m.check_failures) +
+                            " times in a row: " + m.check_message);
+      }
+    }
+    if (m.unhealthy == Unhealthy::kRoleHook) {
+      hook_failing.insert(m.instance());
+      if (memory.reported_hook_failure.count(m.instance()) == 0) {
+        events_.Warning(reference, "RoleHookFailed",
+                        m.name + " does not acknowledge its role: " + m.check_message);
+      }
+    }
+  }
+  memory.reported_unhealthy = std::move(unhealthy);
+  memory.reported_hook_failure = std::move(hook_failing);
+}
+
+int DomainReconciler::RestartFailed(const json& domain, const DomainSpec& spec,
+                                    const Observed& view, Memory& memory,
+                                    std::optional<Clock::Monotonic::duration>& retry_in) {
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  const auto now = clock_.Now();
+  const auto backoff_max = std::chrono::seconds(spec.restart.backoff_max_seconds);
+  // A restart is in flight until its new pod has a verdict (or it is given up on).
+  const auto settle_limit = std::max<Clock::Monotonic::duration>(std::chrono::minutes(2),
+                                                                 2 * backoff_max);
+  auto member_named = [&](const std::string& pod) -> const Member* {
+    for (const auto& m : view.members) {
+      if (m.name == pod) return &m;
+    }
+    return nullptr;
+  };
+  int in_flight = 0;
+  for (auto& [pod, record] : memory.restarts) {
+    if (!record.in_flight) continue;
+    const Member* m = member_named(pod);
+    bool settled = now - record.last > settle_limit;
+    if (m != nullptr && m->uid != record.old_uid && plugins_.health != nullptr) {
+      const auto verdict = plugins_.health->Get(ns, name, m->uid);
+      settled = settled || (verdict.probed && (m->healthy() || m->check_failed));
+    }
+    if (settled) {
+      record.in_flight = false;
+    } else {
+      ++in_flight;
+    }
+  }
+  auto wait_at_most = [&](Clock::Monotonic::duration d) {
+    if (!retry_in || d < *retry_in) retry_in = d;
+  };
+  const auto initial = std::chrono::seconds(spec.restart.backoff_initial_seconds);
+  for (const auto& m : view.members) {
+    if (!m.check_failed || m.terminating()) continue;
+    // A failing DC is failed over first: it is restarted once another member holds
+    // the role, or at once when no member is healthy enough to take it.
+    const bool holds_dc = view.lease.holder == m.name ||
+                          std::find(view.labeled_dc.begin(), view.labeled_dc.end(), m.name) !=
+                              view.labeled_dc.end();
+    if (holds_dc && view.target.has_value()) continue;
+    RestartRecord& record = memory.restarts[m.name];
+    if (record.in_flight && record.old_uid == m.uid) continue;
+    if (in_flight >= spec.restart.max_concurrent) {
+      wait_at_most(std::chrono::seconds(1));
+      continue;
+    }
+    if (record.count > 0 && now - record.last > 2 * backoff_max) record.count = 0;
+    Clock::Monotonic::duration delay = Clock::Monotonic::duration::zero();
+    if (record.count > 0) {
+      delay = initial;
+      for (int i = 1; i < record.count && delay < backoff_max; ++i) delay *= 2;
+      delay = std::min<Clock::Monotonic::duration>(delay, backoff_max);
+    }
+    if (now < record.last + delay) {
+      wait_at_most(record.last + delay - now);
+      continue;
+    }
+    client::DeleteOptions options;
+    options.precondition_uid = m.uid;
+    auto deleted = client_.Delete(client::resources::Pods(), ns, m.name, options);
+    if (!deleted.ok() && !deleted.status().IsNotFound() && !deleted.status().IsConflict()) {
+      spdlog::warn("{}/{}: restart {}: {}", ns, name, m.name, deleted.status().ToString());
+      wait_at_most(std::chrono::seconds(1));
+      continue;
+    }
+    ++record.count;
+    ++record.total;
+    record.last = now;
+    record.in_flight = true;
+    record.old_uid = m.uid;
+    ++in_flight;
+    const std::string how = spec.managed() ? "deleted, dpcm recreates it" : "deleted for its owner to recreate";
+    events_.Warning(events::ObjectReference::Of(domain), "PodRestarted",
+                    m.name + " restarted (" + how + ") after " +
+                        std::to_string(m.check_failures) + " failed health checks: " +
+                        m.check_message + "; restart " + std::to_string(record.count) +
+                        " of this streak");
+    spdlog::info("{}/{}: restarted {} ({}): {}", ns, name, m.name, how, m.check_message);
+    if (metrics_ != nullptr) {
+      metrics_->PodRestartsTotal(ns, name, UnhealthyReason(Unhealthy::kHealthCheck))->Increment();
+    }
+  }
+  return in_flight;
 }
 
 Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
@@ -619,6 +793,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   Observed view;
   for (const auto& pod : pods) {
     Member member = MemberFromPod(*pod, name);
+    ApplyPlugins(ns, name, spec, member);
     if (member.is_dc()) view.labeled_dc.push_back(member.name);
     const bool scaled_away =
         spec.managed() && (member.ordinal < 0 || member.ordinal >= spec.replicas);
@@ -627,6 +802,9 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   }
   view.lease_object = caches_.leases.Get(ns, name);
   if (view.lease_object) view.lease = election::ParseLease(*view.lease_object);
+  UpdateHealthTargets(ns, name, spec, view);
+  ReportPluginFailures(domain, view, memory);
+  int restarts_in_flight = 0;
 
   if (!spec.paused) {
     // Which member was DC, and is it still fit?
@@ -691,6 +869,11 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
       }
     }
     if (relabel_failed) requeue_within(kRetrySoon);
+    UpdateRoleHooks(ns, name, spec, view);
+
+    std::optional<Clock::Monotonic::duration> restart_retry;
+    restarts_in_flight = RestartFailed(domain, spec, view, memory, restart_retry);
+    if (restart_retry) requeue_within(*restart_retry);
 
     if (Status s = EnsureService(domain, spec); !s.ok()) {
       if (memory.service_error != s.message()) {
@@ -712,13 +895,21 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   json members = json::array();
   for (const auto& m : view.members) {
     healthy += m.healthy() ? 1 : 0;
+    const bool ready = m.healthy() || m.unhealthy == Unhealthy::kHealthCheck ||
+                       m.unhealthy == Unhealthy::kRoleHook;
+    const auto restarted = memory.restarts.find(m.name);
+    const int operator_restarts = restarted == memory.restarts.end() ? 0 : restarted->second.total;
+    std::string message = m.healthy() ? "" : UnhealthyReason(m.unhealthy);
+    if (!m.check_message.empty()) {
+      message += (message.empty() ? "" : ": ") + m.check_message;
+    }
     members.push_back({{"name", m.name},
                        {"role", m.role.empty() ? kRolePc : m.role},
-                       {"ready", m.healthy()},
+                       {"ready", ready},
                        {"healthy", m.healthy()},
-                       {"consecutiveFailures", 0},
-                       {"restarts", m.restarts},
-                       {"message", m.healthy() ? "" : UnhealthyReason(m.unhealthy)}});
+                       {"consecutiveFailures", m.check_failures},
+                       {"restarts", m.restarts + operator_restarts},
+                       {"message", message}});
   }
   const int desired = spec.managed() ? spec.replicas : static_cast<int>(view.members.size());
   std::string phase;
@@ -748,13 +939,21 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
       {Condition("Ready", dc_healthy, dc_healthy ? "DcElected" : "NoHealthyDc",
                  dc_healthy ? dc + " is DC" : "no healthy DC", generation),
        Condition("Degraded", healthy < desired,
-                 healthy < desired ? "MembersUnhealthy" : "AllMembersHealthy",
-                 std::to_string(healthy) + " of " + std::to_string(desired) + " members healthy",
+                 healthy == 0 && desired > 0 ? "NoHealthyMembers"
+                 : healthy < desired         ? "MembersUnhealthy"
+                                             : "AllMembersHealthy",
+                 std::to_string(healthy) + " of " + std::to_string(desired) + " members healthy" +
+                     (restarts_in_flight > 0
+                          ? "; " + std::to_string(restarts_in_flight) +
+                                " restarting (at most " +
+                                std::to_string(spec.restart.max_concurrent) + " at a time)"
+                          : ""),
                  generation),
-       Condition("Progressing", progressing || view.waiting_for_delay,
-                 view.waiting_for_delay ? "FailoverDelay"
-                 : progressing          ? "Scaling"
-                                        : "Stable",
+       Condition("Progressing", progressing || view.waiting_for_delay || restarts_in_flight > 0,
+                 view.waiting_for_delay   ? "FailoverDelay"
+                 : progressing            ? "Scaling"
+                 : restarts_in_flight > 0 ? "Restarting"
+                                          : "Stable",
                  "", generation)});
   ReportState(ns, name, view, healthy);
   if (Status s = WriteStatus(domain, std::move(status)); !s.ok()) {

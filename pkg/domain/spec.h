@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "pkg/health/probe.h"
+#include "pkg/rolehook/hook.h"
 #include "pkg/status/status.h"
 
 namespace dpcm::domain {
@@ -32,12 +34,22 @@ struct ServicePort {
   std::string protocol = "TCP";
 };
 
+// spec.restart: how members whose health plugin fails are restarted.
+struct RestartSpec {
+  int backoff_initial_seconds = 1;
+  int backoff_max_seconds = 60;
+  int max_concurrent = 1;
+};
+
 // Only the parts the reconciler acts on; the rest of the object stays JSON.
 struct DomainSpec {
   int replicas = 1;
   std::optional<nlohmann::json> pod_template;   // managed mode
   std::map<std::string, std::string> selector;  // adopt mode (matchLabels)
   ElectionSpec election;
+  health::ProbeSpec health;
+  RestartSpec restart;
+  rolehook::HookSpec role_hooks;
   std::vector<ServicePort> service_ports;
   bool paused = false;
 
@@ -53,7 +65,8 @@ struct SpecError {
 // Reads and validates `processdomain.spec`. Defaults fill absent fields (the CRD's
 // defaults normally did already). Anything malformed, or valid for the schema but not
 // usable (renewDeadline >= leaseDuration, a template without containers, both or
-// neither of template and selector), is a SpecError; nothing here throws.
+// neither of template and selector, two health plugins, timeoutSeconds > periodSeconds,
+// backoff maxSeconds < initialSeconds), is a SpecError; nothing here throws.
 Result<DomainSpec> ParseSpec(const nlohmann::json& domain, SpecError* error);
 
 }  // namespace dpcm::domain

@@ -165,6 +165,11 @@ class Metrics::DomainFamilies {
                                            MetricType::Counter,
                                            {"reason"},
                                            Make<Counter>()};
+  DomainFamily<Counter> role_hooks_total{"dpcm_role_hooks_total",
+                                         "Role hook deliveries by result.",
+                                         MetricType::Counter,
+                                         {"result"},
+                                         Make<Counter>()};
   DomainFamily<Gauge> epoch{"dpcm_domain_epoch",
                             "The domain's epoch (its Lease's leaseTransitions).",
                             MetricType::Gauge,
@@ -178,6 +183,7 @@ class Metrics::DomainFamilies {
     members.Forget(ns, domain);
     health_checks_total.Forget(ns, domain);
     pod_restarts_total.Forget(ns, domain);
+    role_hooks_total.Forget(ns, domain);
     epoch.Forget(ns, domain);
   }
 
@@ -188,6 +194,7 @@ class Metrics::DomainFamilies {
     members.CollectInto(out);
     health_checks_total.CollectInto(out);
     pod_restarts_total.CollectInto(out);
+    role_hooks_total.CollectInto(out);
     epoch.CollectInto(out);
   }
 };
@@ -304,6 +311,11 @@ std::shared_ptr<Counter> Metrics::HealthChecksTotal(const std::string& ns,
 std::shared_ptr<Counter> Metrics::PodRestartsTotal(const std::string& ns, const std::string& domain,
                                                    const std::string& reason) {
   return domains_->pod_restarts_total.Get({ns, domain, reason});
+}
+
+std::shared_ptr<Counter> Metrics::RoleHooksTotal(const std::string& ns, const std::string& domain,
+                                                 const std::string& result) {
+  return domains_->role_hooks_total.Get({ns, domain, result});
 }
 
 std::shared_ptr<Gauge> Metrics::DomainEpoch(const std::string& ns, const std::string& domain) {

@@ -68,6 +68,11 @@ class Metrics {
   std::shared_ptr<prometheus::Counter> PodRestartsTotal(const std::string& ns,
                                                         const std::string& domain,
                                                         const std::string& reason);
+  // dpcm_role_hooks_total{namespace,domain,result}: role hook deliveries ("success",
+  // "failure").
+  std::shared_ptr<prometheus::Counter> RoleHooksTotal(const std::string& ns,
+                                                      const std::string& domain,
+                                                      const std::string& result);
   // dpcm_domain_epoch{namespace,domain}: the Lease's leaseTransitions.
   std::shared_ptr<prometheus::Gauge> DomainEpoch(const std::string& ns, const std::string& domain);
   // Drops every dpcm_* series of the domain `ns`/`domain` from the exposition (call when
