@@ -5,10 +5,7 @@
 #include <thread>
 
 #include "pkg/client/api_client.h"
-#include "tests/support/dc_watcher.h"
-#include "tests/support/eventually.h"
-#include "tests/support/operator_env.h"
-#include "tests/support/testenv.h"
+#include "tests/support/e2e_scenario.h"
 
 namespace dpcm {
 namespace {
@@ -18,76 +15,9 @@ using namespace std::chrono_literals;
 using testing::DcWatcher;
 using testing::OperatorEnv;
 using testing::TestEnv;
-
-// Cluster state settles in tens of milliseconds: poll every 50 ms for up to 30 s.
-template <typename Condition>
-bool Eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
-  return testing::Eventually(condition, timeout, 50ms);
-}
-
-client::ListOptions LabelSelector(const std::string& selector) {
-  client::ListOptions options;
-  options.label_selector = selector;
-  return options;
-}
-
-// A namespace with a DC watcher on it, checked for violations when the test ends.
-struct Scenario {
-  OperatorEnv& env = OperatorEnv::Get();
-  client::ApiClient& api = env.api();
-  std::unique_ptr<client::ApiClient> watcher_client = TestEnv::Client();
-  std::string ns = TestEnv::CreateNamespace(api, "e2e");
-  DcWatcher watcher{*watcher_client, ns};
-
-  ~Scenario() {
-    for (const auto& violation : watcher.Violations()) FAIL_CHECK(violation);
-  }
-
-  void CreateDomain(const std::string& name, int replicas) {
-    auto created = api.Create(client::resources::ProcessDomains(), ns,
-                              OperatorEnv::SampleDomain(name, replicas));
-    REQUIRE_MESSAGE(created.ok(), created.status().ToString());
-  }
-  Json Domain(const std::string& name) {
-    auto domain = api.Get(client::resources::ProcessDomains(), ns, name);
-    REQUIRE_MESSAGE(domain.ok(), domain.status().ToString());
-    return *domain;
-  }
-  Json Pod(const std::string& name) {
-    auto pod = api.Get(client::resources::Pods(), ns, name);
-    REQUIRE_MESSAGE(pod.ok(), pod.status().ToString());
-    return *pod;
-  }
-  // Waits for a DC and for the domain to report Running with every member healthy.
-  std::string WaitRunning(const std::string& name, int replicas) {
-    auto change = watcher.WaitForNewDc(name, "", 60s);
-    REQUIRE_MESSAGE(change.has_value(), (std::string("no DC elected for ") + name));
-    const std::string ready = std::to_string(replicas) + "/" + std::to_string(replicas);
-    CHECK(Eventually([&] {
-      const Json d = Domain(name);
-      return d.value("/status/phase"_json_pointer, "") == "Running" &&
-             d.value("/status/ready"_json_pointer, "") == ready &&
-             d.value("/status/activePod"_json_pointer, "") == watcher.CurrentDc(name);
-    }));
-    return watcher.CurrentDc(name);
-  }
-  // The Lease names the DC and its epoch matches the DC's annotation.
-  void CheckLeaseMatches(const std::string& name, const std::string& dc) {
-    CHECK(Eventually([&] {
-      auto lease = api.Get(client::resources::Leases(), ns, name);
-      if (!lease.ok()) return false;
-      const Json pod = Pod(dc);
-      const std::string epoch =
-          std::to_string(lease->value("/spec/leaseTransitions"_json_pointer, int64_t{-1}));
-      return lease->value("/spec/holderIdentity"_json_pointer, "") == dc &&
-             pod.value("/metadata/annotations/dpcm.io~1epoch"_json_pointer, "") == epoch &&
-             std::to_string(Domain(name).value("/status/epoch"_json_pointer, int64_t{-2})) == epoch;
-    }));
-  }
-  int64_t Epoch(const std::string& name) {
-    return Domain(name).value("/status/epoch"_json_pointer, int64_t{0});
-  }
-};
+using testing::e2e::Eventually;
+using testing::e2e::LabelSelector;
+using testing::e2e::Scenario;
 
 TEST_CASE("a 3-replica domain elects exactly one DC, with Lease, Service and status to match") {
   Scenario s;

@@ -74,17 +74,26 @@ Result<std::string> OperatorEnv::Kubectl(const std::vector<std::string>& args) {
   return RunCommand(argv);
 }
 
+nlohmann::json OperatorEnv::SampleContainer() {
+  using nlohmann::json;
+  return {{"name", "app"},
+          {"image", "dpcm/sample-app:latest"},
+          {"command", json::array({"dpcm-sample-app"})},
+          {"args", json::array({"--port=8080"})}};
+}
+
+std::string OperatorEnv::PodLog(const std::string& ns, const std::string& pod) const {
+  std::ifstream in(sim_state_dir_ + "/" + ns + "/" + pod + ".log");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 nlohmann::json OperatorEnv::SampleDomain(const std::string& name, int replicas) {
   using nlohmann::json;
-  json container = {{"name", "app"},
-                    {"image", "dpcm/sample-app:latest"},
-                    {"command", json::array({"dpcm-sample-app"})},
-                    {"args", json::array({"--port=8080"})},
-                    {"readinessProbe",
-                     {{"httpGet", {{"path", "/healthz"}, {"port", 8080}}},
-                      {"periodSeconds", 1},
-                      {"failureThreshold", 1},
-                      {"timeoutSeconds", 1}}}};
+  json container = SampleContainer();
+  container["readinessProbe"] = {{"httpGet", {{"path", "/healthz"}, {"port", 8080}}},
+                                 {"periodSeconds", 1},
+                                 {"failureThreshold", 1},
+                                 {"timeoutSeconds", 1}};
   return {{"apiVersion", "dpcm.io/v1alpha1"},
           {"kind", "ProcessDomain"},
           {"metadata", {{"name", name}}},

@@ -22,10 +22,14 @@ class OperatorEnv {
   // A ProcessDomain running the sample app: `replicas` pods, readiness on /healthz
   // probed every second, failing after one miss.
   static nlohmann::json SampleDomain(const std::string& name, int replicas);
+  // The sample app's container (no probes).
+  static nlohmann::json SampleContainer();
   // SIGKILLs the container process of a pod (the simulator records its pid).
   Status KillPodProcess(const std::string& ns, const std::string& pod);
   // POSTs to the sample app in `pod` (e.g. "/admin/unhealthy").
   Status PostToApp(const std::string& ns, const std::string& pod, const std::string& path);
+  // The pod's container output as the simulator recorded it (every run of the pod name).
+  std::string PodLog(const std::string& ns, const std::string& pod) const;
   // Runs kubectl with the test kubeconfig; returns stdout.
   Result<std::string> Kubectl(const std::vector<std::string>& args);
   // Stops and restarts the operator process (e.g. to test that it resumes).
