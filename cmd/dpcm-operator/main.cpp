@@ -138,7 +138,14 @@ int Run(int argc, char** argv) {
   cache::Informer services(**client, client::resources::Services(), watch_ns,
                            selected(domain::kDomainLabel));
 
-  events::EventRecorder recorder(**client, "dpcm-operator");
+  // Events get their own client and rate limit (as client-go's event broadcaster does),
+  // so a burst of Events never delays a failover's writes.
+  auto event_client = client::ApiClient::Create(*config, client_options);
+  if (!event_client.ok()) {
+    spdlog::critical("kubernetes client: {}", event_client.status().message());
+    return 1;
+  }
+  events::EventRecorder recorder(**event_client, "dpcm-operator");
   // Health checks and role hooks run on their own threads and wake the domain's
   // reconcile when something changes.
   std::atomic<controller::Controller*> wake_target{nullptr};

@@ -146,8 +146,10 @@ TEST_CASE("a DC failing its health check is failed over, then restarted and back
                !(*pod)["metadata"].contains("deletionTimestamp");
       },
       60s));
-  CHECK(EventCount(s.Events("sick", "HealthCheckFailed")) >= 1);
-  CHECK(EventCount(s.Events("sick", "PodRestarted")) >= 1);
+  CHECK(Eventually([&] {
+    return EventCount(s.Events("sick", "HealthCheckFailed")) >= 1 &&
+           EventCount(s.Events("sick", "PodRestarted")) >= 1;
+  }));
   s.WaitRunning("sick", 3);
   CHECK(s.watcher.CurrentDc("sick") == change->dc);
   CHECK(Eventually([&] { return FindRole(s, dc, "pc", s.Epoch("sick")).has_value(); }));
@@ -186,7 +188,7 @@ TEST_CASE("a PC failing its health check is restarted with back-off; the DC neve
   const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(restarts[1] - restarts[0]);
   MESSAGE("second restart came " << gap.count() << " ms after the first (back-off 4 s)");
   CHECK(gap >= 3800ms);
-  CHECK(EventCount(s.Events("flaky", "PodRestarted")) >= 2);
+  CHECK(Eventually([&] { return EventCount(s.Events("flaky", "PodRestarted")) >= 2; }));
   CHECK(s.watcher.CurrentDc("flaky") == dc);
   CHECK(s.Epoch("flaky") == epoch);
   CHECK(s.Domain("flaky").value("/status/failovers"_json_pointer, -1) == 0);
@@ -302,7 +304,7 @@ TEST_CASE("adopt mode: pods created elsewhere get labels, a Lease, health checks
       60s));
   s.WaitRunning("legacy", 3);
   CHECK(s.watcher.CurrentDc("legacy") == change->dc);
-  CHECK(EventCount(s.Events("legacy", "PodRestarted")) >= 1);
+  CHECK(Eventually([&] { return EventCount(s.Events("legacy", "PodRestarted")) >= 1; }));
   CheckRoleLogs(s, names);
 }
 

@@ -41,6 +41,24 @@ struct Scenario {
 
   ~Scenario() {
     for (const auto& violation : watcher.Violations()) FAIL_CHECK(violation);
+    // Leave nothing for the shared operator to keep working on: delete the domains
+    // (the operator removes their pods) and any pod the test made itself.
+    auto domains = api.List(client::resources::ProcessDomains(), ns, client::ListOptions{});
+    if (domains.ok()) {
+      for (const auto& d : (*domains)["items"]) {
+        (void)api.Delete(client::resources::ProcessDomains(), ns,
+                         d.value("/metadata/name"_json_pointer, ""));
+      }
+    }
+    auto pods = api.List(client::resources::Pods(), ns, client::ListOptions{});
+    if (pods.ok()) {
+      for (const auto& p : (*pods)["items"]) {
+        if (!p.contains("/metadata/ownerReferences"_json_pointer)) {
+          (void)api.Delete(client::resources::Pods(), ns,
+                           p.value("/metadata/name"_json_pointer, ""));
+        }
+      }
+    }
   }
 
   void CreateDomain(const std::string& name, int replicas) {
