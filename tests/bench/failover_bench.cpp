@@ -75,22 +75,39 @@ void WaitAllReady(client::ApiClient& api, const std::string& ns, const std::stri
   }
 }
 
-// kind: "kill" (SIGKILL the DC's process) or "delete" (delete the DC pod).
+// The health-failure domain: health decided by the http plugin alone (period 1 s,
+// failureThreshold 3: target 3.5 s), failed members restarted.
+constexpr int kHealthPeriodSeconds = 1;
+constexpr int kHealthFailureThreshold = 3;
+client::Json HealthDomain(const std::string& name) {
+  client::Json domain = OperatorEnv::SampleDomain(name, 3);
+  domain["spec"]["template"]["spec"]["containers"][0].erase("readinessProbe");
+  domain["spec"]["health"] = {{"periodSeconds", kHealthPeriodSeconds},
+                              {"failureThreshold", kHealthFailureThreshold},
+                              {"http", {{"port", 8080}, {"path", "/healthz"}}}};
+  return domain;
+}
+
+// kind: "kill" (SIGKILL the DC's process), "delete" (delete the DC pod) or "health" (the
+// DC's app starts failing its health endpoint).
 Summary RunDpcm(OperatorEnv& env, DcWatcher& watcher, const std::string& ns,
-                const std::string& kind, int trials) {
-  Summary summary{"dpcm, DC " + std::string(kind == "kill" ? "process SIGKILLed" : "pod deleted"),
-                  {}};
+                const std::string& domain, const std::string& kind, int trials) {
+  const std::string what = kind == "kill"     ? "process SIGKILLed"
+                           : kind == "delete" ? "pod deleted"
+                                              : "health check failing (1 s x 3)";
+  Summary summary{"dpcm, DC " + what, {}};
   auto& api = env.api();
   for (int i = 0; i < trials; ++i) {
-    WaitAllReady(api, ns, "bench", 3);
+    WaitAllReady(api, ns, domain, 3);
     std::this_thread::sleep_for(300ms);  // let the previous trial's writes settle
-    const std::string dc = watcher.CurrentDc("bench");
+    const std::string dc = watcher.CurrentDc(domain);
     if (dc.empty()) Fail("no DC before trial");
     const auto start = DcWatcher::WallClock::now();
-    const Status acted = kind == "kill" ? env.KillPodProcess(ns, dc)
-                                        : api.Delete(client::resources::Pods(), ns, dc).status();
+    const Status acted = kind == "kill"     ? env.KillPodProcess(ns, dc)
+                         : kind == "delete" ? api.Delete(client::resources::Pods(), ns, dc).status()
+                                            : env.PostToApp(ns, dc, "/admin/unhealthy");
     if (!acted.ok()) Fail(acted.ToString());
-    auto change = watcher.WaitForNewDc("bench", dc, 60s);
+    auto change = watcher.WaitForNewDc(domain, dc, 60s);
     if (!change) Fail("no failover within 60 s in trial " + std::to_string(i));
     summary.samples_ms.push_back(Millis(change->seen - start).count());
     std::fprintf(stderr, "  %s trial %2d: %s -> %s in %.1f ms\n", kind.c_str(), i + 1, dc.c_str(),
@@ -207,23 +224,30 @@ int Main(int argc, char** argv) {
   if (!watcher.WaitForNewDc("bench", "", 60s)) Fail("no DC elected");
 
   std::vector<Summary> rows;
-  rows.push_back(RunDpcm(env, watcher, ns, "kill", options.trials));
-  rows.push_back(RunDpcm(env, watcher, ns, "delete", options.trials));
+  rows.push_back(RunDpcm(env, watcher, ns, "bench", "kill", options.trials));
+  rows.push_back(RunDpcm(env, watcher, ns, "bench", "delete", options.trials));
+  env.api().Delete(client::resources::ProcessDomains(), ns, "bench");
+  created = env.api().Create(client::resources::ProcessDomains(), ns, HealthDomain("bench-health"));
+  if (!created.ok()) Fail(created.status().ToString());
+  if (!watcher.WaitForNewDc("bench-health", "", 60s)) Fail("no DC elected");
+  rows.push_back(
+      RunDpcm(env, watcher, ns, "bench-health", "health", std::min(options.trials, 10)));
+  env.api().Delete(client::resources::ProcessDomains(), ns, "bench-health");
   if (!options.peer_binary.empty() && options.peer_trials > 0) {
     rows.push_back(RunPeer(env, ns, options));
   }
   PrintTable(rows);
-  if (rows.size() == 3) {
+  if (rows.size() == 4) {
     std::printf("\npeer p50 / dpcm p50 (process kill): %.0fx; peer p99 / dpcm p99: %.0fx\n",
-                rows[2].Quantile(0.5) / rows[0].Quantile(0.5),
-                rows[2].Quantile(0.99) / rows[0].Quantile(0.99));
+                rows[3].Quantile(0.5) / rows[0].Quantile(0.5),
+                rows[3].Quantile(0.99) / rows[0].Quantile(0.99));
   }
-  std::printf("targets: dpcm p99 <= 1000 ms, p50 <= 300 ms\n");
+  std::printf("targets: dpcm p99 <= 1000 ms, p50 <= 300 ms; health failure <= %d ms\n",
+              kHealthFailureThreshold * kHealthPeriodSeconds * 1000 + 500);
   const auto violations = watcher.Violations();
   for (const auto& v : violations) std::printf("SAFETY VIOLATION: %s\n", v.c_str());
   std::printf("independent watcher: %d pod events, %zu safety violations\n", watcher.events(),
               violations.size());
-  env.api().Delete(client::resources::ProcessDomains(), ns, "bench");
   return violations.empty() ? 0 : 1;
 }
 
