@@ -14,11 +14,11 @@ namespace dpcm::domain {
 // dpcm_failovers_total.
 enum class Unhealthy {
   kNone,
-  kDeleted,     // the pod is terminating or gone
-  kExited,      // its container terminated or is waiting to restart
-  kNotReady,    // Ready condition is not True
-  kFailed,      // phase Failed or Succeeded
-  kNotRunning,  // not started yet (Pending, no IP)
+  kDeleted,      // the pod is terminating or gone
+  kExited,       // its container terminated or is waiting to restart
+  kNotReady,     // Ready condition is not True
+  kFailed,       // phase Failed or Succeeded
+  kNotRunning,   // not started yet (Pending, no IP)
   kHealthCheck,  // the domain's health plugin failed failureThreshold times in a row
   kRoleHook,     // its application keeps failing to acknowledge its role
 };

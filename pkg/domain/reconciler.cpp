@@ -693,8 +693,8 @@ int DomainReconciler::RestartFailed(const json& domain, const DomainSpec& spec,
   const auto now = clock_.Now();
   const auto backoff_max = std::chrono::seconds(spec.restart.backoff_max_seconds);
   // A restart is in flight until its new pod has a verdict (or it is given up on).
-  const auto settle_limit = std::max<Clock::Monotonic::duration>(std::chrono::minutes(2),
-                                                                 2 * backoff_max);
+  const auto settle_limit =
+      std::max<Clock::Monotonic::duration>(std::chrono::minutes(2), 2 * backoff_max);
   auto member_named = [&](const std::string& pod) -> const Member* {
     for (const auto& m : view.members) {
       if (m.name == pod) return &m;
@@ -724,9 +724,9 @@ int DomainReconciler::RestartFailed(const json& domain, const DomainSpec& spec,
     if (!m.check_failed || m.terminating()) continue;
     // A failing DC is failed over first: it is restarted once another member holds
     // the role, or at once when no member is healthy enough to take it.
-    const bool holds_dc = view.lease.holder == m.name ||
-                          std::find(view.labeled_dc.begin(), view.labeled_dc.end(), m.name) !=
-                              view.labeled_dc.end();
+    const bool holds_dc =
+        view.lease.holder == m.name ||
+        std::find(view.labeled_dc.begin(), view.labeled_dc.end(), m.name) != view.labeled_dc.end();
     if (holds_dc && view.target.has_value()) continue;
     RestartRecord& record = memory.restarts[m.name];
     if (record.in_flight && record.old_uid == m.uid) continue;
@@ -759,12 +759,12 @@ int DomainReconciler::RestartFailed(const json& domain, const DomainSpec& spec,
     record.in_flight = true;
     record.old_uid = m.uid;
     ++in_flight;
-    const std::string how = spec.managed() ? "deleted, dpcm recreates it" : "deleted for its owner to recreate";
+    const std::string how =
+        spec.managed() ? "deleted, dpcm recreates it" : "deleted for its owner to recreate";
     events_.Warning(events::ObjectReference::Of(domain), "PodRestarted",
-                    m.name + " restarted (" + how + ") after " +
-                        std::to_string(m.check_failures) + " failed health checks: " +
-                        m.check_message + "; restart " + std::to_string(record.count) +
-                        " of this streak");
+                    m.name + " restarted (" + how + ") after " + std::to_string(m.check_failures) +
+                        " failed health checks: " + m.check_message + "; restart " +
+                        std::to_string(record.count) + " of this streak");
     spdlog::info("{}/{}: restarted {} ({}): {}", ns, name, m.name, how, m.check_message);
     if (metrics_ != nullptr) {
       metrics_->PodRestartsTotal(ns, name, UnhealthyReason(Unhealthy::kHealthCheck))->Increment();
@@ -948,8 +948,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
                                              : "AllMembersHealthy",
                  std::to_string(healthy) + " of " + std::to_string(desired) + " members healthy" +
                      (restarts_in_flight > 0
-                          ? "; " + std::to_string(restarts_in_flight) +
-                                " restarting (at most " +
+                          ? "; " + std::to_string(restarts_in_flight) + " restarting (at most " +
                                 std::to_string(spec.restart.max_concurrent) + " at a time)"
                           : ""),
                  generation),

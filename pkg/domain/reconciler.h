@@ -105,7 +105,7 @@ class DomainReconciler final : public controller::Reconciler {
     std::string last_failover_time;
     int64_t invalid_spec_generation = -1;
     std::map<std::string, RestartRecord> restarts;
-    std::set<std::string> reported_unhealthy;    // pod uids with a HealthCheckFailed event
+    std::set<std::string> reported_unhealthy;     // pod uids with a HealthCheckFailed event
     std::set<std::string> reported_hook_failure;  // instances with a RoleHookFailed event
   };
 

@@ -187,9 +187,8 @@ bool ParseRestart(const json& r, RestartSpec& out, SpecError* error) {
     }
   }
   if (out.backoff_max_seconds < out.backoff_initial_seconds) {
-    *error = {path + ".backoff.maxSeconds",
-              "must be at least initialSeconds (" + std::to_string(out.backoff_initial_seconds) +
-                  ")"};
+    *error = {path + ".backoff.maxSeconds", "must be at least initialSeconds (" +
+                                                std::to_string(out.backoff_initial_seconds) + ")"};
     return false;
   }
   return true;

@@ -44,8 +44,8 @@ void HealthMonitor::Schedule(const std::string& key, Entry& entry, Steady::time_
   due_.insert({due, key});
 }
 
-void HealthMonitor::Update(const std::string& ns, const std::string& domain,
-                           const ProbeSpec& spec, const std::vector<Target>& targets) {
+void HealthMonitor::Update(const std::string& ns, const std::string& domain, const ProbeSpec& spec,
+                           const std::vector<Target>& targets) {
   const std::string domain_key = DomainKey(ns, domain);
   const std::string prefix = domain_key + "/";
   std::lock_guard lock(mutex_);

@@ -1,4 +1,5 @@
-// Runs every member's health check on its own schedule in a small thread pool and keeps the verdicts.
+// Runs every member's health check on its own schedule in a small thread pool and keeps the
+// verdicts.
 #pragma once
 
 #include <chrono>
@@ -90,8 +91,8 @@ class HealthMonitor {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  std::map<std::string, Domain> domains_;                   // by ns/domain
-  std::map<std::string, std::shared_ptr<Entry>> entries_;   // by ns/domain/uid
+  std::map<std::string, Domain> domains_;                     // by ns/domain
+  std::map<std::string, std::shared_ptr<Entry>> entries_;     // by ns/domain/uid
   std::set<std::pair<Steady::time_point, std::string>> due_;  // entries not in flight
   std::vector<std::thread> workers_;
 };

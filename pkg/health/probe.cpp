@@ -63,8 +63,8 @@ class HttpChecker final : public Checker {
     const bool status_ok =
         spec.http.expected_status ? code == *spec.http.expected_status : code >= 200 && code < 300;
     if (!status_ok) {
-      return Fail(Outcome::kFailure, "GET " + spec.http.path + " returned " +
-                                         std::to_string(code) + ": " + FirstLine(response->body));
+      return Fail(Outcome::kFailure, "GET " + spec.http.path + " returned " + std::to_string(code) +
+                                         ": " + FirstLine(response->body));
     }
     if (!spec.http.expected_body.empty() &&
         response->body.find(spec.http.expected_body) == std::string::npos) {
@@ -84,21 +84,20 @@ class TcpChecker final : public Checker {
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
     const std::string port = std::to_string(spec.tcp.port);
-    if (getaddrinfo(target.pod_ip.c_str(), port.c_str(), &hints, &found) != 0 ||
-        found == nullptr) {
+    if (getaddrinfo(target.pod_ip.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
       return Fail(Outcome::kError, "cannot parse the pod IP");
     }
-    const int fd =
-        socket(found->ai_family, found->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int fd = socket(found->ai_family, found->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       freeaddrinfo(found);
-      return Fail(Outcome::kError, std::string("socket: ") + std::strerror(errno));
+      return Fail(Outcome::kError, std::string("socket: ") + subprocess::ErrorText(errno));
     }
     int rc = connect(fd, found->ai_addr, found->ai_addrlen);
     freeaddrinfo(found);
     CheckResult result{Outcome::kSuccess, ""};
     if (rc != 0 && errno != EINPROGRESS) {
-      result = Fail(Outcome::kFailure, "connect to port " + port + ": " + std::strerror(errno));
+      result =
+          Fail(Outcome::kFailure, "connect to port " + port + ": " + subprocess::ErrorText(errno));
     } else if (rc != 0) {
       pollfd p{fd, POLLOUT, 0};
       rc = poll(&p, 1, static_cast<int>(spec.timeout.count()));
@@ -108,8 +107,8 @@ class TcpChecker final : public Checker {
         result = Fail(Outcome::kTimeout, "connect to port " + port + ": timed out");
       } else if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 ||
                  error != 0) {
-        result = Fail(Outcome::kFailure,
-                      "connect to port " + port + ": " + std::strerror(error != 0 ? error : errno));
+        result = Fail(Outcome::kFailure, "connect to port " + port + ": " +
+                                             subprocess::ErrorText(error != 0 ? error : errno));
       }
     }
     close(fd);
@@ -123,13 +122,10 @@ class CommandChecker final : public Checker {
     subprocess::RunOptions run;
     run.argv = spec.command.argv;
     run.timeout = spec.timeout;
-    run.max_output = 64 * 1024;
-    run.env = {subprocess::PathEntry(),
-               "DPCM_NAMESPACE=" + target.ns,
-               "DPCM_DOMAIN=" + target.domain,
-               "DPCM_POD=" + target.pod,
-               "DPCM_POD_IP=" + target.pod_ip,
-               "DPCM_ROLE=" + target.role};
+    run.max_output = std::size_t{64} * 1024;
+    run.env = {subprocess::PathEntry(),        "DPCM_NAMESPACE=" + target.ns,
+               "DPCM_DOMAIN=" + target.domain, "DPCM_POD=" + target.pod,
+               "DPCM_POD_IP=" + target.pod_ip, "DPCM_ROLE=" + target.role};
     for (const auto& [name, value] : spec.command.env) run.env.push_back(name + "=" + value);
     auto ran = subprocess::Run(run);
     if (!ran.ok()) return Fail(Outcome::kError, ran.status().message());

@@ -31,11 +31,11 @@ Status DeliverHttp(const HookSpec& spec, const Assignment& a) {
   auto response = client.Post(spec.http_path, body.dump(), "application/json");
   if (!response) {
     return Status::Transport("POST " + spec.http_path + ": " +
-                               httplib::to_string(response.error()));
+                             httplib::to_string(response.error()));
   }
   if (response->status < 200 || response->status >= 300) {
     return Status::Transport("POST " + spec.http_path + " returned " +
-                               std::to_string(response->status) + ": " + Clip(response->body));
+                             std::to_string(response->status) + ": " + Clip(response->body));
   }
   return Status::Ok();
 }
@@ -44,7 +44,7 @@ Status DeliverCommand(const HookSpec& spec, const Assignment& a) {
   subprocess::RunOptions run;
   run.argv = spec.argv;
   run.timeout = spec.timeout;
-  run.max_output = 16 * 1024;
+  run.max_output = std::size_t{16} * 1024;
   run.env = {subprocess::PathEntry(),
              "DPCM_NAMESPACE=" + a.ns,
              "DPCM_DOMAIN=" + a.domain,
@@ -58,7 +58,7 @@ Status DeliverCommand(const HookSpec& spec, const Assignment& a) {
   if (!ran->succeeded()) {
     const std::string detail = Clip(ran->stderr_text.empty() ? ran->stdout_text : ran->stderr_text);
     return Status::Transport("role hook " + ran->Describe() +
-                               (detail.empty() ? "" : ": " + detail));
+                             (detail.empty() ? "" : ": " + detail));
   }
   return Status::Ok();
 }

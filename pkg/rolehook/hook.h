@@ -1,4 +1,5 @@
-// Role hooks (spec.roleHooks): telling a member's application its role and epoch, over HTTP or a command.
+// Role hooks (spec.roleHooks): telling a member's application its role and epoch, over HTTP or a
+// command.
 #pragma once
 
 #include <chrono>

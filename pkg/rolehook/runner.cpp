@@ -113,6 +113,7 @@ std::vector<Assignment> RoleHookRunner::DueLocked(const Domain& domain, Steady::
     return (a->state.acked_role == "dc") > (b->state.acked_role == "dc");
   });
   std::vector<Assignment> out;
+  out.reserve(demotions.size() + promotions.size());
   for (const auto* m : demotions) out.push_back(m->want);
   for (const auto* m : promotions) out.push_back(m->want);
   return out;
@@ -155,7 +156,8 @@ void RoleHookRunner::Work() {
         delivered = Status::Internal(e.what());
       }
       if (options_.metrics != nullptr) {
-        options_.metrics->RoleHooksTotal(want.ns, want.domain, delivered.ok() ? "success" : "failure")
+        options_.metrics
+            ->RoleHooksTotal(want.ns, want.domain, delivered.ok() ? "success" : "failure")
             ->Increment();
       }
       lock.lock();

@@ -48,7 +48,7 @@ struct Pipe {
 Status MakePipe(Pipe& p) {
   std::array<int, 2> fds{};
   if (pipe2(fds.data(), O_CLOEXEC) != 0) {
-    return Status::Internal(std::string("pipe: ") + std::strerror(errno));
+    return Status::Internal(std::string("pipe: ") + ErrorText(errno));
   }
   p.read.Reset(fds[0]);
   p.write.Reset(fds[1]);
@@ -58,9 +58,9 @@ Status MakePipe(Pipe& p) {
 
 // One captured stream: keeps the first `limit` bytes, drops the rest.
 struct Capture {
-  Fd* fd;
-  std::string* text;
-  bool* truncated;
+  Fd* fd = nullptr;
+  std::string* text = nullptr;
+  bool* truncated = nullptr;
   bool open = true;
 
   void Drain(std::size_t limit) {
@@ -106,6 +106,11 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
 
 }  // namespace
 
+std::string ErrorText(int error) {
+  std::array<char, 256> buffer{};
+  return strerror_r(error, buffer.data(), buffer.size());  // the GNU version returns the text
+}
+
 std::string PathEntry() {
   const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe): never set by dpcm
   return "PATH=" + std::string(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
@@ -147,7 +152,7 @@ Result<RunResult> Run(const RunOptions& options) {
   const int spawned =
       posix_spawnp(&pid, argv[0], &setup.actions, &setup.attributes, argv.data(), env.data());
   if (spawned != 0) {
-    return Status::NotFound("cannot run " + options.argv[0] + ": " + std::strerror(spawned));
+    return Status::NotFound("cannot run " + options.argv[0] + ": " + ErrorText(spawned));
   }
   out.write.Reset();
   err.write.Reset();

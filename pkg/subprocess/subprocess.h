@@ -21,7 +21,7 @@ struct RunOptions {
   std::chrono::milliseconds timeout{1000};
   // Bytes kept from each of stdout and stderr; the rest is read and dropped so the
   // child never blocks on a full pipe.
-  std::size_t max_output = 64 * 1024;
+  std::size_t max_output = std::size_t{64} * 1024;
 };
 
 struct RunResult {
@@ -38,6 +38,9 @@ struct RunResult {
   // "exit status 3", "killed by signal 9", "timed out after 1000 ms".
   std::string Describe() const;
 };
+
+// strerror(error), thread-safe.
+std::string ErrorText(int error);
 
 // "PATH=<the operator's PATH>": the one variable a plugin's environment starts from.
 std::string PathEntry();

@@ -230,8 +230,7 @@ int Main(int argc, char** argv) {
   created = env.api().Create(client::resources::ProcessDomains(), ns, HealthDomain("bench-health"));
   if (!created.ok()) Fail(created.status().ToString());
   if (!watcher.WaitForNewDc("bench-health", "", 60s)) Fail("no DC elected");
-  rows.push_back(
-      RunDpcm(env, watcher, ns, "bench-health", "health", std::min(options.trials, 10)));
+  rows.push_back(RunDpcm(env, watcher, ns, "bench-health", "health", std::min(options.trials, 10)));
   env.api().Delete(client::resources::ProcessDomains(), ns, "bench-health");
   if (!options.peer_binary.empty() && options.peer_trials > 0) {
     rows.push_back(RunPeer(env, ns, options));

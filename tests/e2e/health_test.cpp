@@ -89,8 +89,8 @@ void CheckRoleLogs(Scenario& s, const std::vector<std::string>& pods) {
     }
   }
   for (const auto& [epoch, holders] : dcs_by_epoch) {
-    CHECK_MESSAGE(holders.size() == 1, ("two applications were DC at epoch " +
-                                        std::to_string(epoch)));
+    CHECK_MESSAGE(holders.size() == 1,
+                  ("two applications were DC at epoch " + std::to_string(epoch)));
   }
 }
 
@@ -114,8 +114,7 @@ TEST_CASE("a DC failing its health check is failed over, then restarted and back
   REQUIRE(s.env.PostToApp(s.ns, dc, "/admin/unhealthy").ok());
   auto change = s.watcher.WaitForNewDc("sick", dc, 30s);
   REQUIRE_MESSAGE(change.has_value(), (std::string("no failover after ") + dc + " turned sick"));
-  const auto took =
-      std::chrono::duration_cast<std::chrono::milliseconds>(change->seen - failed_at);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(change->seen - failed_at);
   const auto bound = std::chrono::milliseconds(kFailureThreshold * kPeriodSeconds * 1000 + 500);
   MESSAGE("failover after a health-check failure took " << took.count() << " ms (target "
                                                         << bound.count() << " ms)");
@@ -226,7 +225,7 @@ TEST_CASE("with every member failing, restarts go one at a time and the status s
   MESSAGE(restarted << " restarts in 15 s; at most " << most_terminating
                     << " pod(s) terminating at once");
   CHECK(most_terminating <= 1);
-  CHECK(restarted >= 2);   // it keeps trying...
+  CHECK(restarted >= 2);  // it keeps trying...
   // ...one at a time, each member backing off 0, 2, 4, 8 s: at most 4 each in 15 s.
   CHECK(restarted <= 12);
   CHECK(status_said_so);

@@ -1,4 +1,5 @@
-// One e2e test's world: a fresh namespace on the shared operator, with the independent DC watcher on it.
+// One e2e test's world: a fresh namespace on the shared operator, with the independent DC watcher
+// on it.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -123,6 +124,5 @@ struct Scenario {
     return Domain(name).value("/status/epoch"_json_pointer, int64_t{0});
   }
 };
-
 
 }  // namespace dpcm::testing::e2e
