@@ -1,8 +1,10 @@
 // ParseSpec: the ProcessDomain spec a user writes, its defaults, and the errors that name a field.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pkg/domain/spec.h"
@@ -28,19 +30,36 @@ json ManagedSpec() { return {{"template", Template()}}; }
 
 // A spec that sets every field ParseSpec reads.
 json FullSpec() {
-  return {{"replicas", 3},
-          {"template", Template()},
-          {"election",
-           {{"leaseDurationSeconds", 15},
-            {"renewDeadlineSeconds", 10},
-            {"retryPeriodSeconds", 2},
-            {"failoverDelaySeconds", 1}}},
-          {"health", {{"periodSeconds", 2}, {"http", {{"port", 8080}, {"path", "/healthz"}}}}},
-          {"service",
-           {{"ports",
-             json::array(
-                 {{{"name", "http"}, {"port", 80}, {"targetPort", 8080}, {"protocol", "TCP"}}})}}},
-          {"paused", false}};
+  return {
+      {"replicas", 3},
+      {"template", Template()},
+      {"election",
+       {{"leaseDurationSeconds", 15},
+        {"renewDeadlineSeconds", 10},
+        {"retryPeriodSeconds", 2},
+        {"failoverDelaySeconds", 1}}},
+      {"health",
+       {{"periodSeconds", 5},
+        {"timeoutSeconds", 3},
+        {"failureThreshold", 4},
+        {"successThreshold", 2},
+        {"http",
+         {{"port", 8080},
+          {"path", "/healthz"},
+          {"scheme", "HTTP"},
+          {"expectedStatus", 204},
+          {"expectedBody", "green"}}}}},
+      {"restart", {{"backoff", {{"initialSeconds", 2}, {"maxSeconds", 30}}}, {"maxConcurrent", 2}}},
+      {"roleHooks",
+       {{"timeoutSeconds", 4},
+        {"command",
+         {{"command", json::array({"/hooks/role", "--verbose"})},
+          {"env", json::array({{{"name", "MODE"}, {"value", "strict"}}, {{"name", "EMPTY"}}})}}}}},
+      {"service",
+       {{"ports",
+         json::array(
+             {{{"name", "http"}, {"port", 80}, {"targetPort", 8080}, {"protocol", "TCP"}}})}}},
+      {"paused", false}};
 }
 
 // Parses `domain`, expects a rejection, and returns the field it names.
@@ -56,6 +75,34 @@ SpecError Reject(const json& domain) {
 }
 
 std::string RejectedField(const json& spec) { return Reject(Domain(spec)).field; }
+
+// The other plugin kinds: a command health check and an http role hook.
+json OtherPluginsSpec() {
+  return {{"template", Template()},
+          {"health",
+           {{"command",
+             {{"command", json::array({"/bin/check", "--db"})},
+              {"env", json::array({{{"name", "LEVEL"}, {"value", "2"}}})}}}}},
+          {"roleHooks", {{"http", {{"port", 9000}, {"path", "/role"}}}}}};
+}
+
+json WithHealth(const json& health) {
+  json spec = ManagedSpec();
+  spec["health"] = health;
+  return spec;
+}
+
+json WithRestart(const json& restart) {
+  json spec = ManagedSpec();
+  spec["restart"] = restart;
+  return spec;
+}
+
+json WithRoleHooks(const json& hooks) {
+  json spec = ManagedSpec();
+  spec["roleHooks"] = hooks;
+  return spec;
+}
 
 json WithElection(const json& election) {
   json spec = ManagedSpec();
@@ -311,6 +358,214 @@ TEST_CASE("ParseSpec rejects an object without a spec object") {
   }
 }
 
+TEST_CASE("ParseSpec defaults: no health plugin, restart back-off 1..60 s, no role hooks") {
+  const auto spec = ParseSpec(Domain(ManagedSpec()), nullptr);
+  REQUIRE(spec.ok());
+  CHECK(spec->health.kind == health::ProbeKind::kNone);
+  CHECK(spec->health.period == std::chrono::seconds(2));
+  CHECK(spec->health.timeout == std::chrono::seconds(1));
+  CHECK(spec->health.failure_threshold == 3);
+  CHECK(spec->health.success_threshold == 1);
+  CHECK(spec->restart.backoff_initial_seconds == 1);
+  CHECK(spec->restart.backoff_max_seconds == 60);
+  CHECK(spec->restart.max_concurrent == 1);
+  CHECK(spec->role_hooks.kind == rolehook::HookKind::kNone);
+  CHECK(spec->role_hooks.timeout == std::chrono::seconds(2));
+
+  // Empty objects (what the CRD defaults to) and nulls mean the same.
+  for (const json& value : {json::object(), json(nullptr)}) {
+    CAPTURE(value.dump());
+    json empty = ManagedSpec();
+    empty["health"] = value;
+    empty["restart"] = value;
+    empty["roleHooks"] = value;
+    const auto parsed = ParseSpec(Domain(empty), nullptr);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->health == spec->health);
+    CHECK(parsed->role_hooks == spec->role_hooks);
+    CHECK(parsed->restart.backoff_max_seconds == 60);
+  }
+
+  // A plugin with only its required fields gets the documented defaults.
+  const auto http = ParseSpec(Domain(WithHealth({{"http", {{"port", 8080}}}})), nullptr);
+  REQUIRE(http.ok());
+  CHECK(http->health.kind == health::ProbeKind::kHttp);
+  CHECK(http->health.http.path == "/healthz");
+  CHECK_FALSE(http->health.http.expected_status.has_value());
+  CHECK(http->health.http.expected_body.empty());
+  const auto hook = ParseSpec(Domain(WithRoleHooks({{"http", {{"port", 8080}}}})), nullptr);
+  REQUIRE(hook.ok());
+  CHECK(hook->role_hooks.kind == rolehook::HookKind::kHttp);
+  CHECK(hook->role_hooks.http_path == "/dpcm/role");
+}
+
+TEST_CASE("ParseSpec reads spec.health, spec.restart and spec.roleHooks in full") {
+  const auto spec = ParseSpec(Domain(FullSpec()), nullptr);
+  REQUIRE(spec.ok());
+  const auto& h = spec->health;
+  CHECK(h.kind == health::ProbeKind::kHttp);
+  CHECK(h.period == std::chrono::seconds(5));
+  CHECK(h.timeout == std::chrono::seconds(3));
+  CHECK(h.failure_threshold == 4);
+  CHECK(h.success_threshold == 2);
+  CHECK(h.http.port == 8080);
+  CHECK(h.http.path == "/healthz");
+  CHECK(h.http.expected_status == 204);
+  CHECK(h.http.expected_body == "green");
+  CHECK(spec->restart.backoff_initial_seconds == 2);
+  CHECK(spec->restart.backoff_max_seconds == 30);
+  CHECK(spec->restart.max_concurrent == 2);
+  const auto& r = spec->role_hooks;
+  CHECK(r.kind == rolehook::HookKind::kCommand);
+  CHECK(r.timeout == std::chrono::seconds(4));
+  CHECK(r.argv == std::vector<std::string>{"/hooks/role", "--verbose"});
+  CHECK(r.env ==
+        std::vector<std::pair<std::string, std::string>>{{"MODE", "strict"}, {"EMPTY", ""}});
+
+  const auto other = ParseSpec(Domain(OtherPluginsSpec()), nullptr);
+  REQUIRE(other.ok());
+  CHECK(other->health.kind == health::ProbeKind::kCommand);
+  CHECK(other->health.command.argv == std::vector<std::string>{"/bin/check", "--db"});
+  CHECK(other->health.command.env ==
+        std::vector<std::pair<std::string, std::string>>{{"LEVEL", "2"}});
+  CHECK(other->role_hooks.kind == rolehook::HookKind::kHttp);
+  CHECK(other->role_hooks.http_port == 9000);
+  CHECK(other->role_hooks.http_path == "/role");
+
+  const auto tcp = ParseSpec(Domain(WithHealth({{"tcp", {{"port", 5432}}}})), nullptr);
+  REQUIRE(tcp.ok());
+  CHECK(tcp->health.kind == health::ProbeKind::kTcp);
+  CHECK(tcp->health.tcp.port == 5432);
+
+  // timeoutSeconds may equal periodSeconds; a command's arguments are kept verbatim.
+  const auto edge = ParseSpec(
+      Domain(
+          WithHealth({{"periodSeconds", 3},
+                      {"timeoutSeconds", 3},
+                      {"command", {{"command", json::array({"/bin/check", "$(x); `y`", ""})}}}})),
+      nullptr);
+  REQUIRE(edge.ok());
+  CHECK(edge->health.command.argv == std::vector<std::string>{"/bin/check", "$(x); `y`", ""});
+}
+
+TEST_CASE("ParseSpec rejects an unusable spec.health, naming the field") {
+  const json http = {{"port", 8080}};
+  const json tcp = {{"port", 8080}};
+  const json command = {{"command", json::array({"/bin/check"})}};
+  struct Case {
+    json health;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {"http", "spec.health"},
+      {{{"http", http}, {"tcp", tcp}}, "spec.health"},
+      {{{"http", http}, {"command", command}}, "spec.health"},
+      {{{"tcp", tcp}, {"command", command}}, "spec.health"},
+      {{{"timeoutSeconds", 3}}, "spec.health.timeoutSeconds"},  // default period is 2
+      {{{"periodSeconds", 5}, {"timeoutSeconds", 6}}, "spec.health.timeoutSeconds"},
+      {{{"periodSeconds", 0}}, "spec.health.periodSeconds"},
+      {{{"failureThreshold", 0}}, "spec.health.failureThreshold"},
+      {{{"successThreshold", "1"}}, "spec.health.successThreshold"},
+      {{{"http", "8080"}}, "spec.health.http"},
+      {{{"http", json::object()}}, "spec.health.http.port"},
+      {{{"http", {{"port", 0}}}}, "spec.health.http.port"},
+      {{{"http", {{"port", 65536}}}}, "spec.health.http.port"},
+      {{{"http", {{"port", "http"}}}}, "spec.health.http.port"},
+      {{{"http", {{"port", 8080}, {"path", "healthz"}}}}, "spec.health.http.path"},
+      {{{"http", {{"port", 8080}, {"path", ""}}}}, "spec.health.http.path"},
+      {{{"http", {{"port", 8080}, {"scheme", "HTTPS"}}}}, "spec.health.http.scheme"},
+      {{{"http", {{"port", 8080}, {"expectedStatus", 600}}}}, "spec.health.http.expectedStatus"},
+      {{{"http", {{"port", 8080}, {"expectedStatus", 99}}}}, "spec.health.http.expectedStatus"},
+      {{{"http", {{"port", 8080}, {"expectedBody", 1}}}}, "spec.health.http.expectedBody"},
+      {{{"tcp", {{"port", 70000}}}}, "spec.health.tcp.port"},
+      {{{"tcp", {{"port", -1}}}}, "spec.health.tcp.port"},
+      {{{"tcp", 5432}}, "spec.health.tcp"},
+      {{{"command", json::object()}}, "spec.health.command.command"},
+      {{{"command", {{"command", json::array()}}}}, "spec.health.command.command"},
+      {{{"command", {{"command", "/bin/check --db"}}}}, "spec.health.command.command"},
+      {{{"command", {{"command", json::array({"/bin/check", 3})}}}}, "spec.health.command.command"},
+      {{{"command", {{"command", json::array({"/bin/check", nullptr})}}}},
+       "spec.health.command.command"},
+      {{{"command", {{"command", json::array({""})}}}}, "spec.health.command.command[0]"},
+      {{{"command", {{"command", json::array({"/bin/check"})}, {"env", "A=1"}}}},
+       "spec.health.command.env"},
+      {{{"command",
+         {{"command", json::array({"/bin/check"})}, {"env", json::array({{{"value", "1"}}})}}}},
+       "spec.health.command.env"},
+      {{{"command",
+         {{"command", json::array({"/bin/check"})},
+          {"env", json::array({{{"name", ""}, {"value", "1"}}})}}}},
+       "spec.health.command.env"},
+      {{{"command",
+         {{"command", json::array({"/bin/check"})},
+          {"env", json::array({{{"name", "A=B"}, {"value", "1"}}})}}}},
+       "spec.health.command.env"},
+      {{{"command",
+         {{"command", json::array({"/bin/check"})},
+          {"env", json::array({{{"name", "A"}, {"value", 1}}})}}}},
+       "spec.health.command.env"},
+      {{{"command", {{"command", json::array({"/bin/check"})}, {"env", json::array({"A=1"})}}}},
+       "spec.health.command.env"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.health.dump());
+    CHECK(RejectedField(WithHealth(c.health)) == c.field);
+  }
+}
+
+TEST_CASE("ParseSpec rejects an unusable spec.restart, naming the field") {
+  CHECK(RejectedField(WithRestart({{"backoff", {{"initialSeconds", 10}, {"maxSeconds", 5}}}})) ==
+        "spec.restart.backoff.maxSeconds");
+  // The default maxSeconds (60) is below an initialSeconds of 120.
+  const SpecError error = Reject(Domain(WithRestart({{"backoff", {{"initialSeconds", 120}}}})));
+  CHECK(error.field == "spec.restart.backoff.maxSeconds");
+  CHECK(error.message.find("120") != std::string::npos);
+  CHECK(RejectedField(WithRestart({{"maxConcurrent", 0}})) == "spec.restart.maxConcurrent");
+  CHECK(RejectedField(WithRestart({{"maxConcurrent", 1.5}})) == "spec.restart.maxConcurrent");
+  CHECK(RejectedField(WithRestart({{"backoff", 5}})) == "spec.restart.backoff");
+  CHECK(RejectedField(WithRestart({{"backoff", {{"initialSeconds", 0}}}})) ==
+        "spec.restart.backoff.initialSeconds");
+  CHECK(RejectedField(WithRestart("fast")) == "spec.restart");
+  // Equal bounds are allowed.
+  const auto equal = ParseSpec(
+      Domain(WithRestart({{"backoff", {{"initialSeconds", 5}, {"maxSeconds", 5}}}})), nullptr);
+  REQUIRE(equal.ok());
+  CHECK(equal->restart.backoff_initial_seconds == 5);
+  CHECK(equal->restart.backoff_max_seconds == 5);
+}
+
+TEST_CASE("ParseSpec rejects an unusable spec.roleHooks, naming the field") {
+  const json command = {{"command", json::array({"/hooks/role"})}};
+  struct Case {
+    json hooks;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {{{"http", {{"port", 8080}}}, {"command", command}}, "spec.roleHooks"},
+      {json::array(), "spec.roleHooks"},
+      {{{"timeoutSeconds", 0}}, "spec.roleHooks.timeoutSeconds"},
+      {{{"http", json::array()}}, "spec.roleHooks.http"},
+      {{{"http", json::object()}}, "spec.roleHooks.http.port"},
+      {{{"http", {{"port", 65536}}}}, "spec.roleHooks.http.port"},
+      {{{"http", {{"port", 0}}}}, "spec.roleHooks.http.port"},
+      {{{"http", {{"port", 8080}, {"path", "dpcm/role"}}}}, "spec.roleHooks.http.path"},
+      {{{"http", {{"port", 8080}, {"path", 7}}}}, "spec.roleHooks.http.path"},
+      {{{"command", {{"command", json::array()}}}}, "spec.roleHooks.command.command"},
+      {{{"command", {{"command", json::array({"/hooks/role", true})}}}},
+       "spec.roleHooks.command.command"},
+      {{{"command",
+         {{"command", json::array({"/hooks/role"})}, {"env", json::array({json::object()})}}}},
+       "spec.roleHooks.command.env"},
+      {{{"command",
+         {{"command", json::array({"/hooks/role"})}, {"env", json::array({{{"name", "X=1"}}})}}}},
+       "spec.roleHooks.command.env"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.hooks.dump());
+    CHECK(RejectedField(WithRoleHooks(c.hooks)) == c.field);
+  }
+}
+
 // Every JSON pointer below `at`, including `at` itself.
 void CollectPointers(const json& value, const json::json_pointer& at,
                      std::vector<json::json_pointer>& out) {
@@ -339,7 +594,7 @@ TEST_CASE("ParseSpec never throws on garbage of any JSON type in any field") {
   const json adopt_spec = {
       {"selector", {{"matchLabels", {{"app", "db"}}}, {"matchExpressions", json::array()}}}};
   int parsed = 0;
-  for (const json& base : {Domain(FullSpec()), Domain(adopt_spec)}) {
+  for (const json& base : {Domain(FullSpec()), Domain(adopt_spec), Domain(OtherPluginsSpec())}) {
     std::vector<json::json_pointer> pointers;
     CollectPointers(base, json::json_pointer(), pointers);
     for (const auto& pointer : pointers) {

@@ -1,0 +1,506 @@
+// Role hooks: Deliver over real HTTP and real commands, and RoleHookRunner's ordering, retries
+// and memory of what each member acknowledged, with a recording fake.
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pkg/rolehook/hook.h"
+#include "pkg/rolehook/runner.h"
+#include "tests/support/eventually.h"
+#include "tests/support/temp_dir.h"
+
+namespace dpcm::rolehook {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+using testing::Eventually;
+
+std::chrono::milliseconds Since(Steady::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - start);
+}
+
+Assignment Assign(const std::string& pod, const std::string& role, int64_t epoch,
+                  const std::string& restarts = "0") {
+  return {"default", "web", pod, "uid-" + pod + "/" + restarts, "127.0.0.1", role, epoch};
+}
+
+// ---------------------------------------------------------------------------------------
+// Deliver
+
+// An application's role endpoint on 127.0.0.1: records POST bodies and answers `status`.
+class RoleEndpoint {
+ public:
+  RoleEndpoint() {
+    server_.Post("/dpcm/role", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard lock(mutex_);
+        bodies_.push_back(req.body);
+        content_types_.push_back(req.get_header_value("Content-Type"));
+      }
+      res.status = status_;
+      res.set_content(status_ == 409 ? "stale epoch\nsecond line" : "ok", "text/plain");
+    });
+    server_.Post("/slow", [this](const httplib::Request&, httplib::Response& res) {
+      const auto until = Steady::now() + 3s;
+      while (!stopping_ && Steady::now() < until) std::this_thread::sleep_for(10ms);
+      res.set_content("late", "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
+  }
+  ~RoleEndpoint() {
+    stopping_ = true;
+    server_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  RoleEndpoint(const RoleEndpoint&) = delete;
+  RoleEndpoint& operator=(const RoleEndpoint&) = delete;
+
+  int port() const { return port_; }
+  void Answer(int status) { status_ = status; }
+  std::vector<std::string> Bodies() {
+    std::lock_guard lock(mutex_);
+    return bodies_;
+  }
+  std::vector<std::string> ContentTypes() {
+    std::lock_guard lock(mutex_);
+    return content_types_;
+  }
+
+ private:
+  httplib::Server server_;
+  std::atomic<int> status_{200};
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::vector<std::string> bodies_;
+  std::vector<std::string> content_types_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+HookSpec HttpHook(int port, const std::string& path = "/dpcm/role") {
+  HookSpec spec;
+  spec.kind = HookKind::kHttp;
+  spec.http_port = port;
+  spec.http_path = path;
+  spec.timeout = 2000ms;
+  return spec;
+}
+
+HookSpec CommandHook(std::vector<std::string> argv) {
+  HookSpec spec;
+  spec.kind = HookKind::kCommand;
+  spec.argv = std::move(argv);
+  spec.timeout = 5000ms;
+  return spec;
+}
+
+TEST_CASE("Deliver over HTTP POSTs {domain, pod, role, epoch} as JSON; 2xx acknowledges") {
+  RoleEndpoint app;
+  const Status delivered = Deliver(HttpHook(app.port()), Assign("web-1", "dc", 7));
+  CHECK_MESSAGE(delivered.ok(), delivered.ToString());
+  const auto bodies = app.Bodies();
+  REQUIRE(bodies.size() == 1);
+  const auto body = nlohmann::json::parse(bodies[0]);
+  CHECK(body == nlohmann::json{{"domain", "web"}, {"pod", "web-1"}, {"role", "dc"}, {"epoch", 7}});
+  CHECK(body["epoch"].is_number_integer());
+  CHECK(app.ContentTypes()[0] == "application/json");
+}
+
+TEST_CASE("Deliver over HTTP reports a non-2xx answer, a refused connection and a slow app") {
+  RoleEndpoint app;
+  app.Answer(409);
+  const Status conflict = Deliver(HttpHook(app.port()), Assign("web-1", "dc", 7));
+  REQUIRE_FALSE(conflict.ok());
+  CHECK(conflict.message().find("409") != std::string::npos);
+  CHECK(conflict.message().find("stale epoch") != std::string::npos);
+  CHECK(conflict.message().find("second line") == std::string::npos);
+
+  app.Answer(500);
+  CHECK_FALSE(Deliver(HttpHook(app.port()), Assign("web-1", "dc", 7)).ok());
+
+  HookSpec slow = HttpHook(app.port(), "/slow");
+  slow.timeout = 300ms;
+  const auto start = Steady::now();
+  CHECK_FALSE(Deliver(slow, Assign("web-1", "dc", 7)).ok());
+  CHECK(Since(start) < 300ms + 1500ms);
+
+  // A port nobody listens on (the endpoint's, once it is gone).
+  int closed_port = 0;
+  {
+    RoleEndpoint gone;
+    closed_port = gone.port();
+  }
+  CHECK_FALSE(Deliver(HttpHook(closed_port), Assign("web-1", "dc", 7)).ok());
+}
+
+TEST_CASE("Deliver over HTTP refuses a pod IP that is not an IP address") {
+  RoleEndpoint app;
+  for (const char* ip : {"localhost", "evil.example.com", "10.0.0.1;rm", ""}) {
+    CAPTURE(std::string(ip));
+    Assignment a = Assign("web-1", "dc", 7);
+    a.pod_ip = ip;
+    const Status delivered = Deliver(HttpHook(app.port()), a);
+    REQUIRE_FALSE(delivered.ok());
+    CHECK(delivered.message().find("IP") != std::string::npos);
+  }
+  CHECK(app.Bodies().empty());
+}
+
+TEST_CASE("Deliver via a command passes DPCM_ROLE and DPCM_EPOCH; exit 0 acknowledges") {
+  const HookSpec spec =
+      CommandHook({"/bin/sh", "-c", R"(test "$DPCM_ROLE" = dc && test "$DPCM_EPOCH" = 7)"});
+  const Status ok = Deliver(spec, Assign("web-1", "dc", 7));
+  CHECK_MESSAGE(ok.ok(), ok.ToString());
+  const Status wrong_role = Deliver(spec, Assign("web-1", "pc", 7));
+  REQUIRE_FALSE(wrong_role.ok());
+  CHECK(wrong_role.message().find("exit status 1") != std::string::npos);
+  CHECK_FALSE(Deliver(spec, Assign("web-1", "dc", 8)).ok());
+
+  const HookSpec names = CommandHook(
+      {"/bin/sh", "-c",
+       R"(test "$DPCM_NAMESPACE/$DPCM_DOMAIN/$DPCM_POD/$DPCM_POD_IP" = default/web/web-1/127.0.0.1)"});
+  CHECK(Deliver(names, Assign("web-1", "pc", 1)).ok());
+
+  const HookSpec refusing =
+      CommandHook({"/bin/sh", "-c", "echo 'refusing stale epoch' >&2; exit 3"});
+  const Status refused = Deliver(refusing, Assign("web-1", "dc", 7));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.message().find("exit status 3") != std::string::npos);
+  CHECK(refused.message().find("refusing stale epoch") != std::string::npos);
+}
+
+TEST_CASE("Deliver via a command times out a hanging program and reports a missing one") {
+  HookSpec hang = CommandHook({"/bin/sleep", "30"});
+  hang.timeout = 300ms;
+  const auto start = Steady::now();
+  const Status hung = Deliver(hang, Assign("web-1", "dc", 7));
+  REQUIRE_FALSE(hung.ok());
+  CHECK(hung.message().find("timed out") != std::string::npos);
+  CHECK(Since(start) < 300ms + 1500ms);
+
+  CHECK_FALSE(Deliver(CommandHook({"/nonexistent/dpcm-hook"}), Assign("web-1", "dc", 7)).ok());
+
+  HookSpec none;
+  CHECK(Deliver(none, Assign("web-1", "dc", 7)).ok());  // kNone: nothing to tell
+}
+
+TEST_CASE("Deliver via a command hands hostile pod names over as data, never as shell code") {
+  testing::TempDir dir;
+  const std::string marker = (dir.path() / "F").string();
+  const std::string hostile = "$(touch " + marker + ")`touch " + marker + "`;touch " + marker +
+                              "|touch " + marker + " 'q' \"d\"\nnext";
+  Assignment a = Assign("web-1", "dc", 3);
+  a.pod = hostile;
+  a.domain = hostile;
+  HookSpec spec = CommandHook(
+      {"/bin/sh", "-c", R"(test "$DPCM_POD" = "$WANT" && test "$DPCM_DOMAIN" = "$WANT")"});
+  spec.env = {{"WANT", hostile}};
+  const Status delivered = Deliver(spec, a);
+  CHECK_MESSAGE(delivered.ok(), delivered.ToString());
+  CHECK_FALSE(std::filesystem::exists(marker));
+}
+
+// ---------------------------------------------------------------------------------------
+// RoleHookRunner
+
+// A fake application side: records every delivery with its start and end, and fails the
+// pods it is told to.
+class FakeApps {
+ public:
+  struct Call {
+    Assignment assignment;
+    Steady::time_point started;
+    Steady::time_point finished;
+  };
+
+  Status Deliver(const Assignment& a) {
+    const auto started = Steady::now();
+    std::chrono::milliseconds delay{};
+    bool fail = false;
+    {
+      std::lock_guard lock(mutex_);
+      fail = failing_.count(a.pod) != 0;
+      delay = delay_.count(a.pod) != 0 ? delay_[a.pod] : 2ms;
+    }
+    std::this_thread::sleep_for(delay);
+    std::lock_guard lock(mutex_);
+    calls_.push_back({a, started, Steady::now()});
+    if (fail) return Status::Transport(a.pod + " is unreachable");
+    return Status::Ok();
+  }
+
+  void SetFailing(const std::string& pod, bool failing) {
+    std::lock_guard lock(mutex_);
+    if (failing) {
+      failing_.insert(pod);
+    } else {
+      failing_.erase(pod);
+    }
+  }
+  void SetDelay(const std::string& pod, std::chrono::milliseconds delay) {
+    std::lock_guard lock(mutex_);
+    delay_[pod] = delay;
+  }
+  std::vector<Call> Calls() {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+  std::size_t Count() {
+    std::lock_guard lock(mutex_);
+    return calls_.size();
+  }
+  std::vector<Call> CallsOf(const std::string& pod) {
+    std::lock_guard lock(mutex_);
+    std::vector<Call> out;
+    for (const auto& c : calls_) {
+      if (c.assignment.pod == pod) out.push_back(c);
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> failing_;
+  std::map<std::string, std::chrono::milliseconds> delay_;
+  std::vector<Call> calls_;
+};
+
+class ChangeCounter {
+ public:
+  RoleHookRunner::ChangeHandler Handler() {
+    return [this](const std::string& ns, const std::string& domain) {
+      std::lock_guard lock(mutex_);
+      ++counts_[ns + "/" + domain];
+    };
+  }
+  int Count(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    return counts_[key];
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, int> counts_;
+};
+
+RunnerOptions FakeOptions(FakeApps& apps, std::chrono::milliseconds initial_backoff = 50ms,
+                          std::chrono::milliseconds max_backoff = 1000ms) {
+  RunnerOptions options;
+  options.deliver = [&apps](const HookSpec&, const Assignment& a) { return apps.Deliver(a); };
+  options.initial_backoff = initial_backoff;
+  options.max_backoff = max_backoff;
+  return options;
+}
+
+HookSpec AnyHook() { return CommandHook({"/bin/true"}); }
+
+bool Acked(const RoleHookRunner& runner, const Assignment& a) {
+  const HookState state = runner.Get(a.ns, a.domain, a.instance);
+  return state.acked_role == a.role && state.acked_epoch == a.epoch;
+}
+
+bool AllAcked(const RoleHookRunner& runner, const std::vector<Assignment>& assignments) {
+  return std::all_of(assignments.begin(), assignments.end(),
+                     [&](const Assignment& a) { return Acked(runner, a); });
+}
+
+TEST_CASE("RoleHookRunner tells the old DC of its demotion before the new DC of its promotion") {
+  FakeApps apps;
+  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  // The old DC "z" sorts last by name: only the ordering rule can put it first.
+  const std::vector<Assignment> first = {Assign("z", "dc", 1), Assign("a", "pc", 1),
+                                         Assign("m", "pc", 1)};
+  runner.Update("default", "web", AnyHook(), first);
+  REQUIRE(Eventually([&] { return AllAcked(runner, first); }));
+  const std::size_t before = apps.Count();
+  CHECK(before == 3);
+
+  const std::vector<Assignment> failover = {Assign("z", "pc", 2), Assign("a", "dc", 2),
+                                            Assign("m", "pc", 2)};
+  runner.Update("default", "web", AnyHook(), failover);
+  REQUIRE(Eventually([&] { return AllAcked(runner, failover); }));
+  const auto calls = apps.Calls();
+  REQUIRE(calls.size() == before + 3);
+  std::string order;
+  for (std::size_t i = before; i < calls.size(); ++i) {
+    order += calls[i].assignment.pod + "=" + calls[i].assignment.role + " ";
+  }
+  // The member last acknowledged as DC hears first, the promotion comes last.
+  CHECK(order == "z=pc m=pc a=dc ");
+  // One at a time within a domain.
+  for (std::size_t i = 1; i < calls.size(); ++i) CHECK(calls[i].started >= calls[i - 1].finished);
+}
+
+TEST_CASE("RoleHookRunner promotes the new DC even when the old DC cannot be reached") {
+  FakeApps apps;
+  RoleHookRunner runner(nullptr, FakeOptions(apps, 50ms));
+  const std::vector<Assignment> first = {Assign("z", "dc", 1), Assign("a", "pc", 1)};
+  runner.Update("default", "web", AnyHook(), first);
+  REQUIRE(Eventually([&] { return AllAcked(runner, first); }));
+
+  apps.SetFailing("z", true);
+  const Assignment promote = Assign("a", "dc", 2);
+  runner.Update("default", "web", AnyHook(), {Assign("z", "pc", 2), promote});
+  REQUIRE(Eventually([&] { return Acked(runner, promote); }));
+  const auto old_dc = apps.CallsOf("z");
+  const auto new_dc = apps.CallsOf("a");
+  REQUIRE(old_dc.size() >= 2);
+  CHECK(old_dc[1].assignment.role == "pc");
+  CHECK(old_dc[1].finished <= new_dc.back().started);  // tried first, then moved on
+  CHECK(runner.Get("default", "web", "uid-z/0").consecutive_failures >= 1);
+}
+
+TEST_CASE("RoleHookRunner does not resend what a member has acknowledged") {
+  FakeApps apps;
+  ChangeCounter changes;
+  RoleHookRunner runner(changes.Handler(), FakeOptions(apps));
+  std::vector<Assignment> want = {Assign("a", "dc", 1), Assign("b", "pc", 1)};
+  runner.Update("default", "web", AnyHook(), want);
+  REQUIRE(Eventually([&] { return AllAcked(runner, want); }));
+  CHECK(apps.Count() == 2);
+  const HookState state = runner.Get("default", "web", "uid-a/0");
+  CHECK(state.acked_role == "dc");
+  CHECK(state.acked_epoch == 1);
+  CHECK(state.consecutive_failures == 0);
+
+  for (int i = 0; i < 3; ++i) runner.Update("default", "web", AnyHook(), want);
+  std::this_thread::sleep_for(200ms);
+  CHECK(apps.Count() == 2);
+  CHECK(changes.Count("default/web") == 0);  // nothing failed, nothing to report
+
+  // Only the member whose assignment changed is told.
+  want[1].epoch = 2;
+  runner.Update("default", "web", AnyHook(), want);
+  REQUIRE(Eventually([&] { return AllAcked(runner, want); }));
+  std::this_thread::sleep_for(100ms);
+  const auto calls = apps.Calls();
+  REQUIRE(calls.size() == 3);
+  CHECK(calls[2].assignment.pod == "b");
+  CHECK(calls[2].assignment.epoch == 2);
+}
+
+TEST_CASE("RoleHookRunner retries a failing delivery with growing delays, then resets on success") {
+  FakeApps apps;
+  apps.SetFailing("a", true);
+  ChangeCounter changes;
+  RoleHookRunner runner(changes.Handler(), FakeOptions(apps, 50ms, 1000ms));
+  const Assignment want = Assign("a", "dc", 4);
+  runner.Update("default", "web", AnyHook(), {want});
+
+  REQUIRE(Eventually(
+      [&] { return runner.Get("default", "web", want.instance).consecutive_failures >= 4; }));
+  const HookState failing = runner.Get("default", "web", want.instance);
+  CHECK(failing.acked_role.empty());
+  CHECK(failing.acked_epoch == -1);
+  CHECK(failing.message.find("unreachable") != std::string::npos);
+  CHECK(changes.Count("default/web") >= 1);
+
+  const auto calls = apps.CallsOf("a");
+  REQUIRE(calls.size() >= 4);
+  // Each retry waits at least the back-off: 50, 100, 200 ms.
+  auto backoff = 50ms;
+  for (std::size_t i = 1; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK(calls[i].started - calls[i - 1].finished >= backoff);
+    backoff *= 2;
+  }
+
+  const int changes_while_failing = changes.Count("default/web");
+  apps.SetFailing("a", false);
+  REQUIRE(Eventually([&] { return Acked(runner, want); }));
+  const HookState recovered = runner.Get("default", "web", want.instance);
+  CHECK(recovered.consecutive_failures == 0);
+  CHECK(recovered.message.empty());
+  CHECK(Eventually([&] { return changes.Count("default/web") > changes_while_failing; }));
+}
+
+TEST_CASE("RoleHookRunner caps the back-off at max_backoff") {
+  FakeApps apps;
+  apps.SetFailing("a", true);
+  RoleHookRunner runner(nullptr, FakeOptions(apps, 20ms, 60ms));
+  const Assignment want = Assign("a", "dc", 1);
+  runner.Update("default", "web", AnyHook(), {want});
+  REQUIRE(Eventually([&] { return apps.CallsOf("a").size() >= 7; }));
+  const auto calls = apps.CallsOf("a");
+  // Seven attempts at 20, 40, 60, 60, 60, 60 ms: well under the 2.5 s an uncapped doubling takes.
+  CHECK(calls[6].started - calls[0].started < 2000ms);
+}
+
+TEST_CASE("RoleHookRunner tells a restarted container (a new instance) its role again") {
+  FakeApps apps;
+  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  const Assignment before = Assign("a", "dc", 3, "0");
+  runner.Update("default", "web", AnyHook(), {before});
+  REQUIRE(Eventually([&] { return Acked(runner, before); }));
+
+  const Assignment restarted = Assign("a", "dc", 3, "1");
+  runner.Update("default", "web", AnyHook(), {restarted});
+  REQUIRE(Eventually([&] { return Acked(runner, restarted); }));
+  const auto calls = apps.CallsOf("a");
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[1].assignment.instance == "uid-a/1");
+  CHECK(runner.Get("default", "web", "uid-a/0").acked_role.empty());  // the old one is gone
+}
+
+TEST_CASE("RoleHookRunner::Forget drops a domain's state and its pending retries") {
+  FakeApps apps;
+  apps.SetFailing("b", true);
+  RoleHookRunner runner(nullptr, FakeOptions(apps, 50ms));
+  const Assignment a = Assign("a", "dc", 1);
+  runner.Update("default", "web", AnyHook(), {a, Assign("b", "pc", 1)});
+  REQUIRE(Eventually([&] { return Acked(runner, a) && apps.CallsOf("b").size() >= 2; }));
+
+  runner.Forget("default", "web");
+  CHECK(runner.Get("default", "web", a.instance).acked_role.empty());
+  CHECK(runner.Get("default", "web", "uid-b/0").consecutive_failures == 0);
+  const std::size_t count = apps.Count();
+  std::this_thread::sleep_for(300ms);
+  CHECK(apps.Count() <= count + 1);  // at most the delivery in flight
+
+  // Known again later, the domain starts from scratch: everything is told anew.
+  runner.Update("default", "web", AnyHook(), {a});
+  REQUIRE(Eventually([&] { return Acked(runner, a); }));
+  CHECK(apps.CallsOf("a").size() == 2);
+}
+
+TEST_CASE("RoleHookRunner: a slow domain does not hold up another") {
+  FakeApps apps;
+  apps.SetDelay("slow", 1000ms);
+  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  runner.Update("default", "slow-domain", AnyHook(),
+                {{"default", "slow-domain", "slow", "uid-slow/0", "127.0.0.1", "dc", 1}});
+  std::this_thread::sleep_for(20ms);
+  const auto start = Steady::now();
+  const Assignment quick = Assign("quick", "dc", 1);
+  runner.Update("default", "web", AnyHook(), {quick});
+  REQUIRE(Eventually([&] { return Acked(runner, quick); }));
+  CHECK(Since(start) < 800ms);
+}
+
+TEST_CASE("RoleHookRunner::Stop returns once deliveries in flight finish") {
+  FakeApps apps;
+  apps.SetDelay("a", 200ms);
+  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  runner.Update("default", "web", AnyHook(), {Assign("a", "dc", 1)});
+  std::this_thread::sleep_for(20ms);
+  const auto start = Steady::now();
+  runner.Stop();
+  CHECK(Since(start) < 1500ms);
+}
+
+}  // namespace
+}  // namespace dpcm::rolehook
