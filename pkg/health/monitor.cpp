@@ -171,8 +171,11 @@ void HealthMonitor::Work() {
     lock.lock();
     const auto again = entries_.find(key);
     if (again == entries_.end() || again->second != entry) continue;  // forgotten meanwhile
-    const bool changed = Record(entry->verdict, *entry->spec, result);
-    const auto next = std::max(started + entry->spec->period, finished);
+    // A check of an IP the member no longer has says nothing about it: drop the result
+    // and check the new IP at once.
+    const bool stale = entry->target.pod_ip != target.pod_ip;
+    const bool changed = !stale && Record(entry->verdict, *entry->spec, result);
+    const auto next = stale ? finished : std::max(started + entry->spec->period, finished);
     entry->due = next;
     due_.insert({next, key});
     wake_.notify_one();

@@ -190,6 +190,8 @@ std::unique_ptr<Checker> MakeChecker(ProbeKind kind) {
 }
 
 bool IsIpAddress(const std::string& ip) {
+  // inet_pton reads up to the first NUL: "10.0.0.1\0..." is not an address.
+  if (ip.find('\0') != std::string::npos) return false;
   in6_addr v6{};
   in_addr v4{};
   return inet_pton(AF_INET, ip.c_str(), &v4) == 1 || inet_pton(AF_INET6, ip.c_str(), &v6) == 1;
