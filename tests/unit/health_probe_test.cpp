@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -85,11 +86,13 @@ class RawSocket {
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     address.sin_port = 0;
-    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast)
-    bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
     socklen_t length = sizeof(address);
-    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast)
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast)
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      throw std::runtime_error("RawSocket: cannot bind 127.0.0.1, errno " + std::to_string(errno));
+    }
+    // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
     port_ = ntohs(address.sin_port);
   }
   ~RawSocket() { close(fd_); }

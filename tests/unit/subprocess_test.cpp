@@ -166,7 +166,7 @@ TEST_CASE("Run does not wait for a background child holding the pipe, and kills 
   const auto lines = Lines(ran->stdout_text);
   REQUIRE(lines.size() == 2);
   CHECK(lines[1] == "started");
-  const std::string child = lines[0];
+  const std::string& child = lines[0];
   CAPTURE(child);
   CHECK(testing::Eventually([&] { return Dead(child); }, 3000ms, 10ms));
 }
