@@ -60,7 +60,9 @@ void RoleHookRunner::Update(const std::string& ns, const std::string& domain_nam
     }
     return;
   }
-  Domain& domain = domains_[key];
+  auto [slot, created] = domains_.try_emplace(key);
+  Domain& domain = slot->second;
+  if (created) domain.id = next_id_++;
   bool changed = !(domain.spec == spec);
   domain.spec = spec;
   std::map<std::string, Member> members;
@@ -140,6 +142,7 @@ void RoleHookRunner::Work() {
     due_.erase(due_.begin());
     auto found = domains_.find(key);
     if (found == domains_.end()) continue;
+    const uint64_t id = found->second.id;
     found->second.in_flight = true;
     found->second.dirty = false;
     Steady::time_point next_retry;
@@ -162,7 +165,7 @@ void RoleHookRunner::Work() {
       }
       lock.lock();
       found = domains_.find(key);
-      if (found == domains_.end()) break;
+      if (found == domains_.end() || found->second.id != id) break;  // forgotten meanwhile
       auto m = found->second.members.find(want.instance);
       if (m == found->second.members.end() || !(m->second.want == want)) continue;
       HookState& state = m->second.state;
@@ -184,7 +187,7 @@ void RoleHookRunner::Work() {
         notify = true;
       }
     }
-    if (found != domains_.end()) {
+    if (found != domains_.end() && found->second.id == id) {
       Domain& domain = found->second;
       domain.in_flight = false;
       if (domain.dirty) {

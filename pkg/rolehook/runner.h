@@ -75,6 +75,7 @@ class RoleHookRunner {
   struct Domain {
     HookSpec spec;
     std::map<std::string, Member> members;  // by instance
+    uint64_t id = 0;  // tells a domain forgotten and set again apart from its old self
     bool in_flight = false;
     bool dirty = false;  // updated while in flight
     Steady::time_point due{};
@@ -93,6 +94,7 @@ class RoleHookRunner {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::map<std::string, Domain> domains_;  // by ns/domain
+  uint64_t next_id_ = 1;
   std::set<std::pair<Steady::time_point, std::string>> due_;
   std::vector<std::thread> workers_;
 };

@@ -176,7 +176,7 @@ TEST_CASE("deleting a domain removes its pods, Lease and Service") {
 namespace dpcm {
 namespace {
 
-TEST_CASE("scaling up adds PCs; scaling down moves the DC off a removed member first") {
+TEST_CASE("scaling up adds PCs, and scaling down moves the DC off a removed member first") {
   Scenario s;
   s.CreateDomain("scale", 2);
   s.WaitRunning("scale", 2);

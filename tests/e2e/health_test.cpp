@@ -155,7 +155,7 @@ TEST_CASE("a DC failing its health check is failed over, then restarted and back
   CheckRoleLogs(s, {"sick-0", "sick-1", "sick-2"});
 }
 
-TEST_CASE("a PC failing its health check is restarted with back-off; the DC never moves") {
+TEST_CASE("a PC failing its health check is restarted with back-off and the DC never moves") {
   Scenario s;
   Json domain = PluginDomain("flaky", 2);
   domain["spec"]["restart"]["backoff"] = {{"initialSeconds", 4}, {"maxSeconds", 8}};
