@@ -26,13 +26,14 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DDPCM_BUILD_TESTS=OFF \
  && strip /build/bin/dpcm-operator
 
 FROM debian:bookworm-slim
-# Exactly the shared libraries `ldd dpcm-operator` lists beyond the base image
-# (libstdc++6, libgcc-s1 and libc6 are already there); ca-certificates for
-# kubeconfigs that rely on the system trust store.
+# The packages of the shared libraries `ldd dpcm-operator` lists beyond the base
+# image (libstdc++6, libgcc-s1, libc6 and zlib1g are already there; libbrotli1
+# comes with libcpp-httplib0.11); ca-certificates for API servers whose CA is
+# in the system trust store.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libcpp-httplib0.11 libyaml-cpp0.7 libspdlog1.10 libfmt9 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libssl3 \
+      libprometheus-cpp-core1.0 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/bin/dpcm-operator /usr/local/bin/dpcm-operator
 # The distroless "nonroot" ids; the chart and manifests run as 65532:65532 too.

@@ -31,14 +31,18 @@ using testing::DcWatcher;
 using testing::ManagedProcess;
 using testing::TestEnv;
 
-const std::string kSourceDir = DPCM_SOURCE_DIR;
-const std::string kBinDir = DPCM_BINARY_DIR;
-const std::string kChart = kSourceDir + "/helm/dpcm-operator";
+constexpr const char* kSourceDir = DPCM_SOURCE_DIR;
+constexpr const char* kBinDir = DPCM_BINARY_DIR;
 // The identity hack/testenv.sh issues a static token for (kubeconfig-operator):
 // system:serviceaccount:dpcm-system:dpcm-operator, i.e. this release in this namespace.
-const std::string kRelease = "dpcm-operator";
-const std::string kOperatorNamespace = "dpcm-system";
-const client::ResourceRef kServiceAccounts{"", "v1", "serviceaccounts", true};
+constexpr const char* kRelease = "dpcm-operator";
+constexpr const char* kOperatorNamespace = "dpcm-system";
+
+std::string SourcePath(const std::string& relative) {
+  return std::string(kSourceDir) + "/" + relative;
+}
+std::string Chart() { return SourcePath("helm/dpcm-operator"); }
+client::ResourceRef ServiceAccounts() { return {"", "v1", "serviceaccounts", true}; }
 
 template <typename Condition>
 bool Eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
@@ -52,7 +56,7 @@ std::string EnvOr(const char* name, const std::string& fallback) {
 
 // helm as hack/deps.sh installs it ($DPCM_CACHE/bin/helm), else $DPCM_HELM or PATH's.
 std::string HelmBinary() {
-  if (const std::string helm = EnvOr("DPCM_HELM", ""); !helm.empty()) return helm;
+  if (std::string helm = EnvOr("DPCM_HELM", ""); !helm.empty()) return helm;
   const std::string cache =
       EnvOr("DPCM_CACHE", EnvOr("XDG_CACHE_HOME", EnvOr("HOME", "/root") + "/.cache") + "/dpcm");
   const std::string cached = cache + "/bin/helm";
@@ -120,7 +124,7 @@ Json Find(const std::vector<Json>& objects, const std::string& kind, const std::
 
 // What `helm template` renders for the default release (name, namespace, values).
 std::vector<Json> RenderChart(const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args = {"template", kRelease, kChart, "-n", kOperatorNamespace};
+  std::vector<std::string> args = {"template", kRelease, Chart(), "-n", kOperatorNamespace};
   args.insert(args.end(), extra.begin(), extra.end());
   auto rendered = Helm(args);
   REQUIRE_MESSAGE(rendered.ok(), rendered.status().ToString());
@@ -147,42 +151,44 @@ int FreePort() {
 // start (and says so); once it is there, the test runs the operator with it, as the
 // chart does, which also exercises the leader-election Role.
 bool LeaderElectionAvailable() {
-  auto ran = testing::RunCommand({kBinDir + "/dpcm-operator", "--leader-elect", "--kubeconfig",
-                                  "/nonexistent/kubeconfig", "--metrics-bind-address", "0",
-                                  "--health-probe-bind-address", "0"});
+  auto ran =
+      testing::RunCommand({std::string(kBinDir) + "/dpcm-operator", "--leader-elect",
+                           "--kubeconfig", "/nonexistent/kubeconfig", "--metrics-bind-address", "0",
+                           "--health-probe-bind-address", "0"});
   return ran.ok() || ran.status().message().find("not available") == std::string::npos;
 }
 
 TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
-  auto lint = Helm({"lint", "--strict", kChart});
+  auto lint = Helm({"lint", "--strict", Chart()});
   CHECK_MESSAGE(lint.ok(), lint.status().ToString());
   // The optional parts render and lint too.
-  auto variant = Helm({"lint", "--strict", kChart, "--set",
-                       "metrics.serviceMonitor.enabled=true,watchNamespaces={a,b},"
-                       "leaderElection.enabled=false,replicaCount=1,rbac.create=false"});
+  const std::string variant_values =
+      "metrics.serviceMonitor.enabled=true,watchNamespaces={a,b},"
+      "leaderElection.enabled=false,replicaCount=1,rbac.create=false";
+  auto variant = Helm({"lint", "--strict", Chart(), "--set", variant_values});
   CHECK_MESSAGE(variant.ok(), variant.status().ToString());
 
-  CHECK_MESSAGE(ReadFile(kChart + "/crds/dpcm.io_processdomains.yaml") ==
-                    ReadFile(kSourceDir + "/manifests/crd/dpcm.io_processdomains.yaml"),
+  CHECK_MESSAGE(ReadFile(Chart() + "/crds/dpcm.io_processdomains.yaml") ==
+                    ReadFile(SourcePath("manifests/crd/dpcm.io_processdomains.yaml")),
                 "helm/dpcm-operator/crds/ differs from manifests/crd/: copy it over");
 
   const std::vector<Json> chart = RenderChart();
   const Json cluster_role =
-      Objects(ReadFile(kSourceDir + "/manifests/rbac/role.yaml")).at(0)["rules"];
+      Objects(ReadFile(SourcePath("manifests/rbac/role.yaml"))).at(0)["rules"];
   const Json election_role =
-      Objects(ReadFile(kSourceDir + "/manifests/rbac/leader_election_role.yaml")).at(0)["rules"];
+      Objects(ReadFile(SourcePath("manifests/rbac/leader_election_role.yaml"))).at(0)["rules"];
   CHECK(Find(chart, "ClusterRole", kRelease)["rules"] == cluster_role);
-  CHECK(Find(chart, "Role", kRelease + "-leader-election")["rules"] == election_role);
+  CHECK(Find(chart, "Role", std::string(kRelease) + "-leader-election")["rules"] == election_role);
   // Same identity and bindings as manifests/, so either install path works with the same
   // ServiceAccount.
   CHECK(Find(chart, "ServiceAccount", kRelease).value("/metadata/namespace"_json_pointer, "") ==
         kOperatorNamespace);
   CHECK(Find(chart, "ClusterRoleBinding", kRelease)["subjects"] ==
-        Objects(ReadFile(kSourceDir + "/manifests/rbac/role_binding.yaml")).at(0)["subjects"]);
+        Objects(ReadFile(SourcePath("manifests/rbac/role_binding.yaml"))).at(0)["subjects"]);
 
   // The Deployment runs as manifests/ does: leader election, probes, locked down.
   const Json manifest_deployment =
-      Objects(ReadFile(kSourceDir + "/manifests/operator/deployment.yaml")).at(0);
+      Objects(ReadFile(SourcePath("manifests/operator/deployment.yaml"))).at(0);
   const Json chart_deployment = Find(chart, "Deployment", kRelease);
   const auto pod = "/spec/template/spec"_json_pointer;
   const auto container = "/spec/template/spec/containers/0"_json_pointer;
@@ -202,32 +208,33 @@ TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
 TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API server") {
   // Namespaced objects need their namespace to exist even for a dry run.
   auto api = TestEnv::Client();
-  auto created = api->Create(client::resources::Namespaces(), "",
-                             {{"apiVersion", "v1"},
-                              {"kind", "Namespace"},
-                              {"metadata", {{"name", kOperatorNamespace}}}});
-  REQUIRE_MESSAGE(created.ok() || created.status().IsAlreadyExists(), created.status().ToString());
+  auto created = api->Create(
+      client::resources::Namespaces(), "",
+      {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", kOperatorNamespace}}}});
+  REQUIRE_MESSAGE((created.ok() || created.status().IsAlreadyExists()),
+                  created.status().ToString());
 
-  auto kustomized = Kubectl({"apply", "--dry-run=server", "-k", kSourceDir + "/manifests"});
+  auto kustomized = Kubectl({"apply", "--dry-run=server", "-k", SourcePath("manifests")});
   CHECK_MESSAGE(kustomized.ok(), kustomized.status().ToString());
   if (kustomized.ok()) {
-    for (const char* object : {"customresourcedefinition.apiextensions.k8s.io/processdomains.dpcm.io",
-                               "serviceaccount/dpcm-operator", "clusterrole.rbac.authorization.k8s.io/dpcm-operator",
-                               "role.rbac.authorization.k8s.io/dpcm-operator-leader-election",
-                               "deployment.apps/dpcm-operator", "service/dpcm-operator-metrics"}) {
+    for (const char* object :
+         {"customresourcedefinition.apiextensions.k8s.io/processdomains.dpcm.io",
+          "serviceaccount/dpcm-operator", "clusterrole.rbac.authorization.k8s.io/dpcm-operator",
+          "role.rbac.authorization.k8s.io/dpcm-operator-leader-election",
+          "deployment.apps/dpcm-operator", "service/dpcm-operator-metrics"}) {
       CHECK_MESSAGE(kustomized->find(object) != std::string::npos, object);
     }
   }
-  const std::string manifests = kSourceDir + "/manifests";
-  auto plain = Kubectl({"apply", "--dry-run=server", "-f", manifests + "/namespace.yaml", "-f",
-                        manifests + "/crd", "-f", manifests + "/rbac", "-f",
-                        manifests + "/operator"});
+  const std::string manifests = SourcePath("manifests");
+  auto plain =
+      Kubectl({"apply", "--dry-run=server", "-f", manifests + "/namespace.yaml", "-f",
+               manifests + "/crd", "-f", manifests + "/rbac", "-f", manifests + "/operator"});
   CHECK_MESSAGE(plain.ok(), plain.status().ToString());
   auto samples = Kubectl(
       {"apply", "--dry-run=server", "-n", kOperatorNamespace, "-f", manifests + "/samples"});
   CHECK_MESSAGE(samples.ok(), samples.status().ToString());
 
-  auto rendered = Helm({"template", kRelease, kChart, "-n", kOperatorNamespace});
+  auto rendered = Helm({"template", kRelease, Chart(), "-n", kOperatorNamespace});
   REQUIRE_MESSAGE(rendered.ok(), rendered.status().ToString());
   testing::TempDir dir;
   auto applied =
@@ -244,8 +251,8 @@ class ChartInstall {
     std::filesystem::create_directories(log_dir_ + "/podsim");
     // A release left over by an interrupted run would make `helm install` fail.
     if (Helm({"status", kRelease, "-n", kOperatorNamespace}).ok()) Uninstall();
-    auto installed = Helm({"install", kRelease, kChart, "-n", kOperatorNamespace,
-                           "--create-namespace"});
+    auto installed =
+        Helm({"install", kRelease, Chart(), "-n", kOperatorNamespace, "--create-namespace"});
     REQUIRE_MESSAGE(installed.ok(), installed.status().ToString());
     installed_ = true;
     auto established = Kubectl(
@@ -263,10 +270,11 @@ class ChartInstall {
   void StartPodSimulator() {
     const std::string path = EnvOr("PATH", "/usr/bin:/bin");
     auto podsim = ManagedProcess::Start(
-        {kBinDir + "/dpcm-podsim", "--kubeconfig", TestEnv::Kubeconfig(), "--state-dir",
-         log_dir_ + "/podsim", "--node-name", "dpcm-deploy-" + std::to_string(getpid()),
-         "--ip-base", "127." + std::to_string(2 + (getpid() + 100) % 200) + ".0.0"},
-        log_dir_ + "/podsim-deploy.log", {"PATH=" + kBinDir + ":" + path});
+        {std::string(kBinDir) + "/dpcm-podsim", "--kubeconfig", TestEnv::Kubeconfig(),
+         "--state-dir", log_dir_ + "/podsim", "--node-name",
+         "dpcm-deploy-" + std::to_string(getpid()), "--ip-base",
+         "127." + std::to_string(2 + (getpid() + 100) % 200) + ".0.0"},
+        log_dir_ + "/podsim-deploy.log", {"PATH=" + std::string(kBinDir) + ":" + path});
     REQUIRE_MESSAGE(podsim.ok(), podsim.status().ToString());
     podsim_ = std::move(*podsim);
   }
@@ -275,16 +283,15 @@ class ChartInstall {
   void StartOperator(const std::vector<std::string>& namespaces, bool leader_elect) {
     metrics_port_ = FreePort();
     health_port_ = FreePort();
-    std::vector<std::string> argv = {
-        kBinDir + "/dpcm-operator",
-        "--kubeconfig",
-        TestEnv::Kubeconfig("kubeconfig-operator"),
-        "--metrics-bind-address",
-        "127.0.0.1:" + std::to_string(metrics_port_),
-        "--health-probe-bind-address",
-        "127.0.0.1:" + std::to_string(health_port_),
-        "--log-level",
-        "debug"};
+    std::vector<std::string> argv = {std::string(kBinDir) + "/dpcm-operator",
+                                     "--kubeconfig",
+                                     TestEnv::Kubeconfig("kubeconfig-operator"),
+                                     "--metrics-bind-address",
+                                     "127.0.0.1:" + std::to_string(metrics_port_),
+                                     "--health-probe-bind-address",
+                                     "127.0.0.1:" + std::to_string(health_port_),
+                                     "--log-level",
+                                     "debug"};
     for (const auto& ns : namespaces) argv.insert(argv.end(), {"--namespace", ns});
     if (leader_elect) {
       argv.insert(argv.end(), {"--leader-elect", "--leader-election-id", kRelease,
@@ -307,6 +314,14 @@ class ChartInstall {
   bool Ready() { return !Get(health_port_, "/readyz").empty(); }
   bool OperatorRunning() { return operator_ && operator_->Running(); }
   std::string OperatorLog() const { return log_dir_ + "/operator-serviceaccount.log"; }
+  // For failure messages: the operator's first refused request, else where its log is.
+  std::string Diagnosis() const {
+    std::ifstream log(OperatorLog());
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("orbidden") != std::string::npos) return "refused: " + line;
+    }
+    return "operator log: " + OperatorLog();
+  }
 
   Status KillPodProcess(const std::string& ns, const std::string& pod) {
     std::ifstream in(log_dir_ + "/podsim/" + ns + "/" + pod + ".pid");
@@ -342,7 +357,7 @@ bool HasEvent(client::ApiClient& api, const std::string& ns, const std::string& 
 TEST_CASE("helm install, then the operator does its whole job as the chart's ServiceAccount") {
   auto api = TestEnv::Client();
   ChartInstall release;
-  auto account = api->Get(kServiceAccounts, kOperatorNamespace, kRelease);
+  auto account = api->Get(ServiceAccounts(), kOperatorNamespace, kRelease);
   REQUIRE_MESSAGE(account.ok(), account.status().ToString());
 
   // Two namespaces make the operator list and watch cluster-wide (as with the chart's
@@ -359,8 +374,8 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
   release.StartPodSimulator();
   release.StartOperator({ns, other_ns}, leader_elect);
   REQUIRE_MESSAGE(Eventually([&] { return release.Ready() || !release.OperatorRunning(); }),
-                  "operator not ready; log: " << release.OperatorLog());
-  REQUIRE_MESSAGE(release.OperatorRunning(), "operator exited; log: " << release.OperatorLog());
+                  "operator not ready; " << release.Diagnosis());
+  REQUIRE_MESSAGE(release.OperatorRunning(), "operator exited; " << release.Diagnosis());
   if (leader_elect) {
     CHECK(Eventually([&] {
       auto lease = api->Get(client::resources::Leases(), kOperatorNamespace, kRelease);
@@ -377,7 +392,7 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
 
   // Election: pods created, one DC labeled, Lease, Service, status and Events written.
   auto elected = watcher.WaitForNewDc(name, "", 60s);
-  REQUIRE_MESSAGE(elected.has_value(), "no DC elected; log: " << release.OperatorLog());
+  REQUIRE_MESSAGE(elected.has_value(), "no DC elected; " << release.Diagnosis());
   const std::string dc = elected->dc;
   auto domain = [&] {
     auto object = api->Get(client::resources::ProcessDomains(), ns, name);
@@ -394,21 +409,24 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
     auto lease = api->Get(client::resources::Leases(), ns, name);
     return lease.ok() && lease->value("/spec/holderIdentity"_json_pointer, "") == dc;
   }));
-  CHECK(api->Get(client::resources::Services(), ns, name + "-dc").ok());
-  CHECK(Eventually([&] { return HasEvent(*api, ns, name, "Elected"); }));
+  CHECK_MESSAGE(api->Get(client::resources::Services(), ns, name + "-dc").ok(),
+                release.Diagnosis());
+  CHECK_MESSAGE(Eventually([&] { return HasEvent(*api, ns, name, "Elected"); }),
+                release.Diagnosis());
 
   // Failover after the DC's process dies.
   const int64_t epoch = domain().value("/status/epoch"_json_pointer, int64_t{0});
   REQUIRE(release.KillPodProcess(ns, dc).ok());
   auto moved = watcher.WaitForNewDc(name, dc, 30s);
-  REQUIRE_MESSAGE(moved.has_value(), "no failover; log: " << release.OperatorLog());
+  REQUIRE_MESSAGE(moved.has_value(), "no failover; " << release.Diagnosis());
   CHECK(Eventually([&] {
     const Json d = domain();
     return d.value("/status/epoch"_json_pointer, int64_t{0}) > epoch &&
            d.value("/status/failovers"_json_pointer, 0) >= 1 &&
            d.value("/status/activePod"_json_pointer, "") == moved->dc;
   }));
-  CHECK(Eventually([&] { return HasEvent(*api, ns, name, "Promoted"); }));
+  CHECK_MESSAGE(Eventually([&] { return HasEvent(*api, ns, name, "Promoted"); }),
+                release.Diagnosis());
 
   // Deleting the domain: the operator removes its pods, Lease and Service itself.
   REQUIRE(api->Delete(client::resources::ProcessDomains(), ns, name).ok());
@@ -427,17 +445,12 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
   // Not one request was refused: no 403 counted, no Forbidden logged.
   const std::string metrics = release.Metrics();
   CHECK(metrics.find("rest_client_requests_total") != std::string::npos);
-  CHECK_MESSAGE(metrics.find("code=\"403\"") == std::string::npos, metrics);
-  const std::string log = ReadFile(release.OperatorLog());
-  for (const char* refused : {"Forbidden", "forbidden"}) {
-    CHECK_MESSAGE(log.find(refused) == std::string::npos,
-                  refused << " in the operator log " << release.OperatorLog());
-  }
+  CHECK_MESSAGE(metrics.find("code=\"403\"") == std::string::npos, release.Diagnosis());
+  CHECK_MESSAGE(ReadFile(release.OperatorLog()).find("orbidden") == std::string::npos,
+                release.Diagnosis());
 
   release.Uninstall();
-  CHECK(api->Get(kServiceAccounts, kOperatorNamespace, kRelease)
-            .status()
-            .IsNotFound());
+  CHECK(api->Get(ServiceAccounts(), kOperatorNamespace, kRelease).status().IsNotFound());
   auto roles = Kubectl({"get", "clusterrole", kRelease, "--ignore-not-found", "-o", "name"});
   REQUIRE(roles.ok());
   CHECK(roles->empty());
