@@ -213,6 +213,13 @@ TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API
       {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", kOperatorNamespace}}}});
   REQUIRE_MESSAGE((created.ok() || created.status().IsAlreadyExists()),
                   created.status().ToString());
+  // The samples' kind must be known too: install the CRD for real (as the other e2e
+  // tests do; applying it again changes nothing).
+  auto crd = Kubectl({"apply", "-f", SourcePath("manifests/crd/dpcm.io_processdomains.yaml")});
+  REQUIRE_MESSAGE(crd.ok(), crd.status().ToString());
+  auto established = Kubectl(
+      {"wait", "--for=condition=Established", "--timeout=30s", "crd/processdomains.dpcm.io"});
+  REQUIRE_MESSAGE(established.ok(), established.status().ToString());
 
   auto kustomized = Kubectl({"apply", "--dry-run=server", "-k", SourcePath("manifests")});
   CHECK_MESSAGE(kustomized.ok(), kustomized.status().ToString());
