@@ -234,6 +234,9 @@ start_apiserver() {
   # The watch cache is off for configmaps only, so that compacting etcd produces a
   # real 410 Gone on a stale configmap watch (the relist test); every other
   # resource is served from the watch cache as on a real cluster.
+  # OwnerReferencesPermissionEnforcement (on in OpenShift) makes setting
+  # blockOwnerDeletion need update on the owner's finalizers: the chart's RBAC is
+  # tested against the stricter setting.
   setsid "$APISERVER_BIN" \
     --etcd-servers="http://127.0.0.1:$(cat "$STATE/etcd.port")" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port" --insecure-port=0 \
@@ -245,6 +248,7 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc \
     --service-cluster-ip-range=10.96.0.0/16 \
     --disable-admission-plugins=ServiceAccount \
+    --enable-admission-plugins=OwnerReferencesPermissionEnforcement \
     --watch-cache-sizes=configmaps#0 \
     >"$STATE/apiserver.log" 2>&1 </dev/null &
   echo $! >"$STATE/apiserver.pid"
