@@ -227,7 +227,7 @@ TEST_CASE("pod status: running, exit, CrashLoopBackOff, terminal phases") {
   CHECK(PhaseOf(state) == "Succeeded");
 }
 
-TEST_CASE("spawned processes get their argv, env and log; the reaper reports exits") {
+TEST_CASE("spawned processes get their argv, env and log, the reaper reports exits") {
   const auto dir =
       std::filesystem::temp_directory_path() / ("podsim-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);

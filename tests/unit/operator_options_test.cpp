@@ -129,7 +129,7 @@ TEST_CASE("ParseOptions: a value may contain '=' and the last occurrence of a fl
   CHECK(o.workers == 3);
 }
 
-TEST_CASE("ParseOptions collects a repeated --namespace; an empty one means all") {
+TEST_CASE("ParseOptions collects a repeated --namespace, an empty one means all") {
   CHECK(ParseOk({"--namespace", "a", "--namespace=b", "--namespace", "c"}).namespaces ==
         std::vector<std::string>{"a", "b", "c"});
   CHECK(ParseOk({"--namespace="}).namespaces.empty());

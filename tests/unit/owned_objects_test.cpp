@@ -114,7 +114,7 @@ TEST_CASE("The pods BuildPod makes are read back as PC members with their ordina
   }
 }
 
-TEST_CASE("BuildDcService selects the DC of the domain; targetPort defaults to port") {
+TEST_CASE("BuildDcService selects the DC of the domain, targetPort defaults to port") {
   json spec = {{"template", Template()},
                {"service",
                 {{"ports", json::array({{{"name", "http"}, {"port", 80}, {"targetPort", 8080}},

@@ -108,7 +108,7 @@ HookSpec CommandHook(std::vector<std::string> argv) {
   return spec;
 }
 
-TEST_CASE("Deliver over HTTP POSTs {domain, pod, role, epoch} as JSON; 2xx acknowledges") {
+TEST_CASE("Deliver over HTTP POSTs {domain, pod, role, epoch} as JSON, 2xx acknowledges") {
   RoleEndpoint app;
   const Status delivered = Deliver(HttpHook(app.port()), Assign("web-1", "dc", 7));
   CHECK_MESSAGE(delivered.ok(), delivered.ToString());
@@ -160,7 +160,7 @@ TEST_CASE("Deliver over HTTP refuses a pod IP that is not an IP address") {
   CHECK(app.Bodies().empty());
 }
 
-TEST_CASE("Deliver via a command passes DPCM_ROLE and DPCM_EPOCH; exit 0 acknowledges") {
+TEST_CASE("Deliver via a command passes DPCM_ROLE and DPCM_EPOCH, exit 0 acknowledges") {
   const HookSpec spec =
       CommandHook({"/bin/sh", "-c", R"(test "$DPCM_ROLE" = dc && test "$DPCM_EPOCH" = 7)"});
   const Status ok = Deliver(spec, Assign("web-1", "dc", 7));
