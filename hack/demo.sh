@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The dpcm demo: a local control plane, the pod simulator, the operator, a 3-replica
-# ProcessDomain, then a killed DC and the failover that follows, with its time and metric.
+# The dpcm demo: a local control plane, the pod simulator, the operator installed with its
+# Helm chart, a 3-replica ProcessDomain, then a killed DC and the failover that follows (with
+# its time and metric), and a DC that fails its health check, is replaced and restarted.
 #
 # Usage: hack/demo.sh [--keep]   (--keep leaves everything running and prints how to stop it)
 set -euo pipefail
@@ -38,15 +39,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "Installing the ProcessDomain CRD"
-kubectl apply -f manifests/crd/dpcm.io_processdomains.yaml
+HELM="${DPCM_CACHE:-$HOME/.cache/dpcm}/bin/helm"
+step "Installing the chart: helm install dpcm-operator helm/dpcm-operator -n dpcm-system"
+"$HELM" install dpcm-operator helm/dpcm-operator -n dpcm-system --create-namespace --wait=false
 kubectl wait --for=condition=Established --timeout=60s crd/processdomains.dpcm.io
+echo "(this control plane has no kubelet for the chart's Deployment: the operator runs below as"
+echo " a local process, with the token of the chart's ServiceAccount dpcm-system/dpcm-operator)"
 
 step "Starting the pod simulator (plays the kubelet) and the operator"
 PATH="$PWD/$BUILD_DIR/bin:$PATH" "$BUILD_DIR/bin/dpcm-podsim" --kubeconfig "$KUBECONFIG" \
   --state-dir "$LOGS/podsim" >"$LOGS/podsim.log" 2>&1 &
 pids+=($!)
-"$BUILD_DIR/bin/dpcm-operator" --kubeconfig "$KUBECONFIG" \
+"$BUILD_DIR/bin/dpcm-operator" --kubeconfig "$DPCM_TESTENV_DIR/kubeconfig-operator" \
   --metrics-bind-address 127.0.0.1:18080 --health-probe-bind-address 127.0.0.1:18081 \
   >"$LOGS/operator.log" 2>&1 &
 pids+=($!)
@@ -79,6 +83,32 @@ kubectl get events --field-selector involvedObject.name=sample --sort-by=.lastTi
 echo
 echo "Metrics (http://127.0.0.1:18080/metrics):"
 curl -fsS 127.0.0.1:18080/metrics | grep -E '^dpcm_(failovers_total|failover_duration_seconds_(sum|count)|domain_epoch|domain_active_pods)'
+
+DC="$NEW"
+step "The DC's application starts failing its health check (pod $DC; spec.health: 3 x 2 s)"
+POD_IP="$(kubectl get pod "$DC" -o jsonpath='{.status.podIP}')"
+curl -fsS -X POST "http://$POD_IP:8080/admin/unhealthy" >/dev/null
+start=$(date +%s%N)
+until NEW="$(kubectl get pods -l dpcm.io/domain=sample,dpcm.io/role=dc -o jsonpath='{.items[*].metadata.name}')" &&
+  [ -n "$NEW" ] && [ "$NEW" != "$DC" ]; do
+  sleep 0.05
+done
+echo "new DC: $NEW after $(( ($(date +%s%N) - start) / 1000000 )) ms (readiness or the health plugin noticed first)"
+echo "waiting for $DC to be restarted and rejoin as a PC..."
+until [ "$(kubectl get pd sample -o jsonpath='{.status.phase}/{.status.ready}')" = "Running/3/3" ]; do
+  sleep 0.2
+done
+kubectl get pd,pods -L dpcm.io/role
+kubectl get events --field-selector involvedObject.name=sample --sort-by=.lastTimestamp |
+  grep -E "HealthCheckFailed|PodRestarted|Promoted" | tail -n 3
+echo
+echo "What the applications were told (role hooks; the epoch only grows):"
+for pod in sample-0 sample-1 sample-2; do
+  printf '%s: ' "$pod"
+  grep -o '"role":"[a-z]*","epoch":[0-9]*' "$LOGS/podsim/default/$pod.log" |
+    sed 's/"role":"\([a-z]*\)","epoch":\([0-9]*\)/\1@\2/' | tr '\n' ' '
+  echo
+done
 
 if "$KEEP"; then
   echo
