@@ -75,6 +75,15 @@ class HealthServer {
 };
 
 int Run(int argc, char** argv) {
+  // Signals go to one thread that turns them into a stop request. Blocked first, so that
+  // every thread started later (spdlog's flusher too) inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::stop_source stop;
+
   auto options = ParseOptions(argc, argv);
   if (!options.ok()) {
     std::cerr << "dpcm-operator: " << options.status().message() << "\n";
@@ -88,13 +97,6 @@ int Run(int argc, char** argv) {
     std::cerr << "dpcm-operator: " << s.message() << "\n";
     return 2;
   }
-  // Signals go to one thread that turns them into a stop request.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::stop_source stop;
 
   auto config = restconfig::LoadDefault(options->kubeconfig);
   if (!config.ok()) {
