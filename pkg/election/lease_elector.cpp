@@ -155,10 +155,10 @@ void LeaseElector::SetLeading(Clock::Monotonic::time_point deadline) {
     guard_until_ = deadline;
   }
   if (!started) return;
-  changed_.notify_all();
   spdlog::info("leader election {}: became the leader as {}", lock_.Describe(),
                options_.identity);
   if (master_status_ != nullptr) master_status_->Set(1);
+  changed_.notify_all();
   if (callbacks_.on_started_leading) callbacks_.on_started_leading();
 }
 
@@ -170,9 +170,9 @@ void LeaseElector::StopLeading(const std::string& why) {
     leading_ = false;
   }
   if (!stopped) return;
-  changed_.notify_all();
   spdlog::warn("leader election {}: no longer the leader: {}", lock_.Describe(), why);
   if (master_status_ != nullptr) master_status_->Set(0);
+  changed_.notify_all();
   if (callbacks_.on_stopped_leading) callbacks_.on_stopped_leading();
 }
 
