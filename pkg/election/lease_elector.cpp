@@ -26,9 +26,7 @@ bool SameRecord(const LeaseRecord& a, const LeaseRecord& b) {
          a.transitions == b.transitions;
 }
 
-int CeilSeconds(milliseconds duration) {
-  return static_cast<int>((duration.count() + 999) / 1000);
-}
+int CeilSeconds(milliseconds duration) { return static_cast<int>((duration.count() + 999) / 1000); }
 
 }  // namespace
 
@@ -60,8 +58,7 @@ Result<LeaseRecord> ApiLeaseLock::Update(const LeaseRecord& record) {
   if (record.resource_version.empty()) {
     return Status::Invalid("update Lease " + Describe() + ": no resourceVersion to condition on");
   }
-  client::Json lease =
-      last_.is_object() ? last_ : client::Json{{"metadata", {{"namespace", ns_}}}};
+  client::Json lease = last_.is_object() ? last_ : client::Json{{"metadata", {{"namespace", ns_}}}};
   LeaseRecord named = record;
   named.name = name_;
   ApplyLease(named, lease);
@@ -94,24 +91,21 @@ Result<std::unique_ptr<LeaseElector>> LeaseElector::Create(LeaseElectorOptions o
     return Status::Config("leader election: the retry period must be positive");
   }
   if (options.lease_duration <= options.renew_deadline) {
-    return Status::Config("leader election: the lease duration (" +
-                          Seconds(options.lease_duration) +
-                          ") must be greater than the renew deadline (" +
-                          Seconds(options.renew_deadline) + ")");
+    return Status::Config(
+        "leader election: the lease duration (" + Seconds(options.lease_duration) +
+        ") must be greater than the renew deadline (" + Seconds(options.renew_deadline) + ")");
   }
   // client-go: renewDeadline must be greater than retryPeriod*JitterFactor (1.2).
   if (options.renew_deadline * 5 <= options.retry_period * 6) {
-    return Status::Config("leader election: the renew deadline (" +
-                          Seconds(options.renew_deadline) +
-                          ") must be greater than 1.2 x the retry period (" +
-                          Seconds(options.retry_period) + ")");
+    return Status::Config(
+        "leader election: the renew deadline (" + Seconds(options.renew_deadline) +
+        ") must be greater than 1.2 x the retry period (" + Seconds(options.retry_period) + ")");
   }
   return std::unique_ptr<LeaseElector>(
       new LeaseElector(std::move(options), lock, std::move(callbacks)));
 }
 
-LeaseElector::LeaseElector(LeaseElectorOptions options, LeaseLock& lock,
-                           LeaderCallbacks callbacks)
+LeaseElector::LeaseElector(LeaseElectorOptions options, LeaseLock& lock, LeaderCallbacks callbacks)
     : options_(std::move(options)),
       lock_(lock),
       callbacks_(std::move(callbacks)),
@@ -155,8 +149,7 @@ void LeaseElector::SetLeading(Clock::Monotonic::time_point deadline) {
     guard_until_ = deadline;
   }
   if (!started) return;
-  spdlog::info("leader election {}: became the leader as {}", lock_.Describe(),
-               options_.identity);
+  spdlog::info("leader election {}: became the leader as {}", lock_.Describe(), options_.identity);
   if (master_status_ != nullptr) master_status_->Set(1);
   changed_.notify_all();
   if (callbacks_.on_started_leading) callbacks_.on_started_leading();
@@ -260,8 +253,8 @@ Status LeaseElector::Run(const std::stop_token& stop) {
   while (clock_.SleepFor(options_.retry_period, stop)) {
     if (TryAcquireOrRenew()) continue;
     if (!leader().empty() && leader() != options_.identity) {
-      return Status::Cancelled("leadership lost: the Lease " + lock_.Describe() +
-                               " is held by " + leader());
+      return Status::Cancelled("leadership lost: the Lease " + lock_.Describe() + " is held by " +
+                               leader());
     }
     if (!IsLeader()) {
       StopLeading("no renewal succeeded within the renew deadline (" +

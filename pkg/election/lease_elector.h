@@ -1,4 +1,4 @@
-// Elects one leader among operator replicas with a coordination.k8s.io/v1 Lease (client-go semantics).
+// Elects one leader among replicas with a coordination.k8s.io/v1 Lease, as client-go does.
 //
 // Limits, as client-go states for its own: this is not fencing. A leader that stops
 // renewing keeps believing it leads until its RenewDeadline passes on its own monotonic
@@ -156,10 +156,10 @@ class LeaseElector {
 
   mutable std::mutex mutex_;
   std::condition_variable_any changed_;
-  bool leading_ = false;                         // guarded by mutex_
-  bool run_ended_ = false;                       // guarded by mutex_
+  bool leading_ = false;                        // guarded by mutex_
+  bool run_ended_ = false;                      // guarded by mutex_
   Clock::Monotonic::time_point guard_until_{};  // guarded by mutex_
-  std::string leader_;                           // guarded by mutex_
+  std::string leader_;                          // guarded by mutex_
 };
 
 }  // namespace dpcm::election

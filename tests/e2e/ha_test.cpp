@@ -54,10 +54,9 @@ struct HaScenario {
     REQUIRE_MESSAGE(Eventually([&] { return replicas.Leader() == 0; }),
                     ("replica 0 did not lead; logs in " + replicas.log_dir()));
     REQUIRE(replicas.Start(1).ok());
-    REQUIRE_MESSAGE(Eventually([&] {
-                      return testing::HttpGet(replicas.health_port(1), "/readyz").ok();
-                    }),
-                    "the standby never turned ready");
+    REQUIRE_MESSAGE(
+        Eventually([&] { return testing::HttpGet(replicas.health_port(1), "/readyz").ok(); }),
+        "the standby never turned ready");
   }
   void CreateDomain(const std::string& name, int members) {
     auto created = api.Create(client::resources::ProcessDomains(), replicas.ns(),
@@ -159,8 +158,8 @@ TEST_CASE("HA: the standby takes over from a SIGKILLed leader; DCs stay while no
   const auto restarted_at = SteadyClock::now();
   REQUIRE(s.replicas.Start(0).ok());
   s.WaitForNewHolder(second_holder, 30s);
-  MESSAGE("a restarted replica took the orphaned operator Lease after "
-          << MillisSince(restarted_at) << " ms");
+  MESSAGE("a restarted replica took the orphaned operator Lease after " << MillisSince(restarted_at)
+                                                                        << " ms");
   REQUIRE(Eventually([&] { return s.replicas.ReconcileCount(0) > 0; }));
   std::this_thread::sleep_for(1s);
   CHECK(s.watcher.CurrentDc("steady") == second_dc);
@@ -206,11 +205,8 @@ TEST_CASE("HA: a SIGTERMed leader releases the Lease and the standby takes over 
   REQUIRE(kill(s.replicas.process(0).pid(), SIGTERM) == 0);
   s.WaitForNewHolder(first_holder, 30s);
   const long long takeover_ms = MillisSince(stopped_at);
-  MESSAGE("leader SIGTERMed: standby holds the operator Lease after " << takeover_ms
-                                                                      << " ms (lease "
-                                                                      << s.replicas.timings()
-                                                                             .lease_duration
-                                                                      << " s)");
+  MESSAGE("leader SIGTERMed: standby holds the operator Lease after "
+          << takeover_ms << " ms (lease " << s.replicas.timings().lease_duration << " s)");
   CHECK(takeover_ms < s.replicas.timings().lease_duration * 1000 / 2);
   CHECK(Eventually([&] { return !s.replicas.process(0).Running(); }, 10s));
   CHECK(s.replicas.process(0).Stop() == 0);  // a clean exit

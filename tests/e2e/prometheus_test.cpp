@@ -39,16 +39,16 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:)" + std::to_string(target_port) + R"("]
 )");
-    auto started = testing::ManagedProcess::Start(
-        {"prometheus", "--config.file=" + config,
-         "--storage.tsdb.path=" + (dir_.path() / "data").string(),
-         "--web.listen-address=127.0.0.1:" + std::to_string(port_)},
-        log_path, {});
+    auto started =
+        testing::ManagedProcess::Start({"prometheus", "--config.file=" + config,
+                                        "--storage.tsdb.path=" + (dir_.path() / "data").string(),
+                                        "--web.listen-address=127.0.0.1:" + std::to_string(port_)},
+                                       log_path, {});
     REQUIRE_MESSAGE(started.ok(), started.status().ToString());
     process_ = std::move(*started);
-    REQUIRE_MESSAGE(testing::Eventually([&] { return testing::HttpGet(port_, "/-/ready").ok(); },
-                                        30s, 100ms),
-                    ("prometheus did not get ready; see " + log_path));
+    REQUIRE_MESSAGE(
+        testing::Eventually([&] { return testing::HttpGet(port_, "/-/ready").ok(); }, 30s, 100ms),
+        ("prometheus did not get ready; see " + log_path));
   }
   ~PrometheusServer() { Stop(); }
   PrometheusServer(const PrometheusServer&) = delete;
@@ -83,10 +83,10 @@ TEST_CASE("Prometheus scrapes the operator and reads a failover back; promtool f
   REQUIRE(replicas.Start(0).ok());
   REQUIRE(testing::Eventually([&] { return replicas.Leader() == 0; }, 30s, 50ms));
   PrometheusServer prometheus(replicas.metrics_port(0), replicas.log_dir() + "/prometheus.log");
-  REQUIRE_MESSAGE(testing::Eventually(
-                      [&] { return prometheus.Query("up{job=\"dpcm-operator\"}") == 1.0; }, 30s,
-                      200ms),
-                  "prometheus never scraped the operator");
+  REQUIRE_MESSAGE(
+      testing::Eventually([&] { return prometheus.Query("up{job=\"dpcm-operator\"}") == 1.0; }, 30s,
+                          200ms),
+      "prometheus never scraped the operator");
 
   auto created = replicas.api().Create(client::resources::ProcessDomains(), replicas.ns(),
                                        OperatorEnv::SampleDomain("scraped", 2));
@@ -124,10 +124,9 @@ TEST_CASE("Prometheus scrapes the operator and reads a failover back; promtool f
   CHECK(inf_bucket == count);
   CHECK(sum.value_or(-1) > 0);
   CHECK(sum.value_or(100) < 30);
-  MESSAGE("Prometheus: dpcm_failovers_total " << failovers.value_or(-1)
-                                              << ", failover duration count " << count.value_or(-1)
-                                              << ", sum " << sum.value_or(-1) << " s, p50 ≈ "
-                                              << p50.value_or(-1) << " s");
+  MESSAGE("Prometheus: dpcm_failovers_total "
+          << failovers.value_or(-1) << ", failover duration count " << count.value_or(-1)
+          << ", sum " << sum.value_or(-1) << " s, p50 ≈ " << p50.value_or(-1) << " s");
 
   // The exposition itself: promtool's linter, and the names dashboards expect.
   auto exposition = testing::HttpGet(replicas.metrics_port(0), "/metrics");
@@ -150,8 +149,8 @@ TEST_CASE("Prometheus scrapes the operator and reads a failover back; promtool f
                   (std::string(name) + " is missing from /metrics"));
   }
   CHECK(testing::SampleValue(*exposition, "leader_election_master_status{name=\"" +
-                                              std::string(OperatorReplicas::kLeaseName) +
-                                              "\"}") == 1.0);
+                                              std::string(OperatorReplicas::kLeaseName) + "\"}") ==
+        1.0);
 
   CHECK(prometheus.Stop() == 0);
   CHECK_FALSE(prometheus.Running());

@@ -31,9 +31,7 @@ Result<std::string> Kubectl(const std::vector<std::string>& args) {
 }
 
 // The metric name of an exposition line ("name{...} value" or "name value").
-std::string NameOf(const std::string& line) {
-  return line.substr(0, line.find_first_of("{ "));
-}
+std::string NameOf(const std::string& line) { return line.substr(0, line.find_first_of("{ ")); }
 
 }  // namespace
 
@@ -126,16 +124,30 @@ Status OperatorReplicas::Start(int index) {
   }
   replica.metrics_port = FreePort();
   replica.health_port = FreePort();
-  auto started = ManagedProcess::Start(
-      {kBinDir + "/dpcm-operator", "--kubeconfig", TestEnv::Kubeconfig(), "--namespace", ns_,
-       "--leader-elect", "--leader-election-namespace", ns_, "--leader-election-id", kLeaseName,
-       "--leader-election-lease-duration", std::to_string(timings_.lease_duration),
-       "--leader-election-renew-deadline", std::to_string(timings_.renew_deadline),
-       "--leader-election-retry-period", std::to_string(timings_.retry_period),
-       "--metrics-bind-address", "127.0.0.1:" + std::to_string(replica.metrics_port),
-       "--health-probe-bind-address", "127.0.0.1:" + std::to_string(replica.health_port),
-       "--log-level", "debug"},
-      log_dir_ + "/operator-" + std::to_string(index) + ".log", {});
+  auto started =
+      ManagedProcess::Start({kBinDir + "/dpcm-operator",
+                             "--kubeconfig",
+                             TestEnv::Kubeconfig(),
+                             "--namespace",
+                             ns_,
+                             "--leader-elect",
+                             "--leader-election-namespace",
+                             ns_,
+                             "--leader-election-id",
+                             kLeaseName,
+                             "--leader-election-lease-duration",
+                             std::to_string(timings_.lease_duration),
+                             "--leader-election-renew-deadline",
+                             std::to_string(timings_.renew_deadline),
+                             "--leader-election-retry-period",
+                             std::to_string(timings_.retry_period),
+                             "--metrics-bind-address",
+                             "127.0.0.1:" + std::to_string(replica.metrics_port),
+                             "--health-probe-bind-address",
+                             "127.0.0.1:" + std::to_string(replica.health_port),
+                             "--log-level",
+                             "debug"},
+                            log_dir_ + "/operator-" + std::to_string(index) + ".log", {});
   if (!started.ok()) return started.status();
   replica.process = std::move(*started);
   return Status::Ok();
@@ -146,8 +158,8 @@ int OperatorReplicas::Leader() {
     if (!replicas_[i].process || !replicas_[i].process->Running()) continue;
     auto metrics = HttpGet(replicas_[i].metrics_port, "/metrics");
     if (!metrics.ok()) continue;
-    if (SampleValue(*metrics, "leader_election_master_status{name=\"" +
-                                  std::string(kLeaseName) + "\"}") == 1.0) {
+    if (SampleValue(*metrics, "leader_election_master_status{name=\"" + std::string(kLeaseName) +
+                                  "\"}") == 1.0) {
       return static_cast<int>(i);
     }
   }

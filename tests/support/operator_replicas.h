@@ -1,4 +1,4 @@
-// Several leader-electing dpcm-operator processes on one test namespace, with their own pod simulator.
+// Leader-electing dpcm-operator processes on one test namespace, with their own pod simulator.
 #pragma once
 
 #include <memory>

@@ -104,12 +104,11 @@ struct Replica {
     options.retry_period = 1s;
     options.clock = &clock;
     options.metrics = &metrics;
-    auto created = LeaseElector::Create(options, lock,
-                                        {.on_started_leading = [this] { ++seen.started; },
-                                         .on_stopped_leading = [this] { ++seen.stopped; },
-                                         .on_new_leader = [this](const std::string& who) {
-                                           seen.leaders.push_back(who);
-                                         }});
+    auto created = LeaseElector::Create(
+        options, lock,
+        {.on_started_leading = [this] { ++seen.started; },
+         .on_stopped_leading = [this] { ++seen.stopped; },
+         .on_new_leader = [this](const std::string& who) { seen.leaders.push_back(who); }});
     REQUIRE_MESSAGE(created.ok(), created.status().ToString());
     elector = std::move(*created);
   }
@@ -180,7 +179,8 @@ TEST_CASE("a candidate creates an absent Lease and leads") {
   CHECK(a.MasterStatus() == 1);
 }
 
-TEST_CASE("the leader renews: renewTime moves, acquireTime and transitions stay, the guard extends") {
+TEST_CASE(
+    "the leader renews: renewTime moves, acquireTime and transitions stay, the guard extends") {
   FakeLeaseStore store;
   Replica a(store, "a");
   REQUIRE(a.elector->TryAcquireOrRenew());
@@ -437,7 +437,7 @@ TEST_CASE("the write guard keeps a non-leader's ApiClient from sending any write
   CHECK(created.status().message().find("POST /api/v1/namespaces/ns/configmaps") !=
         std::string::npos);
   CHECK(refused() == 4);
-  CHECK(server.writes() == 0);  // nothing went on the wire
+  CHECK(server.writes() == 0);                     // nothing went on the wire
   CHECK((*api)->Get(configmaps, "ns", "x").ok());  // reads are never guarded
   CHECK(server.count("GET") == 1);
 

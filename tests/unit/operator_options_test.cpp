@@ -236,8 +236,8 @@ TEST_CASE("the leader election namespace: the flag, else the service account's, 
   testing::TempDir dir;
   const std::string file = dir.Write("namespace", "dpcm-system\n");
   CHECK(*LeaderElectionNamespace(ParseOk({"--leader-elect"}), file) == "dpcm-system");
-  CHECK(*LeaderElectionNamespace(
-            ParseOk({"--leader-elect", "--leader-election-namespace", "ops"}), file) == "ops");
+  CHECK(*LeaderElectionNamespace(ParseOk({"--leader-elect", "--leader-election-namespace", "ops"}),
+                                 file) == "ops");
   const auto missing =
       LeaderElectionNamespace(ParseOk({"--leader-elect"}), (dir.path() / "absent").string());
   REQUIRE_FALSE(missing.ok());
