@@ -151,8 +151,8 @@ void LeaseElector::SetLeading(Clock::Monotonic::time_point deadline) {
   if (!started) return;
   spdlog::info("leader election {}: became the leader as {}", lock_.Describe(), options_.identity);
   if (master_status_ != nullptr) master_status_->Set(1);
-  changed_.notify_all();
   if (callbacks_.on_started_leading) callbacks_.on_started_leading();
+  changed_.notify_all();
 }
 
 void LeaseElector::StopLeading(const std::string& why) {
@@ -165,8 +165,8 @@ void LeaseElector::StopLeading(const std::string& why) {
   if (!stopped) return;
   spdlog::warn("leader election {}: no longer the leader: {}", lock_.Describe(), why);
   if (master_status_ != nullptr) master_status_->Set(0);
-  changed_.notify_all();
   if (callbacks_.on_stopped_leading) callbacks_.on_stopped_leading();
+  changed_.notify_all();
 }
 
 bool LeaseElector::TryAcquireOrRenew() {

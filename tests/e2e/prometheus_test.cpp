@@ -76,7 +76,7 @@ scrape_configs:
   std::unique_ptr<testing::ManagedProcess> process_;
 };
 
-TEST_CASE("Prometheus scrapes the operator and reads a failover back; promtool finds nothing") {
+TEST_CASE("Prometheus scrapes the operator and reads a failover back, and promtool finds nothing") {
   OperatorReplicas replicas("prom");
   auto watcher_client = TestEnv::Client();
   DcWatcher watcher(*watcher_client, replicas.ns());

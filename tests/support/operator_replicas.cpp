@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "pkg/election/lease_record.h"
 #include "tests/support/testenv.h"
 
 namespace dpcm::testing {
@@ -170,6 +171,12 @@ std::string OperatorReplicas::LeaseHolder() {
   auto lease = api_->Get(client::resources::Leases(), ns_, kLeaseName);
   if (!lease.ok()) return "<absent>";
   return lease->value("/spec/holderIdentity"_json_pointer, "");
+}
+
+std::optional<std::chrono::system_clock::time_point> OperatorReplicas::LeaseAcquireTime() {
+  auto lease = api_->Get(client::resources::Leases(), ns_, kLeaseName);
+  if (!lease.ok()) return std::nullopt;
+  return election::ParseTime(lease->value("/spec/acquireTime"_json_pointer, ""));
 }
 
 double OperatorReplicas::ReconcileCount(int index) {

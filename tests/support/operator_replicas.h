@@ -1,7 +1,9 @@
 // Leader-electing dpcm-operator processes on one test namespace, with their own pod simulator.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,8 @@ class OperatorReplicas {
   int Leader();
   // The operator Lease's holderIdentity: "" when free, "<absent>" when there is none.
   std::string LeaseHolder();
+  // The operator Lease's acquireTime (when its holder took it), or nullopt.
+  std::optional<std::chrono::system_clock::time_point> LeaseAcquireTime();
   // The sum of controller_runtime_reconcile_total on replica `index`'s /metrics (-1 when
   // it does not answer).
   double ReconcileCount(int index);

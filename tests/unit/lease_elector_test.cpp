@@ -296,7 +296,7 @@ TEST_CASE("Run returns an error and calls OnStoppedLeading when renewals fail pa
   Status ran = Status::Internal("not run");
   std::thread runner([&] { ran = a.elector->Run(stop.get_token()); });
   REQUIRE(a.elector->AwaitLeading(stop.get_token()));
-  CHECK(a.seen.started == 1);
+  CHECK(testing::Eventually([&] { return a.seen.started == 1; }));  // the callback's thread
   store.fail_all = true;
   // Drive the clock until Run gives up; each step lets the elector's sleep end.
   CHECK(testing::Eventually(
@@ -312,7 +312,7 @@ TEST_CASE("Run returns an error and calls OnStoppedLeading when renewals fail pa
   CHECK_FALSE(a.elector->AwaitLeading(stop.get_token()));  // Run has ended
 }
 
-TEST_CASE("Run stops on request still holding the Lease; Release hands it over at once") {
+TEST_CASE("Run stops on request still holding the Lease and Release hands it over at once") {
   FakeLeaseStore store;
   Replica a(store, "a");
   Replica b(store, "b");
