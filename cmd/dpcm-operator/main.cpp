@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "cmd/dpcm-operator/leadership.h"
 #include "cmd/dpcm-operator/options.h"
 #include "pkg/cache/informer.h"
 #include "pkg/client/api_client.h"
@@ -76,6 +77,15 @@ class HealthServer {
 };
 
 int Run(int argc, char** argv) {
+  // Signals go to one thread that turns them into a stop request. Blocked first, so that
+  // every thread started later (spdlog's flusher too) inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::stop_source stop;
+
   auto options = ParseOptions(argc, argv);
   if (!options.ok()) {
     std::cerr << "dpcm-operator: " << options.status().message() << "\n";
@@ -89,18 +99,6 @@ int Run(int argc, char** argv) {
     std::cerr << "dpcm-operator: " << s.message() << "\n";
     return 2;
   }
-  if (options->leader_elect) {
-    spdlog::critical("--leader-elect is not available in this build yet; run one replica");
-    return 2;
-  }
-
-  // Signals go to one thread that turns them into a stop request.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::stop_source stop;
 
   auto config = restconfig::LoadDefault(options->kubeconfig);
   if (!config.ok()) {
@@ -117,6 +115,15 @@ int Run(int argc, char** argv) {
     return 1;
   }
   (*client)->SetRequestObserver(metrics.RestClientRequestObserver(config->server));
+  // The controller runs until `run` stops: on a signal, or when leadership is lost.
+  std::stop_source run;
+  std::stop_callback stop_run(stop.get_token(), [&run] { run.request_stop(); });
+  auto leadership = Leadership::Create(*options, *config, metrics, run);
+  if (!leadership.ok()) {
+    spdlog::critical("{}", leadership.status().message());
+    return leadership.status().code() == StatusCode::kConfig ? 2 : 1;
+  }
+  (*leadership)->GuardWrites(**client);
 
   // One namespace: scoped watches. Several: watch all and keep only those.
   const std::set<std::string> namespaces(options->namespaces.begin(), options->namespaces.end());
@@ -145,6 +152,8 @@ int Run(int argc, char** argv) {
     spdlog::critical("kubernetes client: {}", event_client.status().message());
     return 1;
   }
+  (*event_client)->SetRequestObserver(metrics.RestClientRequestObserver(config->server));
+  (*leadership)->GuardWrites(**event_client);
   events::EventRecorder recorder(**event_client, "dpcm-operator");
   // Health checks and role hooks run on their own threads and wake the domain's
   // reconcile when something changes.
@@ -235,17 +244,23 @@ int Run(int argc, char** argv) {
                                   : watch_ns,
                options->workers);
   for (auto* informer : {&domains, &pods, &leases, &services}) informer->Start();
-  for (auto* informer : {&domains, &pods, &leases, &services}) {
-    while (!informer->WaitForSync(std::chrono::seconds(5), stop.get_token())) {
-      if (stop.stop_requested()) break;
-      spdlog::info("waiting for the {} cache to sync", informer->watcher().ref().Describe());
+  (*leadership)->Start();  // standbys keep their caches warm and serve the probes
+  Status ran;
+  if ((*leadership)->AwaitLeading(run.get_token())) {
+    for (auto* informer : {&domains, &pods, &leases, &services}) {
+      while (!informer->WaitForSync(std::chrono::seconds(5), run.get_token())) {
+        if (run.stop_requested()) break;
+        spdlog::info("waiting for the {} cache to sync", informer->watcher().ref().Describe());
+      }
     }
+    if (!run.stop_requested()) spdlog::info("caches synced; reconciling");
+    ran = controller.Run(run.get_token());
   }
-  if (!stop.stop_requested()) spdlog::info("caches synced; reconciling");
-  Status ran = controller.Run(stop.get_token());
   wake_target = nullptr;
-  health_monitor.Stop();
+  health_monitor.Stop();  // no checks or role hooks once this replica stops reconciling
   role_hooks.Stop();
+  // The controller has stopped writing: now the Lease may go to a standby.
+  const bool led_to_the_end = (*leadership)->Finish();
   for (auto* informer : {&domains, &pods, &leases, &services}) informer->Stop();
   if (signal_thread.joinable() && !stop.stop_requested()) {
     stop.request_stop();
@@ -253,7 +268,7 @@ int Run(int argc, char** argv) {
   }
   spdlog::info("dpcm-operator stopped");
   spdlog::default_logger()->flush();
-  return ran.ok() ? 0 : 1;
+  return ran.ok() && led_to_the_end ? 0 : 1;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -137,6 +138,22 @@ Result<OperatorOptions> ParseOptions(int argc, const char* const* argv) {
     return Status::Config("--log-format must be json or text, not \"" + o.log_format + "\"");
   }
   return o;
+}
+
+Result<std::string> LeaderElectionNamespace(const OperatorOptions& options,
+                                            const std::string& service_account_namespace_file) {
+  if (!options.leader_election_namespace.empty()) return options.leader_election_namespace;
+  std::ifstream in(service_account_namespace_file);
+  std::string ns;
+  if (in && std::getline(in, ns)) {
+    while (!ns.empty() && (ns.back() == '\n' || ns.back() == '\r' || ns.back() == ' ')) {
+      ns.pop_back();
+    }
+    if (!ns.empty()) return ns;
+  }
+  return Status::Config(
+      "--leader-elect needs --leader-election-namespace when not running in a cluster (" +
+      service_account_namespace_file + " is not readable)");
 }
 
 }  // namespace dpcm::operator_main

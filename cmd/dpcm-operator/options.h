@@ -31,6 +31,17 @@ struct OperatorOptions {
 // value is a kConfig error naming the flag.
 Result<OperatorOptions> ParseOptions(int argc, const char* const* argv);
 
+// Where the pod's service account namespace is mounted in a cluster.
+inline constexpr const char* kServiceAccountNamespaceFile =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+// The namespace of the operator's own Lease: --leader-election-namespace, else the
+// namespace in `service_account_namespace_file` (in-cluster), else a kConfig error asking
+// for the flag.
+Result<std::string> LeaderElectionNamespace(
+    const OperatorOptions& options,
+    const std::string& service_account_namespace_file = kServiceAccountNamespaceFile);
+
 // The --help text.
 std::string Usage();
 

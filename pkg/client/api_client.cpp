@@ -60,6 +60,11 @@ Result<Json> ApiClient::Do(const std::string& method, const std::string& path,
   Status last;
   for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
     if (!limiter_.Wait(std::stop_token())) return Status::Cancelled("rate limiter stopped");
+    if (write_guard_ && !IsRead(method)) {
+      if (Status allowed = write_guard_(); !allowed.ok()) {
+        return allowed.WithContext(method + " " + path);
+      }
+    }
     auto response = transport_->Send(method, path, body, content_type);
     if (!response.ok()) {
       Observe(method, 0);

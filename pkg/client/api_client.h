@@ -52,6 +52,12 @@ struct ClientOptions {
 // and the HTTP status, or 0 when the request never got an answer.
 using RequestObserver = std::function<void(std::string_view method, int http_status)>;
 
+// Decides whether a mutating request (POST, PUT, PATCH, DELETE) may be sent now: OK lets
+// it go, an error is returned to the caller instead of sending. Called right before each
+// attempt goes on the wire (after any rate-limiter wait), from the requesting thread.
+// Operator HA uses it so that a replica that is not the leader cannot write at all.
+using WriteGuard = std::function<Status()>;
+
 // Thread-safe: any number of threads may call any verb at once.
 // Every verb returns the server's object (or list) on success, else a Status decoded
 // from the API's metav1.Status (NotFound, Conflict, Forbidden, ...) or a transport error.
@@ -94,6 +100,9 @@ class ApiClient {
                const std::function<bool(std::string_view)>& on_chunk, const std::stop_token& stop);
 
   void SetRequestObserver(RequestObserver observer) { observer_ = std::move(observer); }
+  // Installs the write guard (see WriteGuard); reads are never guarded. Set it before
+  // the client is shared between threads.
+  void SetWriteGuard(WriteGuard guard) { write_guard_ = std::move(guard); }
   const restconfig::RestConfig& config() const { return transport_->config(); }
   // The namespace of the kubeconfig context or the pod's service account.
   const std::string& default_namespace() const { return config().namespace_name; }
@@ -109,6 +118,7 @@ class ApiClient {
   Clock& clock_;
   TokenBucket limiter_;
   RequestObserver observer_;
+  WriteGuard write_guard_;
 };
 
 }  // namespace dpcm::client

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cmd/dpcm-operator/options.h"
+#include "tests/support/temp_dir.h"
 
 namespace dpcm::operator_main {
 namespace {
@@ -229,6 +230,19 @@ TEST_CASE("Usage lists every flag ParseOptions accepts") {
     CAPTURE(arg);
     CHECK(Parse({arg.c_str()}).ok());
   }
+}
+
+TEST_CASE("the leader election namespace: the flag, else the service account's, else an error") {
+  testing::TempDir dir;
+  const std::string file = dir.Write("namespace", "dpcm-system\n");
+  CHECK(*LeaderElectionNamespace(ParseOk({"--leader-elect"}), file) == "dpcm-system");
+  CHECK(*LeaderElectionNamespace(ParseOk({"--leader-elect", "--leader-election-namespace", "ops"}),
+                                 file) == "ops");
+  const auto missing =
+      LeaderElectionNamespace(ParseOk({"--leader-elect"}), (dir.path() / "absent").string());
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == StatusCode::kConfig);
+  CHECK(Contains(missing.status().message(), "--leader-election-namespace"));
 }
 
 }  // namespace
