@@ -51,6 +51,7 @@ PATH="$PWD/$BUILD_DIR/bin:$PATH" "$BUILD_DIR/bin/dpcm-podsim" --kubeconfig "$KUB
   --state-dir "$LOGS/podsim" >"$LOGS/podsim.log" 2>&1 &
 pids+=($!)
 "$BUILD_DIR/bin/dpcm-operator" --kubeconfig "$DPCM_TESTENV_DIR/kubeconfig-operator" \
+  --leader-elect --leader-election-namespace dpcm-system \
   --metrics-bind-address 127.0.0.1:18080 --health-probe-bind-address 127.0.0.1:18081 \
   >"$LOGS/operator.log" 2>&1 &
 pids+=($!)

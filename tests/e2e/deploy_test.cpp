@@ -152,14 +152,6 @@ int FreePort() {
 // Until the operator's own leader election lands, this build refuses --leader-elect at
 // start (and says so); once it is there, the test runs the operator with it, as the
 // chart does, which also exercises the leader-election Role.
-bool LeaderElectionAvailable() {
-  auto ran =
-      testing::RunCommand({std::string(kBinDir) + "/dpcm-operator", "--leader-elect",
-                           "--kubeconfig", "/nonexistent/kubeconfig", "--metrics-bind-address", "0",
-                           "--health-probe-bind-address", "0"});
-  return ran.ok() || ran.status().message().find("not available") == std::string::npos;
-}
-
 TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
   auto lint = Helm({"lint", "--strict", Chart()});
   CHECK_MESSAGE(lint.ok(), lint.status().ToString());
@@ -373,19 +365,15 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
   // default of all namespaces) while reconciling only this test's domains.
   const std::string ns = TestEnv::CreateNamespace(*api, "deploy");
   const std::string other_ns = TestEnv::CreateNamespace(*api, "deploy-other");
-  const bool leader_elect = LeaderElectionAvailable();
-  if (leader_elect) {
-    // A Lease left by an earlier run would only delay this one until it expires.
-    (void)api->Delete(client::resources::Leases(), kOperatorNamespace, kRelease);
-  } else {
-    MESSAGE("this build refuses --leader-elect: running the operator without it");
-  }
+  // The operator runs with --leader-elect, as the chart runs it. A Lease left by an earlier run
+  // would only delay this one until it expires.
+  (void)api->Delete(client::resources::Leases(), kOperatorNamespace, kRelease);
   release.StartPodSimulator();
-  release.StartOperator({ns, other_ns}, leader_elect);
+  release.StartOperator({ns, other_ns}, /*leader_elect=*/true);
   REQUIRE_MESSAGE(Eventually([&] { return release.Ready() || !release.OperatorRunning(); }),
                   "operator not ready; " << release.Diagnosis());
   REQUIRE_MESSAGE(release.OperatorRunning(), "operator exited; " << release.Diagnosis());
-  if (leader_elect) {
+  {  // the chart's leader-election Role lets it take its own Lease
     CHECK(Eventually([&] {
       auto lease = api->Get(client::resources::Leases(), kOperatorNamespace, kRelease);
       return lease.ok() && !lease->value("/spec/holderIdentity"_json_pointer, "").empty();
