@@ -71,10 +71,7 @@ Result<std::string> Helm(std::vector<std::string> args) {
 }
 
 // kubectl as the admin of the local control plane.
-Result<std::string> Kubectl(std::vector<std::string> args) {
-  args.insert(args.begin(), {"kubectl", "--kubeconfig", TestEnv::Kubeconfig()});
-  return testing::RunCommand(args);
-}
+Result<std::string> Kubectl(const std::vector<std::string>& args) { return TestEnv::Kubectl(args); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -209,11 +206,8 @@ TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API
                   created.status().ToString());
   // The samples' kind must be known too: install the CRD for real (as the other e2e
   // tests do; applying it again changes nothing).
-  auto crd = Kubectl({"apply", "-f", SourcePath("manifests/crd/dpcm.io_processdomains.yaml")});
-  REQUIRE_MESSAGE(crd.ok(), crd.status().ToString());
-  auto established = Kubectl(
-      {"wait", "--for=condition=Established", "--timeout=30s", "crd/processdomains.dpcm.io"});
-  REQUIRE_MESSAGE(established.ok(), established.status().ToString());
+  const Status crd = TestEnv::InstallCrd();
+  REQUIRE_MESSAGE(crd.ok(), crd.ToString());
 
   auto kustomized = Kubectl({"apply", "--dry-run=server", "-k", SourcePath("manifests")});
   CHECK_MESSAGE(kustomized.ok(), kustomized.status().ToString());

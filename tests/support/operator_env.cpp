@@ -13,12 +13,7 @@
 namespace dpcm::testing {
 namespace {
 
-const std::string kBinDir = DPCM_BINARY_DIR;
-
-std::string PathWithBinDir() {
-  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
-  return "PATH=" + kBinDir + ":" + (path != nullptr ? path : "/usr/bin:/bin");
-}
+const std::string kBinDir = TestEnv::BinDir();
 
 }  // namespace
 
@@ -32,17 +27,12 @@ OperatorEnv::OperatorEnv() {
   log_dir_ = TestEnv::Dir() + "/e2e-logs/" + std::to_string(getpid());
   sim_state_dir_ = log_dir_ + "/podsim";
   std::filesystem::create_directories(sim_state_dir_);
-  auto applied = Kubectl(
-      {"apply", "-f", std::string(DPCM_SOURCE_DIR) + "/manifests/crd/dpcm.io_processdomains.yaml"});
-  if (!applied.ok()) throw std::runtime_error("apply CRD: " + applied.status().ToString());
-  auto established = Kubectl(
-      {"wait", "--for=condition=Established", "--timeout=30s", "crd/processdomains.dpcm.io"});
-  if (!established.ok()) throw std::runtime_error(established.status().ToString());
+  if (Status s = TestEnv::InstallCrd(); !s.ok()) throw std::runtime_error(s.ToString());
   auto podsim = ManagedProcess::Start(
       {kBinDir + "/dpcm-podsim", "--kubeconfig", TestEnv::Kubeconfig(), "--state-dir",
        sim_state_dir_, "--node-name", "dpcm-e2e-" + std::to_string(getpid()), "--ip-base",
        "127." + std::to_string(2 + getpid() % 200) + ".0.0"},
-      log_dir_ + "/podsim.log", {PathWithBinDir()});
+      log_dir_ + "/podsim.log", {TestEnv::PathWithBinDir()});
   if (!podsim.ok()) throw std::runtime_error(podsim.status().ToString());
   podsim_ = std::move(*podsim);
   if (Status s = StartOperator(); !s.ok()) throw std::runtime_error(s.ToString());
@@ -69,9 +59,7 @@ Status OperatorEnv::RestartOperator() {
 }
 
 Result<std::string> OperatorEnv::Kubectl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"kubectl", "--kubeconfig", TestEnv::Kubeconfig()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv);
+  return TestEnv::Kubectl(args);
 }
 
 nlohmann::json OperatorEnv::SampleContainer() {

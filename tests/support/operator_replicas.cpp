@@ -18,18 +18,7 @@
 namespace dpcm::testing {
 namespace {
 
-const std::string kBinDir = DPCM_BINARY_DIR;
-
-std::string PathWithBinDir() {
-  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
-  return "PATH=" + kBinDir + ":" + (path != nullptr ? path : "/usr/bin:/bin");
-}
-
-Result<std::string> Kubectl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"kubectl", "--kubeconfig", TestEnv::Kubeconfig()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv);
-}
+const std::string kBinDir = TestEnv::BinDir();
 
 // The metric name of an exposition line ("name{...} value" or "name value").
 std::string NameOf(const std::string& line) { return line.substr(0, line.find_first_of("{ ")); }
@@ -90,12 +79,7 @@ OperatorReplicas::OperatorReplicas(const std::string& prefix, ReplicaTimings tim
   log_dir_ = TestEnv::Dir() + "/e2e-logs/" + std::to_string(getpid()) + "-" + ns_;
   sim_state_dir_ = log_dir_ + "/podsim";
   std::filesystem::create_directories(sim_state_dir_);
-  auto applied = Kubectl(
-      {"apply", "-f", std::string(DPCM_SOURCE_DIR) + "/manifests/crd/dpcm.io_processdomains.yaml"});
-  if (!applied.ok()) throw std::runtime_error("apply CRD: " + applied.status().ToString());
-  auto established = Kubectl(
-      {"wait", "--for=condition=Established", "--timeout=30s", "crd/processdomains.dpcm.io"});
-  if (!established.ok()) throw std::runtime_error(established.status().ToString());
+  if (Status s = TestEnv::InstallCrd(); !s.ok()) throw std::runtime_error(s.ToString());
   // Addresses apart from OperatorEnv's (127.N.0.x): 127.N.(200 + instance).x.
   const std::string ip_base = "127." + std::to_string(2 + getpid() % 200) + "." +
                               std::to_string(200 + instances++ % 50) + ".0";
@@ -104,7 +88,7 @@ OperatorReplicas::OperatorReplicas(const std::string& prefix, ReplicaTimings tim
        "--state-dir", sim_state_dir_, "--node-name", "dpcm-" + ns_, "--ip-base", ip_base,
        "--restart-delay-ms", std::to_string(timings_.container_restart_delay_ms),
        "--max-restart-delay-ms", std::to_string(2 * timings_.container_restart_delay_ms)},
-      log_dir_ + "/podsim.log", {PathWithBinDir()});
+      log_dir_ + "/podsim.log", {TestEnv::PathWithBinDir()});
   if (!podsim.ok()) throw std::runtime_error(podsim.status().ToString());
   podsim_ = std::move(*podsim);
 }

@@ -104,6 +104,28 @@ Result<std::string> TestEnv::Script(const std::vector<std::string>& args) {
   return RunCommand(argv);
 }
 
+Result<std::string> TestEnv::Kubectl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"kubectl", "--kubeconfig", Kubeconfig()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
+Status TestEnv::InstallCrd() {
+  auto applied = Kubectl(
+      {"apply", "-f", std::string(DPCM_SOURCE_DIR) + "/manifests/crd/dpcm.io_processdomains.yaml"});
+  if (!applied.ok()) return applied.status().WithContext("apply the CRD");
+  auto established = Kubectl(
+      {"wait", "--for=condition=Established", "--timeout=30s", "crd/processdomains.dpcm.io"});
+  return established.ok() ? Status::Ok() : established.status();
+}
+
+std::string TestEnv::BinDir() { return DPCM_BINARY_DIR; }
+
+std::string TestEnv::PathWithBinDir() {
+  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
+  return "PATH=" + BinDir() + ":" + (path != nullptr ? path : "/usr/bin:/bin");
+}
+
 std::string TestEnv::CreateNamespace(client::ApiClient& client, const std::string& prefix) {
   const std::string name = prefix + "-" + RandomSuffix();
   auto created =

@@ -26,6 +26,14 @@ class TestEnv {
   // Runs `hack/testenv.sh ARGS...` (argv, no shell) and returns its stdout; fails on a
   // non-zero exit.
   static Result<std::string> Script(const std::vector<std::string>& args);
+  // Runs kubectl as the admin of the local control plane; returns its stdout.
+  static Result<std::string> Kubectl(const std::vector<std::string>& args);
+  // Applies manifests/crd/ and waits until the API serves ProcessDomains.
+  static Status InstallCrd();
+  // The build's bin/ directory (dpcm-operator, dpcm-podsim, dpcm-sample-app).
+  static std::string BinDir();
+  // "PATH=<bin dir>:<PATH>": lets the pod simulator find dpcm-sample-app.
+  static std::string PathWithBinDir();
   // Creates a namespace with a unique name starting with `prefix` and returns its name.
   static std::string CreateNamespace(client::ApiClient& client, const std::string& prefix);
 };
