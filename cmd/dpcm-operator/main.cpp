@@ -35,6 +35,7 @@ using nlohmann::json;
 class HealthServer {
  public:
   HealthServer(std::function<bool()> ready) : ready_(std::move(ready)) {
+    server_.new_task_queue = [] { return new httplib::ThreadPool(2); };  // probes are rare
     server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ok", "text/plain");
     });
