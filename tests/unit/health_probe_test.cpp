@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "pkg/health/probe.h"
+#include "tests/support/local_http_server.h"
 #include "tests/support/temp_dir.h"
 
 namespace dpcm::health {
@@ -34,46 +35,31 @@ std::chrono::milliseconds Since(Steady::time_point start) {
 // An application's health endpoints on 127.0.0.1, on a free port, served from a thread.
 class AppServer {
  public:
-  AppServer() {
-    server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  int port() const { return http_.port(); }
+
+ private:
+  testing::LocalHttpServer http_{[this](httplib::Server& server) {
+    server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ok", "text/plain");
     });
-    server_.Get("/unhealthy", [](const httplib::Request&, httplib::Response& res) {
+    server.Get("/unhealthy", [](const httplib::Request&, httplib::Response& res) {
       res.status = 503;
       res.set_content("database down\nsecond line", "text/plain");
     });
-    server_.Get("/teapot", [](const httplib::Request&, httplib::Response& res) {
+    server.Get("/teapot", [](const httplib::Request&, httplib::Response& res) {
       res.status = 418;
       res.set_content("short and stout", "text/plain");
     });
-    server_.Get("/body", [](const httplib::Request&, httplib::Response& res) {
+    server.Get("/body", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("status: green", "text/plain");
     });
     // Answers after 3 s, or as soon as the server is shutting down.
-    server_.Get("/slow", [this](const httplib::Request&, httplib::Response& res) {
+    server.Get("/slow", [this](const httplib::Request&, httplib::Response& res) {
       const auto until = Steady::now() + 3s;
-      while (!stopping_ && Steady::now() < until) std::this_thread::sleep_for(10ms);
+      while (!http_.stopping() && Steady::now() < until) std::this_thread::sleep_for(10ms);
       res.set_content("late", "text/plain");
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~AppServer() {
-    stopping_ = true;
-    server_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  AppServer(const AppServer&) = delete;
-  AppServer& operator=(const AppServer&) = delete;
-
-  int port() const { return port_; }
-
- private:
-  httplib::Server server_;
-  std::atomic<bool> stopping_{false};
-  int port_ = 0;
-  std::thread thread_;
+  }};
 };
 
 // A TCP socket on 127.0.0.1 that is bound (so the port stays taken) and, unless listen() is

@@ -18,6 +18,7 @@
 #include "pkg/rolehook/hook.h"
 #include "pkg/rolehook/runner.h"
 #include "tests/support/eventually.h"
+#include "tests/support/local_http_server.h"
 #include "tests/support/temp_dir.h"
 
 namespace dpcm::rolehook {
@@ -42,34 +43,7 @@ Assignment Assign(const std::string& pod, const std::string& role, int64_t epoch
 // An application's role endpoint on 127.0.0.1: records POST bodies and answers `status`.
 class RoleEndpoint {
  public:
-  RoleEndpoint() {
-    server_.Post("/dpcm/role", [this](const httplib::Request& req, httplib::Response& res) {
-      {
-        std::lock_guard lock(mutex_);
-        bodies_.push_back(req.body);
-        content_types_.push_back(req.get_header_value("Content-Type"));
-      }
-      res.status = status_;
-      res.set_content(status_ == 409 ? "stale epoch\nsecond line" : "ok", "text/plain");
-    });
-    server_.Post("/slow", [this](const httplib::Request&, httplib::Response& res) {
-      const auto until = Steady::now() + 3s;
-      while (!stopping_ && Steady::now() < until) std::this_thread::sleep_for(10ms);
-      res.set_content("late", "text/plain");
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~RoleEndpoint() {
-    stopping_ = true;
-    server_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  RoleEndpoint(const RoleEndpoint&) = delete;
-  RoleEndpoint& operator=(const RoleEndpoint&) = delete;
-
-  int port() const { return port_; }
+  int port() const { return http_.port(); }
   void Answer(int status) { status_ = status; }
   std::vector<std::string> Bodies() {
     std::lock_guard lock(mutex_);
@@ -81,14 +55,26 @@ class RoleEndpoint {
   }
 
  private:
-  httplib::Server server_;
   std::atomic<int> status_{200};
-  std::atomic<bool> stopping_{false};
   std::mutex mutex_;
   std::vector<std::string> bodies_;
   std::vector<std::string> content_types_;
-  int port_ = 0;
-  std::thread thread_;
+  testing::LocalHttpServer http_{[this](httplib::Server& server) {
+    server.Post("/dpcm/role", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard lock(mutex_);
+        bodies_.push_back(req.body);
+        content_types_.push_back(req.get_header_value("Content-Type"));
+      }
+      res.status = status_;
+      res.set_content(status_ == 409 ? "stale epoch\nsecond line" : "ok", "text/plain");
+    });
+    server.Post("/slow", [this](const httplib::Request&, httplib::Response& res) {
+      const auto until = Steady::now() + 3s;
+      while (!http_.stopping() && Steady::now() < until) std::this_thread::sleep_for(10ms);
+      res.set_content("late", "text/plain");
+    });
+  }};
 };
 
 HookSpec HttpHook(int port, const std::string& path = "/dpcm/role") {
