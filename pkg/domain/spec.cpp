@@ -58,7 +58,16 @@ bool ReadPath(const json& parent, const std::string& path, std::string& out, Spe
   return true;
 }
 
-// command: {command: [argv...], env: [{name, value}]}.
+// Why a `command` (health check or role hook) is refused. Such a program belongs in the
+// member pod, next to the process it checks or tells (dpcm-agent will run it there); run
+// by the operator it could neither see the application nor be kept from acting with the
+// operator's rights, which whoever may write a ProcessDomain would then borrow.
+constexpr const char* kCommandRefused =
+    "is not run: the operator never runs a program named by a ProcessDomain (it would run "
+    "with the operator's rights, not in the member pod); use http or tcp";
+
+// command: {command: [argv...], env: [{name, value}]}: its shape is checked before it is
+// refused, so that a malformed one is named as such.
 bool ReadCommand(const json& c, const std::string& path, std::vector<std::string>& argv,
                  std::vector<std::pair<std::string, std::string>>& env, SpecError* error) {
   if (!c.is_object() || !c.contains("command") || !c["command"].is_array() ||
@@ -160,10 +169,11 @@ bool ParseHealth(const json& h, health::ProbeSpec& out, SpecError* error) {
     }
     if (!ReadPort(h["tcp"], path + ".tcp", out.tcp.port, error)) return false;
   } else if (h.contains("command") && !h["command"].is_null()) {
-    out.kind = health::ProbeKind::kCommand;
     if (!ReadCommand(h["command"], path + ".command", out.command.argv, out.command.env, error)) {
       return false;
     }
+    *error = {path + ".command", kCommandRefused};
+    return false;
   }
   return true;
 }
@@ -219,8 +229,9 @@ bool ParseRoleHooks(const json& r, rolehook::HookSpec& out, SpecError* error) {
       return false;
     }
   } else if (r.contains("command") && !r["command"].is_null()) {
-    out.kind = rolehook::HookKind::kCommand;
     if (!ReadCommand(r["command"], path + ".command", out.argv, out.env, error)) return false;
+    *error = {path + ".command", kCommandRefused};
+    return false;
   }
   return true;
 }

@@ -66,7 +66,9 @@ struct SpecError {
 // defaults normally did already). Anything malformed, or valid for the schema but not
 // usable (renewDeadline >= leaseDuration, a template without containers, both or
 // neither of template and selector, two health plugins, timeoutSeconds > periodSeconds,
-// backoff maxSeconds < initialSeconds), is a SpecError; nothing here throws.
+// backoff maxSeconds < initialSeconds), is a SpecError; nothing here throws. A `command`
+// health check or role hook is a SpecError too: the operator never runs a program named
+// by a ProcessDomain (such programs belong in the member pod).
 Result<DomainSpec> ParseSpec(const nlohmann::json& domain, SpecError* error);
 
 }  // namespace dpcm::domain

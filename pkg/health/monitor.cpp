@@ -19,7 +19,7 @@ std::string EntryKey(const std::string& ns, const std::string& domain, const std
 
 HealthMonitor::HealthMonitor(ChangeHandler on_change, MonitorOptions options)
     : on_change_(std::move(on_change)), options_(std::move(options)) {
-  if (!options_.make_checker) options_.make_checker = MakeChecker;
+  if (!options_.make_checker) options_.make_checker = MakeNetworkChecker;
   const int workers = options_.workers > 0 ? options_.workers : 1;
   workers_.reserve(static_cast<std::size_t>(workers));
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });

@@ -34,7 +34,8 @@ struct Verdict {
 
 struct MonitorOptions {
   int workers = 8;
-  // Makes the checker for a kind; tests inject fakes. Default: MakeChecker.
+  // Makes the checker for a kind; tests inject fakes. Default: MakeNetworkChecker (the
+  // operator runs no commands).
   std::function<std::unique_ptr<Checker>(ProbeKind)> make_checker;
   metrics::Metrics* metrics = nullptr;  // dpcm_health_checks_total and its duration
 };

@@ -189,6 +189,23 @@ std::unique_ptr<Checker> MakeChecker(ProbeKind kind) {
   return nullptr;
 }
 
+namespace {
+
+// Stands in for a command check in the operator: runs nothing.
+class RefusedCommandChecker final : public Checker {
+ public:
+  CheckResult Check(const ProbeSpec& /*spec*/, const Target& /*target*/) const override {
+    return {Outcome::kError, "command checks run in the member pod, never in the operator"};
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Checker> MakeNetworkChecker(ProbeKind kind) {
+  if (kind == ProbeKind::kCommand) return std::make_unique<RefusedCommandChecker>();
+  return MakeChecker(kind);
+}
+
 bool IsIpAddress(const std::string& ip) {
   // inet_pton reads up to the first NUL: "10.0.0.1\0..." is not an address.
   if (ip.find('\0') != std::string::npos) return false;

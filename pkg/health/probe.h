@@ -73,8 +73,14 @@ class Checker {
   virtual CheckResult Check(const ProbeSpec& spec, const Target& target) const = 0;
 };
 
-// The built-in checker for spec.kind (null for kNone).
+// The built-in checker for spec.kind (null for kNone), commands included: for a process
+// that runs inside the member pod (the agent), never for the operator.
 std::unique_ptr<Checker> MakeChecker(ProbeKind kind);
+
+// The checkers the operator may run: http and tcp connect to the member over the network.
+// For kCommand it returns a checker that runs nothing and reports an error, so that a
+// command reaching the operator by any path is never executed with its rights.
+std::unique_ptr<Checker> MakeNetworkChecker(ProbeKind kind);
 
 // Checks that `ip` is a literal IPv4 or IPv6 address (no host names, no ports).
 bool IsIpAddress(const std::string& ip);

@@ -77,4 +77,11 @@ Status Deliver(const HookSpec& spec, const Assignment& assignment) {
   return Status::Ok();
 }
 
+Status DeliverOverNetwork(const HookSpec& spec, const Assignment& assignment) {
+  if (spec.kind == HookKind::kCommand) {
+    return Status::Config("command role hooks run in the member pod, never in the operator");
+  }
+  return Deliver(spec, assignment);
+}
+
 }  // namespace dpcm::rolehook

@@ -47,6 +47,12 @@ struct Assignment {
 // acknowledges. command: argv run without a shell, with DPCM_ROLE, DPCM_EPOCH,
 // DPCM_NAMESPACE, DPCM_DOMAIN, DPCM_POD, DPCM_POD_IP (and spec env); exit 0
 // acknowledges. The error says why the application did not acknowledge.
+// Runs commands: for a process inside the member pod (the agent), never for the operator.
 Status Deliver(const HookSpec& spec, const Assignment& assignment);
+
+// What the operator may deliver: http only. A command hook is refused (an error, nothing
+// runs), so that a command reaching the operator by any path is never executed with its
+// rights.
+Status DeliverOverNetwork(const HookSpec& spec, const Assignment& assignment);
 
 }  // namespace dpcm::rolehook

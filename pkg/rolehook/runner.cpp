@@ -17,7 +17,7 @@ bool Acknowledged(const HookState& state, const Assignment& want) {
 
 RoleHookRunner::RoleHookRunner(ChangeHandler on_change, RunnerOptions options)
     : on_change_(std::move(on_change)), options_(std::move(options)) {
-  if (!options_.deliver) options_.deliver = Deliver;
+  if (!options_.deliver) options_.deliver = DeliverOverNetwork;
   const int workers = options_.workers > 0 ? options_.workers : 1;
   workers_.reserve(static_cast<std::size_t>(workers));
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });

@@ -30,7 +30,8 @@ struct HookState {
 
 struct RunnerOptions {
   int workers = 4;
-  // Sends one assignment; tests inject fakes. Default: Deliver.
+  // Sends one assignment; tests inject fakes. Default: DeliverOverNetwork (the operator
+  // runs no commands).
   std::function<Status(const HookSpec&, const Assignment&)> deliver;
   metrics::Metrics* metrics = nullptr;  // dpcm_role_hooks_total
   std::chrono::milliseconds initial_backoff{250};

@@ -151,6 +151,22 @@ TEST_CASE("MakeChecker has a checker for http, tcp and command, none for kNone")
   CHECK(std::string(OutcomeLabel(Outcome::kError)) == "error");
 }
 
+TEST_CASE("MakeNetworkChecker, the operator's, runs http and tcp but never a command") {
+  CHECK(MakeNetworkChecker(ProbeKind::kNone) == nullptr);
+  CHECK(MakeNetworkChecker(ProbeKind::kHttp) != nullptr);
+  CHECK(MakeNetworkChecker(ProbeKind::kTcp) != nullptr);
+  testing::TempDir dir;
+  const std::string marker = (dir.path() / "ran").string();
+  const ProbeSpec spec = CommandSpec({"/bin/sh", "-c", "touch " + marker + "; id"});
+  const auto checker = MakeNetworkChecker(ProbeKind::kCommand);
+  REQUIRE(checker != nullptr);
+  const CheckResult result = checker->Check(spec, LocalTarget());
+  CHECK(result.outcome == Outcome::kError);
+  CHECK(result.message.find("never in the operator") != std::string::npos);
+  CHECK(result.message.find("uid=") == std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(marker));
+}
+
 TEST_CASE("http check is healthy when the pod answers 2xx on its port and path") {
   AppServer app;
   const auto result = CheckWith(HttpSpec(app.port(), "/healthz"));

@@ -146,6 +146,17 @@ TEST_CASE("Deliver over HTTP refuses a pod IP that is not an IP address") {
   CHECK(app.Bodies().empty());
 }
 
+TEST_CASE("DeliverOverNetwork, the operator's, refuses a command hook and runs nothing") {
+  testing::TempDir dir;
+  const std::string marker = (dir.path() / "ran").string();
+  const Status refused = DeliverOverNetwork(CommandHook({"/bin/sh", "-c", "touch " + marker}),
+                                            Assign("web-1", "dc", 7));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.message().find("never in the operator") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(marker));
+  CHECK(DeliverOverNetwork(HookSpec{}, Assign("web-1", "dc", 7)).ok());  // kNone: nothing to do
+}
+
 TEST_CASE("Deliver via a command passes DPCM_ROLE and DPCM_EPOCH, exit 0 acknowledges") {
   const HookSpec spec =
       CommandHook({"/bin/sh", "-c", R"(test "$DPCM_ROLE" = dc && test "$DPCM_EPOCH" = 7)"});
