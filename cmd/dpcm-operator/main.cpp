@@ -1,5 +1,6 @@
 // dpcm-operator: wiring only — flags, configuration, caches, the domain controller, endpoints.
 #include <httplib.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -14,8 +15,11 @@
 #include "cmd/dpcm-operator/options.h"
 #include "pkg/cache/informer.h"
 #include "pkg/client/api_client.h"
+#include "pkg/clock/clock.h"
 #include "pkg/controller/controller.h"
+#include "pkg/domain/adoption.h"
 #include "pkg/domain/member.h"
+#include "pkg/domain/pod_events.h"
 #include "pkg/domain/reconciler.h"
 #include "pkg/domain/spec.h"
 #include "pkg/events/event_recorder.h"
@@ -30,6 +34,33 @@ namespace dpcm::operator_main {
 namespace {
 
 using nlohmann::json;
+
+// Gives memory back to the system after cached objects went away. glibc keeps freed heap
+// pages mapped (a cache that held 5,000 pods and dropped them still holds their pages);
+// malloc_trim returns the free pages of every arena. At most once every `period`, and
+// only after something was removed, so an idle operator does no work.
+class MemoryReturner {
+ public:
+  explicit MemoryReturner(std::chrono::seconds period)
+      : thread_([this, period](const std::stop_token& stop) { Run(stop, period); }) {}
+
+  // Notes that cached objects were dropped; thread-safe and cheap.
+  void Removed() { removed_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  void Run(const std::stop_token& stop, std::chrono::seconds period) {
+    uint64_t trimmed_at = 0;
+    while (RealClock::Instance().SleepFor(period, stop)) {
+      const uint64_t removed = removed_.load(std::memory_order_relaxed);
+      if (removed == trimmed_at) continue;
+      trimmed_at = removed;
+      malloc_trim(0);
+    }
+  }
+
+  std::atomic<uint64_t> removed_{0};
+  std::jthread thread_;  // last: starts after removed_ exists
+};
 
 // Serves /healthz (the process is alive) and /readyz (caches are synced) on its own thread.
 class HealthServer {
@@ -137,7 +168,9 @@ int Run(int argc, char** argv) {
     o.watcher.selectors.label_selector = selector;
     return o;
   };
-  cache::InformerOptions pod_options;
+  // Only pods that carry dpcm.io/domain are cached (unrelated pods cost nothing);
+  // adopt-mode candidates without it are found by AdoptionWatches.
+  cache::InformerOptions pod_options = selected(domain::kDomainLabel);
   pod_options.transform = domain::TrimPod;
   cache::Informer domains(**client, client::resources::ProcessDomains(), watch_ns);
   cache::Informer pods(**client, client::resources::Pods(), watch_ns, pod_options);
@@ -168,9 +201,11 @@ int Run(int argc, char** argv) {
   rolehook::RunnerOptions hook_options;
   hook_options.metrics = &metrics;
   rolehook::RoleHookRunner role_hooks(wake, hook_options);
+  domain::AdoptionWatches adoption(**client,
+                                   [&wake](const controller::Request& r) { wake(r.ns, r.name); });
   domain::DomainReconciler reconciler(
-      **client, {domains.store(), pods.store(), leases.store(), services.store()}, recorder,
-      &metrics, {&health_monitor, &role_hooks});
+      **client, {domains.store(), pods.store(), leases.store(), services.store(), &adoption},
+      recorder, &metrics, {&health_monitor, &role_hooks});
   controller::ControllerOptions controller_options;
   controller_options.name = "processdomain";
   controller_options.workers = options->workers;
@@ -194,9 +229,14 @@ int Run(int argc, char** argv) {
     const std::string domain = string_at(*object, "/metadata/labels/dpcm.io~1domain"_json_pointer);
     if (!domain.empty() && wanted(ns)) controller.Enqueue({ns, domain});
   };
-  auto enqueue_pod = [&](const cache::ObjectPtr& pod) {
-    for (const auto& request : domain::DomainReconciler::DomainsForPod(*pod, domains.store())) {
-      if (wanted(request.ns)) controller.Enqueue(request);
+  // A pod event wakes its domain; one that shows the DC failing jumps the queue.
+  auto enqueue_pod = [&](const cache::ObjectPtr& pod, bool gone) {
+    const auto request = domain::DomainOfPod(*pod);
+    if (!request || !wanted(request->ns)) return;
+    if (domain::SignalsDcFailure(*pod, gone)) {
+      controller.EnqueueUrgent(*request);
+    } else {
+      controller.Enqueue(*request);
     }
   };
   auto on_any = [](auto enqueue) {
@@ -209,8 +249,22 @@ int Run(int argc, char** argv) {
             },
         .on_delete = enqueue};
   };
+  MemoryReturner memory_returner(std::chrono::seconds(30));
   domains.AddHandlers(on_any(enqueue_named));
-  pods.AddHandlers(on_any(enqueue_pod));
+  pods.AddHandlers(cache::InformerHandlers{
+      .on_add = [&](const cache::ObjectPtr& pod) { enqueue_pod(pod, false); },
+      .on_update =
+          [&](const cache::ObjectPtr& old_pod, const cache::ObjectPtr& new_pod) {
+            enqueue_pod(new_pod, false);
+            const auto was = domain::DomainOfPod(*old_pod);
+            const auto is = domain::DomainOfPod(*new_pod);
+            if (was && (!is || !(*was == *is))) enqueue_pod(old_pod, false);  // left a domain
+          },
+      .on_delete =
+          [&](const cache::ObjectPtr& pod) {
+            enqueue_pod(pod, true);
+            memory_returner.Removed();
+          }});
   leases.AddHandlers(on_any(enqueue_by_label));
   services.AddHandlers(on_any(enqueue_by_label));
 
@@ -258,6 +312,7 @@ int Run(int argc, char** argv) {
     ran = controller.Run(run.get_token());
   }
   wake_target = nullptr;
+  adoption.StopAll();
   health_monitor.Stop();  // no checks or role hooks once this replica stops reconciling
   role_hooks.Stop();
   // The controller has stopped writing: now the Lease may go to a standby.

@@ -44,7 +44,8 @@ Controller::Controller(ControllerOptions options, Reconciler& reconciler)
       workers_(std::max(options.workers, 1)),
       clock_(options.clock != nullptr ? *options.clock : RealClock::Instance()),
       reconciler_(reconciler),
-      queue_(QueueOptions(options, clock_)) {
+      queue_(QueueOptions(options, clock_)),
+      conflict_backoff_(std::chrono::milliseconds(5), std::chrono::seconds(1)) {
   if (options.metrics != nullptr) {
     auto& m = *options.metrics;
     m.RegisterController(name_);
@@ -59,6 +60,8 @@ Controller::Controller(ControllerOptions options, Reconciler& reconciler)
 
 void Controller::Enqueue(const Request& request) { queue_.Add(request.Key()); }
 
+void Controller::EnqueueUrgent(const Request& request) { queue_.AddUrgent(request.Key()); }
+
 void Controller::EnqueueAfter(const Request& request, std::chrono::milliseconds delay) {
   queue_.AddAfter(request.Key(), delay);
 }
@@ -67,13 +70,14 @@ Status Controller::Run(const std::stop_token& stop) {
   if (started_.exchange(true)) {
     return Status::Internal("controller " + name_ + ": Run called twice");
   }
-  spdlog::info("controller {}: starting {} workers", name_, workers_);
+  spdlog::info("controller {}: starting {} workers and one for urgent requests", name_, workers_);
   {
     std::vector<std::jthread> workers;
-    workers.reserve(static_cast<std::size_t>(workers_));
+    workers.reserve(static_cast<std::size_t>(workers_) + 1);
     for (int i = 0; i < workers_; ++i) {
-      workers.emplace_back([this, stop] { Work(stop); });
+      workers.emplace_back([this, stop] { Work(stop, false); });
     }
+    workers.emplace_back([this, stop] { Work(stop, true); });
     std::mutex mutex;
     std::condition_variable_any stopped;
     std::unique_lock lock(mutex);
@@ -85,8 +89,8 @@ Status Controller::Run(const std::stop_token& stop) {
   return Status::Ok();
 }
 
-void Controller::Work(const std::stop_token& stop) {
-  while (auto key = queue_.Get()) {
+void Controller::Work(const std::stop_token& stop, bool urgent_only) {
+  while (auto key = urgent_only ? queue_.GetUrgent() : queue_.Get()) {
     const auto started = clock_.Now();
     const auto outcome = ReconcileCatching(Request::FromKey(*key), stop);
     ApplyOutcome(*key, outcome, clock_.Now() - started);
@@ -113,13 +117,20 @@ void Controller::ApplyOutcome(const std::string& key, const Result<ReconcileResu
     series_.reconcile_time->Observe(std::chrono::duration<double>(elapsed).count());
   }
   if (!outcome.ok()) {
+    Increment(series_.error);
+    Increment(series_.errors);
+    if (outcome.status().IsConflict()) {
+      spdlog::debug("controller {}: reconcile {}: {}; retrying", name_, key,
+                    outcome.status().ToString());
+      queue_.AddAfter(key, conflict_backoff_.When(key));
+      return;
+    }
     spdlog::warn("controller {}: reconcile {} failed (retry {}): {}", name_, key,
                  queue_.NumRequeues(key) + 1, outcome.status().ToString());
     queue_.AddRateLimited(key);
-    Increment(series_.error);
-    Increment(series_.errors);
     return;
   }
+  conflict_backoff_.Forget(key);
   const ReconcileResult& result = *outcome;
   if (result.requeue_after && *result.requeue_after > std::chrono::milliseconds::zero()) {
     queue_.Forget(key);

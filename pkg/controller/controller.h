@@ -68,13 +68,22 @@ struct ControllerOptions {
 // The controller-runtime controller: a rate-limited work queue of request keys and N
 // workers that take a key, call the Reconciler, and hand the outcome to one function that
 // decides the queue action and counts it:
-//   error (or exception) -> AddRateLimited   controller_runtime_reconcile_total{result=error},
+//   conflict error       -> AddAfter(per-key backoff, 5 ms doubling to 1 s)
+//                                            controller_runtime_reconcile_total{result=error},
 //                                            controller_runtime_reconcile_errors_total
+//   other error (or exception) -> AddRateLimited  (the same two series)
 //   requeue_after > 0    -> Forget, AddAfter {result=requeue_after}
 //   requeue              -> AddRateLimited   {result=requeue}
 //   done                 -> Forget           {result=success}
 // and every reconcile is timed in controller_runtime_reconcile_time_seconds. With metrics,
 // the queue also reports the workqueue_* families under the controller's name.
+// A conflict (a stale cache, a concurrent writer) is expected and resolves itself once the
+// cache catches up; it is retried soon on its own key's backoff and never draws on the
+// rate limiter's overall bucket. Otherwise a burst of conflicts (hundreds while many
+// domains converge) would reserve that bucket minutes ahead, and every key it delays
+// waits that long, whatever its own requeue says.
+// Besides the N workers, one more worker serves only EnqueueUrgent's requests, so an
+// urgent request starts at once even while every other worker is busy.
 // Enqueue methods are thread-safe and may be called before, during or after Run (they are
 // ignored once Run has returned).
 class Controller {
@@ -87,6 +96,9 @@ class Controller {
   // Asks for `request` to be reconciled. Many requests for the same object before a worker
   // takes it collapse into one reconcile.
   void Enqueue(const Request& request);
+  // Asks for `request` to be reconciled before anything else that waits (a failure that
+  // must be acted on at once). Served by a worker kept for urgent requests.
+  void EnqueueUrgent(const Request& request);
   // Asks for `request` to be reconciled once `delay` has passed on the clock.
   void EnqueueAfter(const Request& request, std::chrono::milliseconds delay);
 
@@ -100,8 +112,8 @@ class Controller {
   workqueue::WorkQueue& queue() { return queue_; }
 
  private:
-  // Takes keys until the queue shuts down.
-  void Work(const std::stop_token& stop);
+  // Takes keys until the queue shuts down; the urgent worker takes only urgent keys.
+  void Work(const std::stop_token& stop, bool urgent_only);
   // Calls the reconciler, turning an exception into an error.
   Result<ReconcileResult> ReconcileCatching(const Request& request, const std::stop_token& stop);
   // The one place that maps a reconcile outcome to the queue action and the metrics.
@@ -124,6 +136,7 @@ class Controller {
   Reconciler& reconciler_;
   ControllerSeries series_;
   workqueue::WorkQueue queue_;
+  workqueue::ItemExponentialFailureRateLimiter conflict_backoff_;
   std::atomic<bool> started_{false};
 };
 

@@ -147,25 +147,6 @@ DomainReconciler::Memory& DomainReconciler::MemoryOf(const std::string& key) {
   return memory_[key];  // std::map nodes are stable: the reference outlives the lock
 }
 
-std::vector<controller::Request> DomainReconciler::DomainsForPod(const json& pod,
-                                                                 const cache::Store& domains) {
-  std::vector<controller::Request> out;
-  const std::string ns = Meta(pod, "namespace");
-  const json* labels = pod.contains("metadata") && pod["metadata"].contains("labels")
-                           ? &pod["metadata"]["labels"]
-                           : nullptr;
-  if (labels != nullptr && labels->is_object() && labels->contains(kDomainLabel) &&
-      (*labels)[kDomainLabel].is_string()) {
-    out.push_back({ns, (*labels)[kDomainLabel].get<std::string>()});
-  }
-  for (const auto& domain : domains.List()) {
-    if (Meta(*domain, "namespace") != ns || !SelectorMatches(*domain, pod)) continue;
-    const std::string name = Meta(*domain, "name");
-    if (out.empty() || out.front().name != name) out.push_back({ns, name});
-  }
-  return out;
-}
-
 std::vector<cache::ObjectPtr> DomainReconciler::PodsOf(const json& domain,
                                                        const DomainSpec& spec) const {
   const std::string ns = Meta(domain, "namespace");
@@ -176,9 +157,17 @@ std::vector<cache::ObjectPtr> DomainReconciler::PodsOf(const json& domain,
       if (OwnedByDomain(*pod, name)) pods.push_back(std::move(pod));
     }
   } else {
-    const auto& [key, value] = *spec.selector.begin();
-    for (auto& pod : caches_.pods.ByLabel(ns, key, value)) {
-      if (SelectorMatches(domain, *pod)) pods.push_back(std::move(pod));
+    std::set<std::string> names;
+    for (auto& pod : caches_.pods.ByLabel(ns, kDomainLabel, name)) {
+      if (!SelectorMatches(domain, *pod)) continue;
+      names.insert(Meta(*pod, "name"));
+      pods.push_back(std::move(pod));
+    }
+    if (caches_.adoption != nullptr) {
+      for (auto& pod : caches_.adoption->Candidates(ns, name)) {
+        // Labeled meanwhile: the main cache's copy (above) is the one to trust.
+        if (names.insert(Meta(*pod, "name")).second) pods.push_back(std::move(pod));
+      }
     }
   }
   std::sort(pods.begin(), pods.end(),
@@ -194,6 +183,7 @@ Result<ReconcileResult> DomainReconciler::Reconcile(const controller::Request& r
       std::lock_guard lock(memory_mutex_);
       memory_.erase(request.Key());
     }
+    if (caches_.adoption != nullptr) caches_.adoption->Forget(request.ns, request.name);
     Status cleaned = CleanUp(request.ns, request.name);
     if (!cleaned.ok()) return cleaned;
     return ReconcileResult::Done();
@@ -209,6 +199,13 @@ Result<ReconcileResult> DomainReconciler::Reconcile(const controller::Request& r
     return ReconcileResult::Done();  // a spec change brings the domain back
   }
   memory.invalid_spec_generation = -1;
+  if (caches_.adoption != nullptr) {
+    if (spec->managed()) {
+      caches_.adoption->Forget(request.ns, request.name);
+    } else {
+      caches_.adoption->Watch(request.ns, request.name, spec->selector);
+    }
+  }
   return ReconcileDomain(*domain, *spec, memory);
 }
 
@@ -344,6 +341,11 @@ Result<bool> DomainReconciler::PromoteOnce(const std::string& ns, const std::str
 Status DomainReconciler::LabelPc(const std::string& ns, const std::string& domain_name,
                                  const Member& member) {
   auto pod = caches_.pods.Get(ns, member.name);
+  if (pod == nullptr && caches_.adoption != nullptr) {
+    for (auto& candidate : caches_.adoption->Candidates(ns, domain_name)) {
+      if (Meta(*candidate, "name") == member.name) pod = std::move(candidate);
+    }
+  }
   if (pod == nullptr) return Status::Ok();
   const json ops = json::array({TestResourceVersion(member.resource_version),
                                 SetInMap(*pod, "labels", kRoleLabel, kRolePc),
@@ -428,15 +430,12 @@ Status DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Obse
     if (Status s = Fence(ns, suspect, epoch); !s.ok()) return s;
   }
 
-  // 2. The Lease names the new holder (skipped when it already does and is fresh).
+  // 2. The Lease names the new holder (skipped when it already does).
   const std::string previous =
       !memory.failing_over_from.empty() ? memory.failing_over_from : view.lease.holder;
   election::LeaseRecord lease = view.lease;
   const auto now = clock_.WallNow();
-  const auto renew_period = std::chrono::seconds(spec.election.lease_duration_seconds) / 3;
-  const bool fresh =
-      existed && !holder_changes && lease.renew_time && now - *lease.renew_time < renew_period;
-  if (!fresh) {
+  if (!existed || holder_changes) {
     if (holder_changes) {
       lease.transitions = epoch;
       lease.acquire_time = now;
@@ -843,22 +842,12 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
     if (view.target && !view.waiting_for_delay) {
       const bool settled = view.labeled_dc.size() == 1 && view.labeled_dc[0] == *view.target &&
                            view.lease_object != nullptr && view.lease.holder == *view.target;
+      // Settled: nothing to write. Label-only domains are not renewed on a timer: nobody
+      // competes for their Lease (only the operator leader writes it), so its holder and
+      // epoch are the whole record, and a periodic write per domain would spend the API
+      // budget that failovers need (200 writes/s for 1,000 domains at the defaults).
       if (!settled) {
         if (Status s = MoveDc(domain, spec, view, *view.target, memory); !s.ok()) return s;
-      } else {
-        // Renew at most every leaseDuration/3 while the DC stays healthy.
-        const auto period = std::chrono::seconds(spec.election.lease_duration_seconds) / 3;
-        const auto now = clock_.WallNow();
-        const auto age = view.lease.renew_time ? now - *view.lease.renew_time : period;
-        if (age >= period) {
-          election::LeaseRecord lease = view.lease;
-          lease.renew_time = now;
-          if (Status s = WriteLease(domain, spec, lease, true); !s.ok()) return s;
-          view.lease = lease;
-          requeue_within(period);
-        } else {
-          requeue_within(std::chrono::duration_cast<Clock::Monotonic::duration>(period - age));
-        }
       }
     }
 

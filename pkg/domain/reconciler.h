@@ -15,6 +15,7 @@
 #include "pkg/client/api_client.h"
 #include "pkg/clock/clock.h"
 #include "pkg/controller/controller.h"
+#include "pkg/domain/adoption.h"
 #include "pkg/domain/member.h"
 #include "pkg/domain/spec.h"
 #include "pkg/election/lease_record.h"
@@ -28,12 +29,15 @@ class Metrics;
 
 namespace dpcm::domain {
 
-// The informer caches the reconciler reads (never writes).
+// The informer caches the reconciler reads (never writes). `pods` holds only pods
+// labeled dpcm.io/domain; adopt-mode candidates not labeled yet come from `adoption`
+// (null: adopt mode sees only pods that already carry the label).
 struct DomainCaches {
   const cache::Store& domains;
   const cache::Store& pods;
   const cache::Store& leases;
   const cache::Store& services;
+  CandidateSource* adoption = nullptr;
 };
 
 // The background helpers the reconciler drives; either may be null (no health plugin
@@ -78,11 +82,6 @@ class DomainReconciler final : public controller::Reconciler {
 
   Result<controller::ReconcileResult> Reconcile(const controller::Request& request,
                                                 const std::stop_token& stop) override;
-
-  // The domains a pod event concerns: its dpcm.io/domain label, and adopt-mode
-  // domains in its namespace whose selector matches its labels.
-  static std::vector<controller::Request> DomainsForPod(const nlohmann::json& pod,
-                                                        const cache::Store& domains);
 
  private:
   // What the reconciler remembers about a domain between calls (lost on restart,

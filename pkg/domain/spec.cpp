@@ -1,5 +1,9 @@
 #include "pkg/domain/spec.h"
 
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
 namespace dpcm::domain {
 namespace {
 
@@ -24,6 +28,36 @@ bool ReadInt(const json& parent, const char* key, const std::string& path, int m
 }
 
 Status Fail(SpecError* error) { return Status::Invalid(error->field + ": " + error->message); }
+
+// A label name or value segment: at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends
+// (or empty, where `may_be_empty`).
+bool IsLabelSegment(std::string_view text, bool may_be_empty) {
+  if (text.empty()) return may_be_empty;
+  if (text.size() > 63 || !std::isalnum(static_cast<unsigned char>(text.front())) ||
+      !std::isalnum(static_cast<unsigned char>(text.back()))) {
+    return false;
+  }
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// A label key: [prefix/]name, the prefix a DNS subdomain of at most 253 characters.
+bool IsLabelKey(std::string_view key) {
+  const auto slash = key.find('/');
+  if (slash == std::string_view::npos) return IsLabelSegment(key, false);
+  const std::string_view prefix = key.substr(0, slash);
+  const bool prefix_ok = !prefix.empty() && prefix.size() <= 253 &&
+                         std::all_of(prefix.begin(), prefix.end(),
+                                     [](char c) {
+                                       return std::islower(static_cast<unsigned char>(c)) ||
+                                              std::isdigit(static_cast<unsigned char>(c)) ||
+                                              c == '-' || c == '.';
+                                     }) &&
+                         std::isalnum(static_cast<unsigned char>(prefix.front())) &&
+                         std::isalnum(static_cast<unsigned char>(prefix.back()));
+  return prefix_ok && IsLabelSegment(key.substr(slash + 1), false);
+}
 
 bool ReadString(const json& parent, const char* key, const std::string& path, std::string& out,
                 SpecError* error) {
@@ -299,8 +333,18 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
       return Fail(error);
     }
     for (const auto& [key, value] : sel["matchLabels"].items()) {
-      if (!value.is_string()) {
-        *error = {"spec.selector.matchLabels." + key, "must be a string"};
+      if (!IsLabelKey(key)) {
+        *error = {"spec.selector.matchLabels", "\"" + key.substr(0, 80) + "\" is not a label key"};
+        return Fail(error);
+      }
+      if (key == kDomainLabel || key == kRoleLabel) {
+        *error = {"spec.selector.matchLabels." + key,
+                  "is set by the operator; select on your own labels"};
+        return Fail(error);
+      }
+      if (!value.is_string() || !IsLabelSegment(value.get<std::string>(), true)) {
+        *error = {"spec.selector.matchLabels." + key,
+                  "must be a label value (at most 63 of A-Z a-z 0-9 - _ .)"};
         return Fail(error);
       }
       spec.selector[key] = value.get<std::string>();

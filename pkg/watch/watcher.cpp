@@ -71,19 +71,33 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
   options.resource_version.clear();
   options.timeout_seconds = 0;
   ++lists_;
-  auto list = client_.ListAll(ref_, namespace_, options);
-  if (!list.ok()) {
-    spdlog::warn("list {}: {}", ref_.Describe(), list.status().ToString());
-    return false;
-  }
-  if (stop.stop_requested()) return false;
+  // Page by page, each page handed on (and trimmed by the cache) before the next is
+  // read: the whole list never sits in memory at full size. A failed page (410 Gone
+  // once the snapshot expired) makes the caller list again from the start; the cache
+  // replaces its contents only at kInitDone.
   handler({WatcherEventType::kInitStart, nullptr});
-  for (auto& item : (*list)["items"]) {
-    handler({WatcherEventType::kInitApply, std::move(item)});
+  for (;;) {
+    auto page = client_.List(ref_, namespace_, options);
+    if (!page.ok()) {
+      spdlog::warn("list {}: {}", ref_.Describe(), page.status().ToString());
+      return false;
+    }
+    if (stop.stop_requested()) return false;
+    if (page->contains("items") && (*page)["items"].is_array()) {
+      for (auto& item : (*page)["items"]) {
+        handler({WatcherEventType::kInitApply, std::move(item)});
+      }
+    }
+    const bool has_metadata =
+        page->is_object() && page->contains("metadata") && (*page)["metadata"].is_object();
+    const std::string token = has_metadata ? StringField((*page)["metadata"], "continue") : "";
+    if (token.empty()) {
+      handler({WatcherEventType::kInitDone, nullptr});
+      SetResourceVersion(*page);
+      return true;
+    }
+    options.continue_token = token;
   }
-  handler({WatcherEventType::kInitDone, nullptr});
-  SetResourceVersion(*list);
-  return true;
 }
 
 Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler& handler) {

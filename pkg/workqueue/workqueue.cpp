@@ -1,5 +1,7 @@
 #include "pkg/workqueue/workqueue.h"
 
+#include <algorithm>
+
 namespace dpcm::workqueue {
 
 WorkQueue::WorkQueue(WorkQueueOptions options)
@@ -30,20 +32,56 @@ void WorkQueue::AddLocked(const std::string& key, TimePoint now) {
   }
   if (processing_.contains(key)) return;  // queued again by Done
   queue_.push_back(key);
-  ready_.notify_one();
+  ready_.notify_all();  // one of the sleepers may be the urgent-only worker
+}
+
+void WorkQueue::AddUrgent(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  if (shutting_down_ || urgent_keys_.contains(key)) return;
+  const auto now = clock_.Now();
+  if (dirty_.contains(key)) {
+    // Already waiting in the normal lane (or to be queued by Done): move it up.
+    const auto it = std::find(queue_.begin(), queue_.end(), key);
+    if (it != queue_.end()) queue_.erase(it);
+  } else {
+    dirty_.insert(key);
+    if (observer_ != nullptr) {
+      observer_->OnAdd();
+      added_at_.try_emplace(key, now);
+      ReportDepthLocked();
+    }
+  }
+  urgent_keys_.insert(key);
+  if (processing_.contains(key)) return;  // queued again by Done
+  urgent_.push_back(key);
+  ready_.notify_all();  // a GetUrgent caller may be among the sleepers
 }
 
 std::optional<std::string> WorkQueue::Get() {
   std::unique_lock lock(mutex_);
   for (;;) {
     if (shutting_down_) return std::nullopt;
+    if (!urgent_.empty()) return TakeLocked(urgent_);
     if (queue_.empty()) ReleaseDueLocked(clock_.Now());
-    if (!queue_.empty()) break;
+    if (!queue_.empty()) return TakeLocked(queue_);
     ready_.wait(lock);
   }
-  std::string key = std::move(queue_.front());
-  queue_.pop_front();
+}
+
+std::optional<std::string> WorkQueue::GetUrgent() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (shutting_down_) return std::nullopt;
+    if (!urgent_.empty()) return TakeLocked(urgent_);
+    ready_.wait(lock);
+  }
+}
+
+std::string WorkQueue::TakeLocked(std::deque<std::string>& lane) {
+  std::string key = std::move(lane.front());
+  lane.pop_front();
   dirty_.erase(key);
+  urgent_keys_.erase(key);
   processing_.insert(key);
   if (observer_ != nullptr) {
     const auto now = clock_.Now();
@@ -67,8 +105,8 @@ void WorkQueue::Done(const std::string& key) {
     }
   }
   if (!shutting_down_ && dirty_.contains(key)) {
-    queue_.push_back(key);
-    ready_.notify_one();
+    (urgent_keys_.contains(key) ? urgent_ : queue_).push_back(key);
+    ready_.notify_all();
   }
 }
 
@@ -116,6 +154,8 @@ void WorkQueue::ShutDown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   queue_.clear();
+  urgent_.clear();
+  urgent_keys_.clear();
   dirty_.clear();
   added_at_.clear();
   delayed_.clear();
@@ -134,7 +174,7 @@ bool WorkQueue::ShuttingDown() const {
 std::size_t WorkQueue::Len() {
   std::lock_guard lock(mutex_);
   if (!shutting_down_) ReleaseDueLocked(clock_.Now());
-  return queue_.size();
+  return queue_.size() + urgent_.size();
 }
 
 void WorkQueue::ReleaseDueLocked(TimePoint now) {

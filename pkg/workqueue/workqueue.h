@@ -54,7 +54,11 @@ struct WorkQueueOptions {
 //    release due keys themselves, so a test that advances a FakeClock and then calls
 //    them sees the key without waiting for the timer thread;
 //  - rate limited: AddRateLimited adds after the RateLimiter's backoff for the key;
-//    Forget resets that backoff.
+//    Forget resets that backoff;
+//  - urgent (dpcm's own): AddUrgent puts a key in a lane that Get serves before every
+//    other waiting key, and GetUrgent serves only that lane. A failure that must be
+//    acted on at once (a DC that died) never waits behind housekeeping, however many
+//    keys are queued: the controller keeps one worker for this lane alone.
 class WorkQueue {
  public:
   using Duration = Clock::Monotonic::duration;
@@ -72,6 +76,13 @@ class WorkQueue {
   // when finished. Returns nullopt once the queue is shutting down, even if keys are
   // still waiting.
   std::optional<std::string> Get();
+  // Like Add, but the key goes to the urgent lane, which Get and GetUrgent serve before
+  // anything else (in the order of AddUrgent). A key already waiting in the normal lane
+  // moves to the urgent one; a key being processed is handed out again after Done, from
+  // the urgent lane.
+  void AddUrgent(const std::string& key);
+  // Like Get, but blocks until an urgent key is available (normal keys are left to Get).
+  std::optional<std::string> GetUrgent();
   // Ends the caller's processing of `key` (from Get). If it was added meanwhile it is
   // queued again. A key that is not being processed is ignored.
   void Done(const std::string& key);
@@ -103,6 +114,7 @@ class WorkQueue {
   using TimePoint = Clock::Monotonic::time_point;
 
   void AddLocked(const std::string& key, TimePoint now);                       // requires mutex_
+  std::string TakeLocked(std::deque<std::string>& lane);                       // requires mutex_
   void AddAfterLocked(const std::string& key, Duration delay, TimePoint now);  // requires mutex_
   void ReleaseDueLocked(TimePoint now);                                        // requires mutex_
   void ReportDepthLocked() const;                                              // requires mutex_
@@ -114,12 +126,14 @@ class WorkQueue {
   std::unique_ptr<QueueObserver> observer_;
 
   mutable std::mutex mutex_;
-  std::condition_variable ready_;               // a key was queued, or shutdown
-  std::condition_variable timer_changed_;       // the earliest delayed key changed, or shutdown
-  bool shutting_down_ = false;                  // guarded by mutex_
-  std::deque<std::string> queue_;               // guarded by mutex_; waiting, in order
-  std::unordered_set<std::string> dirty_;       // guarded by mutex_; needs processing
-  std::unordered_set<std::string> processing_;  // guarded by mutex_; held by a worker
+  std::condition_variable ready_;                // a key was queued, or shutdown
+  std::condition_variable timer_changed_;        // the earliest delayed key changed, or shutdown
+  bool shutting_down_ = false;                   // guarded by mutex_
+  std::deque<std::string> queue_;                // guarded by mutex_; waiting, in order
+  std::deque<std::string> urgent_;               // guarded by mutex_; urgent, served first
+  std::unordered_set<std::string> urgent_keys_;  // guarded by mutex_; in urgent_ or due there
+  std::unordered_set<std::string> dirty_;        // guarded by mutex_; needs processing
+  std::unordered_set<std::string> processing_;   // guarded by mutex_; held by a worker
   std::unordered_map<std::string, TimePoint> added_at_;     // guarded by mutex_; with observer
   std::unordered_map<std::string, TimePoint> started_at_;   // guarded by mutex_; with observer
   std::set<std::pair<TimePoint, std::string>> delayed_;     // guarded by mutex_; by due time

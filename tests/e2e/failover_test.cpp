@@ -47,6 +47,34 @@ TEST_CASE("a 3-replica domain elects exactly one DC, with Lease, Service and sta
   MESSAGE("kubectl get pd:\n" << *table);
 }
 
+TEST_CASE("a domain where nothing changes costs no writes: no Lease renewal on a timer") {
+  Scenario s;
+  Json domain = OperatorEnv::SampleDomain("quiet", 2);
+  // Renewing every leaseDuration/3 (as the operator once did) would write the Lease
+  // about every second here.
+  domain["spec"]["election"] = {
+      {"leaseDurationSeconds", 3}, {"renewDeadlineSeconds", 2}, {"retryPeriodSeconds", 1}};
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("quiet", 2);
+  s.CheckLeaseMatches("quiet", dc);
+  auto version = [&](const client::ResourceRef& ref, const std::string& name) {
+    auto object = s.api.Get(ref, s.ns, name);
+    REQUIRE_MESSAGE(object.ok(), object.status().ToString());
+    return object->value("/metadata/resourceVersion"_json_pointer, "");
+  };
+  const std::string lease = version(client::resources::Leases(), "quiet");
+  const std::string status = version(client::resources::ProcessDomains(), "quiet");
+  const std::string dc_pod = version(client::resources::Pods(), dc);
+  // An absence cannot be awaited: watch a window of two lease durations.
+  std::this_thread::sleep_for(6s);
+  CHECK(version(client::resources::Leases(), "quiet") == lease);
+  CHECK(version(client::resources::ProcessDomains(), "quiet") == status);
+  CHECK(version(client::resources::Pods(), dc) == dc_pod);
+  // The unrenewed Lease does not stop a failover.
+  REQUIRE(s.env.KillPodProcess(s.ns, dc).ok());
+  CHECK(s.watcher.WaitForNewDc("quiet", dc, 10s).has_value());
+}
+
 TEST_CASE("the DC moves when its process is killed, its pod is deleted, or it turns not Ready") {
   Scenario s;
   s.CreateDomain("beta", 3);

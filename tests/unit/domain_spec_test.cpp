@@ -238,6 +238,34 @@ TEST_CASE("ParseSpec rejects a selector without matchLabels or with matchExpress
         "spec.selector.matchLabels.app");
 }
 
+TEST_CASE("ParseSpec accepts only real label keys and values in the selector") {
+  // They become a label selector the operator sends to the API server: a value that is
+  // not a label value must not add terms of its own ("db,tier!=x") or break the request.
+  const std::map<std::string, std::string> bad_values = {{"app", "db,tier!=x"},
+                                                         {"app ", "db"},
+                                                         {"app", "db x"},
+                                                         {"app", "-db"},
+                                                         {"app", std::string(64, 'a')},
+                                                         {"app", "db/1"},
+                                                         {"", "db"},
+                                                         {"a/b/c", "db"},
+                                                         {"Example.com/app", "db"},
+                                                         {"dpcm.io/domain", "web"},
+                                                         {"dpcm.io/role", "dc"}};
+  for (const auto& [key, value] : bad_values) {
+    CAPTURE(key);
+    CAPTURE(value);
+    const SpecError error = Reject(Domain({{"selector", {{"matchLabels", {{key, value}}}}}}));
+    CHECK(error.field.rfind("spec.selector.matchLabels", 0) == 0);
+  }
+  const auto good = ParseSpec(
+      Domain({{"selector",
+               {{"matchLabels",
+                 {{"app.kubernetes.io/name", "db"}, {"tier", ""}, {"v", std::string(63, 'a')}}}}}}),
+      nullptr);
+  CHECK(good.ok());
+}
+
 TEST_CASE("ParseSpec requires renewDeadlineSeconds < leaseDurationSeconds") {
   SpecError error = Reject(Domain(WithElection({{"renewDeadlineSeconds", 15}})));
   CHECK(error.field == "spec.election.renewDeadlineSeconds");

@@ -507,6 +507,43 @@ TEST_CASE("watcher brackets every list with InitStart and InitDone") {
                                  "InitStart", "InitApply c", "InitDone"});
 }
 
+TEST_CASE("watcher lists page by page and starts over when a page's snapshot expired") {
+  Api api;
+  auto page = [](const std::string& rv, const std::vector<Json>& items, const std::string& next) {
+    Json list = ConfigMapList(rv, items);
+    if (!next.empty()) list["metadata"]["continue"] = next;
+    return list;
+  };
+  api.server.ScriptList(
+      {200, page("5", {ConfigMapObject("a", "1"), ConfigMapObject("b", "2")}, "t1")});
+  api.server.ScriptList({410, StatusObject(410, "Expired", "the continue token expired")});
+  api.server.ScriptList({200, page("7", {ConfigMapObject("a", "1")}, "t2")});
+  api.server.ScriptList({200, page("7", {ConfigMapObject("c", "7")}, "")});
+
+  watch::WatcherOptions options;
+  options.initial_backoff = 10ms;
+  options.max_backoff = 50ms;
+  RunningWatcher running(*api.client, options);
+  const auto events = running.WaitFor(7);
+  running.Stop();
+  // The expired page ends the first list without an InitDone (a cache keeps its old
+  // contents); the second list is whole.
+  CHECK(Summary(events) == Lines{"InitStart", "InitApply a", "InitApply b", "InitStart",
+                                 "InitApply a", "InitApply c", "InitDone"});
+  CHECK(running.watcher().resource_version() == "7");
+  std::vector<std::string> continues;
+  for (const auto& request : api.server.requests()) {
+    if (request.IsWatch()) continue;
+    CHECK(request.Param("limit") == "500");
+    continues.push_back(request.Param("continue"));
+  }
+  REQUIRE(continues.size() >= 4);
+  CHECK(continues[0].empty());
+  CHECK(continues[1] == "t1");
+  CHECK(continues[2].empty());
+  CHECK(continues[3] == "t2");
+}
+
 TEST_CASE("watcher resumes from a given resourceVersion and lists when it is gone") {
   Api api;
   api.server.ScriptList({200, ConfigMapList("200", {ConfigMapObject("a", "150")})});

@@ -171,6 +171,105 @@ TEST_CASE("WorkQueue AddAfter wakes a Get that is already blocked") {
   CHECK(got.get() == "a");
 }
 
+// Many keys on many due times, re-added by the workers as a controller's requeue_after
+// does, the workers idle between keys.
+// them: with every worker blocked in Get, only the timer thread can hand them out.
+// Every key must come back every round, none lost, none stalled.
+void CheckDelayedRounds(Clock& clock, const std::function<void()>& tick) {
+  WorkQueue queue(OnClock(clock));
+  constexpr int kKeys = 500;
+  constexpr int kRounds = 5;
+  std::mutex mutex;
+  std::map<std::string, int> rounds;
+  std::atomic<int> finished{0};
+  auto delay_of = [](int key, int round) {
+    return std::chrono::milliseconds(1 + (key * 7 + round * 13) % 97);
+  };
+  for (int i = 0; i < kKeys; ++i) queue.AddAfter(std::to_string(i), delay_of(i, 0));
+  std::vector<std::jthread> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.emplace_back([&] {
+      while (auto key = queue.Get()) {
+        int round = 0;
+        {
+          std::lock_guard lock(mutex);
+          round = ++rounds[*key];
+        }
+        if (round < kRounds) {
+          queue.AddAfter(*key, delay_of(std::stoi(*key), round));
+        } else {
+          ++finished;
+        }
+        queue.Done(*key);
+      }
+    });
+  }
+  for (int i = 0; i < 20000 && finished < kKeys; ++i) tick();
+  CHECK(finished.load() == kKeys);
+  queue.ShutDown();
+  workers.clear();
+  std::lock_guard lock(mutex);
+  for (const auto& [key, n] : rounds) CHECK(n == kRounds);
+}
+
+TEST_CASE("WorkQueue AddAfter keeps releasing many keys on many due times (fake clock)") {
+  FakeClock clock;
+  CheckDelayedRounds(clock, [&] {
+    clock.Advance(1ms);
+    std::this_thread::sleep_for(50us);
+  });
+}
+
+TEST_CASE("WorkQueue AddAfter keeps releasing many keys on many due times (real clock)") {
+  CheckDelayedRounds(RealClock::Instance(), [] { std::this_thread::sleep_for(1ms); });
+}
+
+TEST_CASE("WorkQueue AddUrgent is served before every other waiting key") {
+  FakeClock clock;
+  WorkQueue queue(OnClock(clock));
+  queue.Add("a");
+  queue.Add("b");
+  queue.Add("c");
+  queue.AddUrgent("x");
+  queue.AddUrgent("b");  // moves up from the normal lane, without a second copy
+  queue.AddUrgent("x");  // already urgent: no duplicate
+  CHECK(queue.Len() == 4);
+  CHECK(queue.Get() == "x");
+  CHECK(queue.Get() == "b");
+  CHECK(queue.Get() == "a");
+  CHECK(queue.Get() == "c");
+  CHECK(queue.Len() == 0);
+  for (const char* key : {"x", "b", "a", "c"}) queue.Done(key);
+
+  SUBCASE("a key made urgent while a worker holds it comes back first after Done") {
+    queue.Add("held");
+    CHECK(queue.Get() == "held");
+    queue.Add("other");
+    queue.AddUrgent("held");
+    CHECK(queue.Len() == 1);  // only "other" waits; "held" is still being processed
+    queue.Done("held");
+    CHECK(queue.Get() == "held");
+    CHECK(queue.Get() == "other");
+  }
+  SUBCASE("GetUrgent leaves normal keys to Get") {
+    queue.Add("normal");
+    auto urgent = std::async(std::launch::async, [&] { return queue.GetUrgent(); });
+    CHECK(urgent.wait_for(20ms) == std::future_status::timeout);
+    queue.AddUrgent("now");
+    REQUIRE(urgent.wait_for(5s) == std::future_status::ready);
+    CHECK(urgent.get() == "now");
+    CHECK(queue.Get() == "normal");
+  }
+  SUBCASE("ShutDown ends GetUrgent") {
+    auto urgent = std::async(std::launch::async, [&] { return queue.GetUrgent(); });
+    queue.ShutDown();
+    REQUIRE(urgent.wait_for(5s) == std::future_status::ready);
+    CHECK_FALSE(urgent.get().has_value());
+    queue.AddUrgent("late");
+    CHECK(queue.Len() == 0);
+  }
+}
+
 TEST_CASE("WorkQueue AddRateLimited backs off 5 ms, 10 ms, 20 ms, ... and Forget resets it") {
   FakeClock clock;
   WorkQueue queue(OnClock(clock));  // the default controller rate limiter
