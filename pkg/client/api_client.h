@@ -95,6 +95,8 @@ class ApiClient {
 
   // Opens a watch (see ListOptions::Query) and passes each raw chunk of the stream to
   // `on_chunk` until the server ends it, `on_chunk` returns false, or `stop` fires.
+  // The first call, as soon as the server has answered 200, passes an empty chunk: the
+  // stream is open, even if no event comes for a long time.
   // The watch package decodes the chunks; most callers want watch::Watcher instead.
   Status Watch(const ResourceRef& ref, std::string_view ns, const ListOptions& options,
                const std::function<bool(std::string_view)>& on_chunk, const std::stop_token& stop);

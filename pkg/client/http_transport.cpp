@@ -329,7 +329,14 @@ Status HttpTransport::Stream(const std::string& path_and_query,
     retry_after = response.get_header_value("Retry-After");
     // A stop that fired before send() opened the socket found nothing to shut down;
     // catch it here, or an idle watch would block until the server ends it.
-    return !stop.stop_requested();
+    if (stop.stop_requested()) return false;
+    // The stream is open: say so with an empty chunk (a quiet watch may send nothing
+    // for minutes, and its caller wants to know the server is back).
+    if (http_status == 200 && !on_chunk(std::string_view())) {
+      receiver_stopped = true;
+      return false;
+    }
+    return true;
   };
   request.content_receiver = [&](const char* data, size_t length, uint64_t /*offset*/,
                                  uint64_t /*total*/) {

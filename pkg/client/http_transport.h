@@ -52,8 +52,9 @@ class HttpTransport {
   // Opens a streaming GET on a dedicated connection and hands each received chunk to
   // `on_chunk` as it arrives, until the server ends the stream, `on_chunk` returns
   // false, or `stop` fires (which ends a blocked read at once). A non-200 answer is
-  // returned as a Status decoded from its body, without calling `on_chunk`. A stream
-  // ended by the server or by `on_chunk` is OK; a stop is kCancelled.
+  // returned as a Status decoded from its body, without calling `on_chunk`; a 200 calls
+  // it first with an empty chunk (the stream is open). A stream ended by the server or
+  // by `on_chunk` is OK; a stop is kCancelled.
   Status Stream(const std::string& path_and_query, std::chrono::milliseconds read_timeout,
                 const std::function<bool(std::string_view)>& on_chunk, const std::stop_token& stop);
 

@@ -94,6 +94,7 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
     if (token.empty()) {
       handler({WatcherEventType::kInitDone, nullptr});
       SetResourceVersion(*page);
+      backoff_ = std::chrono::milliseconds(0);  // the server answers again
       return true;
     }
     options.continue_token = token;
@@ -117,6 +118,9 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
   const Status status = client_.Watch(
       ref_, namespace_, options,
       [&](std::string_view chunk) {
+        // The stream is open: the server is back, so the next failure starts its
+        // backoff over (a quiet watch may carry no event for minutes).
+        if (chunk.empty()) backoff_ = std::chrono::milliseconds(0);
         for (auto& line : decoder.Feed(chunk)) {
           if (!line.ok()) {
             spdlog::warn("watch {}: skipping a bad event: {}", ref_.Describe(),

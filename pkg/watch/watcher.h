@@ -38,7 +38,9 @@ struct WatcherOptions {
 // Runs list+watch for one resource in one namespace (or all, with an empty one):
 // - a stream that ends normally is reopened at once from the last resourceVersion;
 // - a dropped connection or an API server that is down is retried with exponential
-//   backoff and jitter, from the last resourceVersion;
+//   backoff and jitter, from the last resourceVersion; the backoff starts over as soon
+//   as a list succeeds or a watch stream opens (not only when an event arrives), so a
+//   server that restarts again and again is rejoined within the first backoff step;
 // - 410 Gone (as an HTTP status or an ERROR event) means the resourceVersion was
 //   compacted away: list again and report it as a new kInitStart..kInitDone;
 // - BOOKMARK events only advance the resourceVersion.

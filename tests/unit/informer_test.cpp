@@ -544,6 +544,41 @@ TEST_CASE("watcher lists page by page and starts over when a page's snapshot exp
   CHECK(continues[3] == "t2");
 }
 
+TEST_CASE("watcher starts its backoff over once a watch opens, even one without events") {
+  // An API server that restarts again and again: each watch fails, then one opens and
+  // ends quietly (as a restart cuts a watch that had nothing to say), then fails again.
+  // The reopening must take the first backoff step, not the grown one.
+  Api api;
+  api.server.ScriptList({200, ConfigMapList("5", {ConfigMapObject("a", "1")})});
+  WatchReply failing;
+  failing.http_status = 500;
+  failing.error_body = StatusObject(500, "", "restarting");
+  for (int i = 0; i < 6; ++i) api.server.ScriptWatch(failing);
+  api.server.ScriptWatch(WatchReply{});  // opens (200), no events, ends
+  api.server.ScriptWatch(failing);
+  WatchReply last;
+  last.lines = {EventLine("ADDED", ConfigMapObject("b", "6"))};
+  last.hold_open = true;
+  api.server.ScriptWatch(last);
+
+  watch::WatcherOptions options;
+  options.initial_backoff = 10ms;  // grows 10, 20, 40, 80, 160, 320 ms over six failures
+  options.max_backoff = 10000ms;
+  RunningWatcher running(*api.client, options);
+  REQUIRE(Summary(running.WaitFor(4)).back() == "Apply b");
+  running.Stop();
+  std::vector<std::chrono::steady_clock::time_point> watches;
+  for (const auto& request : api.server.requests()) {
+    if (request.IsWatch()) watches.push_back(request.received_at);
+  }
+  REQUIRE(watches.size() >= 9);
+  // Without the reset, the waits after the quiet stream and after the next failure
+  // would be at least 160 ms and 320 ms (half the doubled backoff, with jitter).
+  CHECK(watches[7] - watches[6] < 120ms);
+  CHECK(watches[8] - watches[7] < 120ms);
+  CHECK(watches[6] - watches[5] >= 150ms);  // the backoff did grow before
+}
+
 TEST_CASE("watcher resumes from a given resourceVersion and lists when it is gone") {
   Api api;
   api.server.ScriptList({200, ConfigMapList("200", {ConfigMapObject("a", "150")})});
