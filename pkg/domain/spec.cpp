@@ -282,6 +282,10 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
   }
   const json& s = domain["spec"];
   if (!ReadInt(s, "replicas", "spec", 1, spec.replicas, error)) return Fail(error);
+  if (spec.replicas > kMaxReplicas) {
+    *error = {"spec.replicas", "must be at most " + std::to_string(kMaxReplicas)};
+    return Fail(error);
+  }
 
   const bool has_template = s.contains("template") && !s["template"].is_null();
   const bool has_selector = s.contains("selector") && !s["selector"].is_null();

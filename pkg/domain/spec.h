@@ -19,6 +19,10 @@ inline constexpr const char* kEpochAnnotation = "dpcm.io/epoch";
 inline constexpr const char* kFenceAnnotation = "dpcm.io/fenced-epoch";
 inline constexpr const char* kRoleDc = "dc";
 inline constexpr const char* kRolePc = "pc";
+// The most members a managed domain may have (the CRD schema says the same). One DC and
+// its standbys: every member is watched, checked and listed in the status, which must
+// stay well inside an object's size limit.
+inline constexpr int kMaxReplicas = 100;
 
 struct ElectionSpec {
   int lease_duration_seconds = 15;

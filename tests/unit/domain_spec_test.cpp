@@ -312,6 +312,7 @@ TEST_CASE("ParseSpec rejects non-integer and out-of-range numbers, naming the fi
       {{{"replicas", "3"}}, "spec.replicas"},
       {{{"replicas", true}}, "spec.replicas"},
       {{{"replicas", 2'000'000}}, "spec.replicas"},
+      {{{"replicas", kMaxReplicas + 1}}, "spec.replicas"},
       {{{"replicas", 99999999999999LL}}, "spec.replicas"},
       {{{"election", {{"leaseDurationSeconds", "15"}}}}, "spec.election.leaseDurationSeconds"},
       {{{"election", {{"leaseDurationSeconds", 0}}}}, "spec.election.leaseDurationSeconds"},
@@ -328,6 +329,10 @@ TEST_CASE("ParseSpec rejects non-integer and out-of-range numbers, naming the fi
     CAPTURE(c.spec.dump());
     CHECK(RejectedField(c.spec) == c.field);
   }
+  // The schema's maximum is the operator's: 100 members.
+  json most = ManagedSpec();
+  most["replicas"] = kMaxReplicas;
+  CHECK(ParseSpec(Domain(most), nullptr).ok());
   // failoverDelaySeconds may be 0; the others start at 1.
   CHECK(ParseSpec(Domain(WithElection({{"failoverDelaySeconds", 0}})), nullptr).ok());
 }
