@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "pkg/backoff/backoff.h"
 #include "pkg/domain/owned_objects.h"
 #include "pkg/metrics/metrics.h"
 
@@ -718,7 +719,8 @@ int DomainReconciler::RestartFailed(const json& domain, const DomainSpec& spec,
   auto wait_at_most = [&](Clock::Monotonic::duration d) {
     if (!retry_in || d < *retry_in) retry_in = d;
   };
-  const auto initial = std::chrono::seconds(spec.restart.backoff_initial_seconds);
+  const backoff::Exponential backoff(std::chrono::seconds(spec.restart.backoff_initial_seconds),
+                                     backoff_max);
   for (const auto& m : view.members) {
     if (!m.check_failed || m.terminating()) continue;
     // A failing DC is failed over first: it is restarted once another member holds
@@ -734,12 +736,7 @@ int DomainReconciler::RestartFailed(const json& domain, const DomainSpec& spec,
       continue;
     }
     if (record.count > 0 && now - record.last > 2 * backoff_max) record.count = 0;
-    Clock::Monotonic::duration delay = Clock::Monotonic::duration::zero();
-    if (record.count > 0) {
-      delay = initial;
-      for (int i = 1; i < record.count && delay < backoff_max; ++i) delay *= 2;
-      delay = std::min<Clock::Monotonic::duration>(delay, backoff_max);
-    }
+    const auto delay = backoff.After(record.count);
     if (now < record.last + delay) {
       wait_at_most(record.last + delay - now);
       continue;

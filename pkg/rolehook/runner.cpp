@@ -16,7 +16,9 @@ bool Acknowledged(const HookState& state, const Assignment& want) {
 }  // namespace
 
 RoleHookRunner::RoleHookRunner(ChangeHandler on_change, RunnerOptions options)
-    : on_change_(std::move(on_change)), options_(std::move(options)) {
+    : on_change_(std::move(on_change)),
+      options_(std::move(options)),
+      backoff_(options_.initial_backoff, options_.max_backoff) {
   if (!options_.deliver) options_.deliver = DeliverOverNetwork;
   const int workers = options_.workers > 0 ? options_.workers : 1;
   workers_.reserve(static_cast<std::size_t>(workers));
@@ -121,12 +123,6 @@ std::vector<Assignment> RoleHookRunner::DueLocked(const Domain& domain, Steady::
   return out;
 }
 
-RoleHookRunner::Steady::duration RoleHookRunner::Backoff(int failures) const {
-  auto delay = std::chrono::duration_cast<Steady::duration>(options_.initial_backoff);
-  for (int i = 1; i < failures && delay < options_.max_backoff; ++i) delay *= 2;
-  return std::min(delay, std::chrono::duration_cast<Steady::duration>(options_.max_backoff));
-}
-
 void RoleHookRunner::Work() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
@@ -182,7 +178,7 @@ void RoleHookRunner::Work() {
                      want.role, want.epoch, delivered.message());
         ++state.consecutive_failures;
         state.message = delivered.message();
-        m->second.retry_at = Steady::now() + Backoff(state.consecutive_failures);
+        m->second.retry_at = Steady::now() + backoff_.After(state.consecutive_failures);
         next_retry = std::min(next_retry, m->second.retry_at);
         notify = true;
       }

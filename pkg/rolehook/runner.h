@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "pkg/backoff/backoff.h"
 #include "pkg/rolehook/hook.h"
 
 namespace dpcm::metrics {
@@ -87,10 +88,10 @@ class RoleHookRunner {
   // The deliveries due now, in order; and when the next retry is due (max() if none).
   static std::vector<Assignment> DueLocked(const Domain& domain, Steady::time_point now,
                                            Steady::time_point& next_retry);
-  Steady::duration Backoff(int failures) const;
 
   ChangeHandler on_change_;
   RunnerOptions options_;
+  const backoff::Exponential backoff_;  // after options_: built from it
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 
+#include "pkg/backoff/backoff.h"
 #include "pkg/watch/event_decoder.h"
 
 namespace dpcm::watch {
@@ -58,10 +60,11 @@ void Watcher::SetResourceVersion(const nlohmann::json& object) {
 }
 
 std::chrono::milliseconds Watcher::NextBackoff() {
-  backoff_ = backoff_.count() == 0 ? options_.initial_backoff
-                                   : std::min(backoff_ * 2, options_.max_backoff);
+  failures_ = std::min(failures_ + 1, 64);  // the cap is reached long before
+  const auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(
+      backoff::Exponential(options_.initial_backoff, options_.max_backoff).After(failures_));
   // Full jitter on the upper half, so that many watchers do not reconnect in step.
-  const auto half = backoff_.count() / 2;
+  const auto half = backoff.count() / 2;
   return std::chrono::milliseconds(half + RandomBetween(0, static_cast<int>(half)));
 }
 
@@ -94,7 +97,7 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
     if (token.empty()) {
       handler({WatcherEventType::kInitDone, nullptr});
       SetResourceVersion(*page);
-      backoff_ = std::chrono::milliseconds(0);  // the server answers again
+      failures_ = 0;  // the server answers again
       return true;
     }
     options.continue_token = token;
@@ -120,7 +123,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
       [&](std::string_view chunk) {
         // The stream is open: the server is back, so the next failure starts its
         // backoff over (a quiet watch may carry no event for minutes).
-        if (chunk.empty()) backoff_ = std::chrono::milliseconds(0);
+        if (chunk.empty()) failures_ = 0;
         for (auto& line : decoder.Feed(chunk)) {
           if (!line.ok()) {
             spdlog::warn("watch {}: skipping a bad event: {}", ref_.Describe(),
@@ -158,7 +161,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
       },
       stop);
   if (stop.stop_requested()) return StreamEnd::kStopped;
-  if (saw_event) backoff_ = std::chrono::milliseconds(0);
+  if (saw_event) failures_ = 0;
   if (status.IsGone()) return StreamEnd::kRelist;
   if (!status.ok()) {
     spdlog::warn("watch {}: {}", ref_.Describe(), status.ToString());

@@ -75,7 +75,7 @@ class Watcher {
   const std::string namespace_;
   const WatcherOptions options_;
   Clock& clock_;
-  std::chrono::milliseconds backoff_{0};
+  int failures_ = 0;  // in a row, since the server last answered
 
   mutable std::mutex rv_mutex_;
   std::string resource_version_;  // guarded by rv_mutex_

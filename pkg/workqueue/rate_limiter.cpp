@@ -1,7 +1,6 @@
 #include "pkg/workqueue/rate_limiter.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace dpcm::workqueue {
 
@@ -9,18 +8,15 @@ using Duration = Clock::Monotonic::duration;
 
 ItemExponentialFailureRateLimiter::ItemExponentialFailureRateLimiter(Duration base_delay,
                                                                      Duration max_delay)
-    : base_delay_(base_delay), max_delay_(max_delay) {}
+    : backoff_(base_delay, max_delay) {}
 
 Duration ItemExponentialFailureRateLimiter::When(const std::string& key) {
-  int exponent = 0;
+  int failures = 0;
   {
     std::lock_guard lock(mutex_);
-    exponent = failures_[key]++;
+    failures = ++failures_[key];
   }
-  // Computed in floating point so that large exponents saturate instead of overflowing.
-  const double delay = static_cast<double>(base_delay_.count()) * std::pow(2.0, exponent);
-  if (delay >= static_cast<double>(max_delay_.count())) return max_delay_;
-  return Duration(static_cast<Duration::rep>(delay));
+  return backoff_.After(failures);
 }
 
 void ItemExponentialFailureRateLimiter::Forget(const std::string& key) {

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pkg/backoff/backoff.h"
 #include "pkg/clock/clock.h"
 
 namespace dpcm::workqueue {
@@ -36,8 +37,7 @@ class ItemExponentialFailureRateLimiter final : public RateLimiter {
   int NumRequeues(const std::string& key) const override;
 
  private:
-  const Clock::Monotonic::duration base_delay_;
-  const Clock::Monotonic::duration max_delay_;
+  const backoff::Exponential backoff_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, int> failures_;  // guarded by mutex_
 };
