@@ -13,7 +13,7 @@
 #   status             print each component's state; exit 0 if all of them answer
 #   logs COMPONENT     print the log path of etcd|apiserver|controller-manager|scheduler
 #   restart-apiserver  kill and restart kube-apiserver on the same port (etcd keeps data)
-#   restart-controller-manager | restart-scheduler   the same for those
+#   restart-etcd | restart-controller-manager | restart-scheduler   the same for those
 #   compact            compact etcd at its current revision (forces 410 Gone on old watches)
 #
 # Env: DPCM_CACHE (default ~/.cache/dpcm) for the cached binaries;
@@ -248,15 +248,17 @@ current-context: dpcm-testenv
 KC
 }
 
+# Starts etcd on the ports of an earlier start (restart-etcd), else on free ones.
 start_etcd() {
   local port peer
-  port="$(free_port)"; peer="$(free_port)"
-  echo "$port" >"$STATE/etcd.port"
+  [ -f "$STATE/etcd.port" ] || free_port >"$STATE/etcd.port"
+  [ -f "$STATE/etcd.peer-port" ] || free_port >"$STATE/etcd.peer-port"
+  port="$(cat "$STATE/etcd.port")"; peer="$(cat "$STATE/etcd.peer-port")"
   setsid etcd --name dpcm-testenv --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
     --initial-cluster "dpcm-testenv=http://127.0.0.1:$peer" \
-    >"$STATE/etcd.log" 2>&1 </dev/null &
+    >>"$STATE/etcd.log" 2>&1 </dev/null &
   echo $! >"$STATE/etcd.pid"
 }
 
@@ -462,6 +464,19 @@ cmd_restart_apiserver() {
   wait_ready
 }
 
+cmd_restart_etcd() {
+  [ -f "$STATE/etcd.port" ] || die "no control plane at $STATE: run hack/testenv.sh up"
+  stop_pidfile "$STATE/etcd.pid"
+  start_etcd
+  local deadline=$((SECONDS + 30))
+  until ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$(cat "$STATE/etcd.port")" \
+    endpoint health >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || { tail -n 20 "$STATE/etcd.log" >&2; die "etcd not healthy in 30 s"; }
+    sleep 0.2
+  done
+  wait_ready
+}
+
 cmd_restart_component() {
   local component="$1"
   [ -f "$STATE/kubeconfig-$component" ] || die "no control plane at $STATE: run hack/testenv.sh up"
@@ -509,6 +524,7 @@ main() {
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
     restart-apiserver) cmd_restart_apiserver ;;
+    restart-etcd) cmd_restart_etcd ;;
     restart-controller-manager) cmd_restart_component controller-manager ;;
     restart-scheduler) cmd_restart_component scheduler ;;
     compact) cmd_compact ;;

@@ -38,6 +38,18 @@ std::optional<int64_t> IntField(const Json& object, const Json::json_pointer& po
   return std::nullopt;
 }
 
+// The status ("True", "False", ...) of condition `type` in a pod or a pod status; "" if absent.
+std::string ConditionOf(const Json& pod_or_status, const std::string& type) {
+  const Json& conditions = pod_or_status.contains("status")
+                               ? Field(pod_or_status, "/status/conditions"_json_pointer)
+                               : Field(pod_or_status, "/conditions"_json_pointer);
+  if (!conditions.is_array()) return "";
+  for (const auto& condition : conditions) {
+    if (condition.value("type", "") == type) return condition.value("status", "");
+  }
+  return "";
+}
+
 milliseconds Until(Clock::Monotonic::time_point at, Clock::Monotonic::time_point now) {
   return std::max(milliseconds(0), std::chrono::ceil<milliseconds>(at - now));
 }
@@ -307,7 +319,12 @@ void PodSimulator::ReconcileLocked(const std::string& key, const cache::ObjectPt
 
   UpdateConditions(rt.state, clock_.WallNow());
   Json desired = BuildPodStatus(rt.state);
-  if (desired != rt.last_status) actions.status = std::move(desired);
+  // As the kubelet's status manager: also rewrite when the server disagrees about
+  // readiness (the node-lifecycle controller marks pods of a silent node not Ready; a
+  // node that comes back must say Ready again).
+  if (desired != rt.last_status || ConditionOf(*pod, "Ready") != ConditionOf(desired, "Ready")) {
+    actions.status = std::move(desired);
+  }
 }
 
 void PodSimulator::HandleStaleRuntimesLocked(const std::string& key, const std::string& live_uid,

@@ -63,7 +63,17 @@ Status SimulatedNodes::StartNode(size_t index) {
                                        {TestEnv::PathWithBinDir()});
   if (!started.ok()) return started.status();
   kubelets_[index] = std::move(*started);
+  WriteRegistry(index);
   return Status::Ok();
+}
+
+void SimulatedNodes::WriteRegistry(size_t index) const {
+  const std::string dir = TestEnv::Dir() + "/nodes";
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  std::ofstream out(dir + "/" + names_[index], std::ios::trunc);
+  out << "kubelet_pid=" << kubelets_[index]->pid() << "\n"
+      << "state_dir=" << std::filesystem::absolute(options_.state_dir).string() << "\n";
 }
 
 Status SimulatedNodes::WaitReady(std::chrono::milliseconds timeout) {
@@ -89,6 +99,8 @@ SimulatedNodes::~SimulatedNodes() {
   }
   for (const auto& name : names_) {
     (void)api_.Delete(client::resources::Nodes(), "", name);
+    std::error_code error;
+    std::filesystem::remove(TestEnv::Dir() + "/nodes/" + name, error);
   }
 }
 

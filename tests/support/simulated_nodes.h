@@ -25,8 +25,10 @@ struct SimulatedNodesOptions {
 // Starts `count` dpcm-podsim processes, each registering its own Node (status Ready,
 // Lease in kube-node-lease renewed every 2 s, status checked every 2 s), and running the
 // pods the real scheduler binds to it. The real scheduler spreads pods over them.
-// On destruction it stops every node (pod processes are killed) and deletes the Nodes,
-// so that no later test's pods are scheduled onto a node nobody runs. Not thread-safe.
+// Each node is listed in $DPCM_TESTENV_DIR/nodes/<node> (kubelet_pid=, state_dir=) for
+// hack/chaos.sh. On destruction it stops every node (pod processes are killed), deletes
+// the Nodes and their listings, so that no later test's pods are scheduled onto a node
+// nobody runs. Not thread-safe.
 class SimulatedNodes {
  public:
   // Starts the nodes and waits until every Node is Ready on the server.
@@ -52,6 +54,8 @@ class SimulatedNodes {
  private:
   SimulatedNodes(client::ApiClient& api, SimulatedNodesOptions options);
   Status StartNode(size_t index);
+  // Writes $DPCM_TESTENV_DIR/nodes/<node> for hack/chaos.sh.
+  void WriteRegistry(size_t index) const;
   Status WaitReady(std::chrono::milliseconds timeout);
 
   client::ApiClient& api_;
