@@ -7,6 +7,10 @@
 #                              heartbeats stop, the pods' statuses stay as last written
 #   node-freeze NODE           SIGSTOP the kubelet and its pod processes (a hung VM)
 #   node-thaw NODE             SIGCONT them
+#   kubelet-freeze NODE        SIGSTOP only the kubelet: heartbeats and pod status stop, the pods keep
+#                              running and answering (the nearest this one-network world comes to
+#                              cutting a node off from the API server)
+#   kubelet-thaw NODE          SIGCONT it
 #   kill-pod NS/POD            SIGKILL the pod's container process (the kubelet restarts it)
 #   delete-pod NS/POD          delete the pod (graceful, as `kubectl delete pod`)
 #   drain NODE                 `kubectl drain` (cordon, then evict through the eviction API)
@@ -15,9 +19,10 @@
 #   partition NODE / heal NODE not available yet: needs the network-namespace world
 #
 # Reverse a fault with its counterpart: node-crash -> `SimulatedNodes::Restart` (tests) or
-# starting dpcm-podsim again with the same flags; node-freeze -> node-thaw; drain ->
-# uncordon. Nodes are found in $DPCM_TESTENV_DIR/nodes/<node> (written by
-# tests/support/SimulatedNodes: kubelet_pid=, state_dir=).
+# starting dpcm-podsim again with the same flags; node-freeze -> node-thaw;
+# kubelet-freeze -> kubelet-thaw; drain -> uncordon. Nodes are found in
+# $DPCM_TESTENV_DIR/nodes/<node> (written by tests/support/SimulatedNodes: kubelet_pid=,
+# state_dir=).
 set -euo pipefail
 
 readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -78,6 +83,14 @@ main() {
     node-crash) [ $# -eq 1 ] || die "node-crash NODE"; log "node-crash $1"; signal_node "$1" KILL ;;
     node-freeze) [ $# -eq 1 ] || die "node-freeze NODE"; log "node-freeze $1"; signal_node "$1" STOP ;;
     node-thaw) [ $# -eq 1 ] || die "node-thaw NODE"; log "node-thaw $1"; signal_node "$1" CONT ;;
+    kubelet-freeze | kubelet-thaw)
+      [ $# -eq 1 ] || die "$verb NODE"
+      local kubelet signal=STOP
+      [ "$verb" = kubelet-thaw ] && signal=CONT
+      kubelet="$(node_field "$1" kubelet_pid)"
+      kill "-$signal" "$kubelet"
+      log "$verb $1: SIG$signal to kubelet $kubelet"
+      ;;
     kill-pod)
       [ $# -eq 1 ] || die "kill-pod NS/POD"
       local pid
@@ -108,7 +121,7 @@ main() {
     partition | heal)
       die "$verb needs each node in its own network namespace, which this test world does not have yet"
       ;;
-    *) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

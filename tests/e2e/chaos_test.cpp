@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,56 @@ TEST_CASE("chaos node-freeze of the DC's node: a new DC, and after node-thaw the
   }));
   s.WaitRunning("fz", 3);
   CHECK(s.watcher.CurrentDc("fz") == change->dc);
+}
+
+// The last role the sample app in `pod` accepted ("role@epoch"), from its log.
+std::string LastRole(Scenario& s, const std::string& pod) {
+  std::istringstream log(s.env.PodLog(s.ns, pod));
+  std::string last = "none";
+  for (std::string line; std::getline(log, line);) {
+    const Json parsed = Json::parse(line, nullptr, false);
+    if (!parsed.is_object() || parsed.value("event", "") != "role") continue;
+    last = parsed.value("role", "") + "@" + std::to_string(parsed.value("epoch", int64_t{-1}));
+  }
+  return last;
+}
+
+// A finding, not a pass/fail on timing: what dpcm does today when the DC's node stops
+// talking to the API server while its pods keep running and stay reachable.
+TEST_CASE("chaos kubelet-freeze of the DC's node: what happens while its pods keep running") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  Json domain = testing::OperatorEnv::SampleDomain("kf", 3);
+  domain["spec"]["roleHooks"] = {{"http", {{"port", 8080}, {"path", "/dpcm/role"}}},
+                                 {"timeoutSeconds", 1}};
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      Json::array({{{"maxSkew", 1},
+                    {"topologyKey", "kubernetes.io/hostname"},
+                    {"whenUnsatisfiable", "DoNotSchedule"},
+                    {"labelSelector", {{"matchLabels", {{"app", "kf"}}}}}}});
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("kf", 3);
+  const std::string node = nodes.NodeOf(s.ns, dc);
+  REQUIRE_FALSE(node.empty());
+  REQUIRE(Eventually([&] { return LastRole(s, dc).rfind("dc@", 0) == 0; }));
+
+  const auto frozen = WallClock::now();
+  const Status froze = Chaos({"kubelet-freeze", node});
+  REQUIRE_MESSAGE(froze.ok(), froze.ToString());
+  auto change = s.watcher.WaitForNewDc("kf", dc, 90s);
+  const auto moved = WallClock::now();
+  // The old DC still runs and the operator still reaches it: it hears its demotion.
+  const bool demoted = Eventually([&] { return LastRole(s, dc).rfind("pc@", 0) == 0; }, 10s);
+  const Status thawed = Chaos({"kubelet-thaw", node});
+  REQUIRE_MESSAGE(change.has_value(), "no new DC while the kubelet of " << node << " is frozen");
+  REQUIRE_MESSAGE(thawed.ok(), thawed.ToString());
+  MESSAGE("kubelet-freeze of " << node << " (pods keep running): new DC " << change->dc << " after "
+                               << Millis(moved - frozen) << " ms; the old DC " << dc
+                               << " last accepted " << LastRole(s, dc)
+                               << std::string(demoted ? " (demoted through its role hook)"
+                                                      : " (never heard its demotion)"));
+  CHECK(Eventually([&] { return NodeReady(s.api, node); }, 30s));
+  s.WaitRunning("kf", 3);
 }
 
 TEST_CASE("chaos restart of etcd, controller-manager and scheduler: the DC stays, failover works") {
