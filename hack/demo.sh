@@ -22,7 +22,7 @@ step "Building dpcm"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target dpcm-operator dpcm-podsim dpcm-sample-app
 
-step "Starting the local control plane (etcd + kube-apiserver on loopback)"
+step "Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler on loopback)"
 export DPCM_TESTENV_DIR="${DPCM_TESTENV_DIR:-${TMPDIR:-/tmp}/dpcm-demo}"
 hack/testenv.sh up
 eval "$(hack/testenv.sh env)"
@@ -43,7 +43,7 @@ HELM="${DPCM_CACHE:-$HOME/.cache/dpcm}/bin/helm"
 step "Installing the chart: helm install dpcm-operator helm/dpcm-operator -n dpcm-system"
 "$HELM" install dpcm-operator helm/dpcm-operator -n dpcm-system --create-namespace --wait=false
 kubectl wait --for=condition=Established --timeout=60s crd/processdomains.dpcm.io
-echo "(this control plane has no kubelet for the chart's Deployment: the operator runs below as"
+echo "(the simulated node cannot run the chart's container image: the operator runs below as"
 echo " a local process, with the token of the chart's ServiceAccount dpcm-system/dpcm-operator)"
 
 step "Starting the pod simulator (plays the kubelet) and the operator"

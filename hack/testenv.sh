@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# Runs a real local Kubernetes control plane (etcd + kube-apiserver v1.20) on loopback.
+# Runs a real local Kubernetes control plane on loopback: etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler v1.20 (no kubelet: tests/podsim plays it).
 #
 # Usage: hack/testenv.sh COMMAND
-#   build              build kube-apiserver from Debian's kubernetes source once (cached)
+#   build              build kube-apiserver, kube-controller-manager and kube-scheduler from
+#                      Debian's kubernetes source once (cached)
 #   build-peer         build client-go's leader-election example (the failover peer)
-#   up [--ephemeral]   start etcd + kube-apiserver (reuses a running one); --ephemeral marks
+#   up [--ephemeral]   start the control plane (reuses a running one); --ephemeral marks
 #                      an environment this call started for teardown by `down --if-ephemeral`
 #   down [--if-ephemeral]  stop everything and remove the state directory
 #   env                print `export` lines for KUBECONFIG and friends
-#   status             exit 0 if the API server answers /readyz
+#   status             print each component's state; exit 0 if all of them answer
+#   logs COMPONENT     print the log path of etcd|apiserver|controller-manager|scheduler
 #   restart-apiserver  kill and restart kube-apiserver on the same port (etcd keeps data)
+#   restart-etcd | restart-controller-manager | restart-scheduler   the same for those
 #   compact            compact etcd at its current revision (forces 410 Gone on old watches)
 #
 # Env: DPCM_CACHE (default ~/.cache/dpcm) for the cached binaries;
 #      DPCM_TESTENV_DIR (default $TMPDIR/dpcm-testenv) for certs, tokens, logs and pids.
+#      Node lifecycle (read by `up`; the real v1.20 defaults):
+#      DPCM_NODE_MONITOR_PERIOD (5s), DPCM_NODE_MONITOR_GRACE_PERIOD (40s),
+#      DPCM_NODE_STARTUP_GRACE_PERIOD (1m0s), DPCM_POD_EVICTION_TIMEOUT (5m0s).
 set -euo pipefail
 
 readonly CACHE="${DPCM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dpcm}"
 readonly STATE="${DPCM_TESTENV_DIR:-${TMPDIR:-/tmp}/dpcm-testenv}"
 readonly APISERVER_BIN="$CACHE/bin/kube-apiserver"
+readonly CONTROLLER_MANAGER_BIN="$CACHE/bin/kube-controller-manager"
+readonly SCHEDULER_BIN="$CACHE/bin/kube-scheduler"
+# The control-plane binaries built from the Debian tree, all with the same patches.
+readonly CONTROL_PLANE=(kube-apiserver kube-controller-manager kube-scheduler)
+# kube-controller-manager's controllers: all of `*` except those that need a cloud
+# provider or a pod network this world does not have (see README "The test world").
+readonly CONTROLLERS='*,-service,-route,-cloud-node-lifecycle,-nodeipam'
 # Bump when patch_tree changes: a cached binary with another stamp is rebuilt.
 readonly PATCH_LEVEL=2
 readonly PEER_BIN="$CACHE/bin/leader-election-example"
@@ -91,41 +105,50 @@ patch_tree() {
   done
 }
 
-# Runs `make WHAT=$1` in the kubernetes tree, printing progress while it runs.
+# Runs `make WHAT="$2..."` in the kubernetes tree (log: $CACHE/build-$1.log), printing
+# progress while it runs; prints the directory holding the built binaries.
 make_in_tree() {
-  local what="$1" tree logfile pid
+  local label="$1" tree logfile pid
+  shift
   tree="$(kubernetes_tree)"
   patch_tree "$tree"
-  logfile="$CACHE/build-$(basename "$what").log"
+  logfile="$CACHE/build-$label.log"
   mkdir -p "$CACHE/home"
   (
     cd "$tree"
     GOPATH="$tree/.go" CGO_ENABLED=0 HOME="$CACHE/home" GOFLAGS=-mod=vendor \
-      make WHAT="$what" >"$logfile" 2>&1
+      make WHAT="$*" >"$logfile" 2>&1
   ) &
   pid=$!
   local start=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
     sleep 15
-    kill -0 "$pid" 2>/dev/null && log "  still building $what ($((SECONDS - start)) s)"
+    kill -0 "$pid" 2>/dev/null && log "  still building $label ($((SECONDS - start)) s)"
   done
-  wait "$pid" || { tail -n 30 "$logfile" >&2; die "build of $what failed (log: $logfile)"; }
-  printf '%s\n' "$tree/_output/bin/$(basename "$what")"
+  wait "$pid" || { tail -n 30 "$logfile" >&2; die "build of $label failed (log: $logfile)"; }
+  log "  built $label in $((SECONDS - start)) s"
+  printf '%s\n' "$tree/_output/bin"
 }
 
+# True when $CACHE/bin/$1 exists and was built with the current patch level.
+cached() { [ -x "$CACHE/bin/$1" ] && [ "$(cat "$CACHE/bin/$1.patch-level" 2>/dev/null)" = "$PATCH_LEVEL" ]; }
+
 cmd_build() {
-  if [ -x "$APISERVER_BIN" ] && [ "$(cat "$APISERVER_BIN.patch-level" 2>/dev/null)" = "$PATCH_LEVEL" ]; then
-    return
-  fi
+  local missing=() name
+  for name in "${CONTROL_PLANE[@]}"; do cached "$name" || missing+=("$name"); done
+  [ "${#missing[@]}" -gt 0 ] || return 0
   command -v go >/dev/null || die "go is missing: run hack/deps.sh first"
-  log "building kube-apiserver v1.20 from Debian source (once; about 6 minutes on 2 cores)"
+  log "building ${missing[*]} v1.20 from Debian source (once; about 6 minutes for" \
+    "kube-apiserver and 2-4 more for the controller-manager and scheduler on 2 cores)"
   local out
-  out="$(make_in_tree cmd/kube-apiserver)"
+  out="$(make_in_tree "$(IFS=-; echo "${missing[*]}")" "${missing[@]/#/cmd/}")"
   mkdir -p "$CACHE/bin"
-  install -m 0755 "$out" "$APISERVER_BIN.new"
-  mv -f "$APISERVER_BIN.new" "$APISERVER_BIN"
-  echo "$PATCH_LEVEL" >"$APISERVER_BIN.patch-level"
-  log "kube-apiserver cached at $APISERVER_BIN"
+  for name in "${missing[@]}"; do
+    install -m 0755 "$out/$name" "$CACHE/bin/$name.new"
+    mv -f "$CACHE/bin/$name.new" "$CACHE/bin/$name"
+    echo "$PATCH_LEVEL" >"$CACHE/bin/$name.patch-level"
+    log "$name cached at $CACHE/bin/$name"
+  done
 }
 
 cmd_build_peer() {
@@ -138,9 +161,9 @@ cmd_build_peer() {
     -e 's/RetryPeriod:     5 \* time.Second/RetryPeriod:     2 * time.Second/' "$example"
   grep -q 'LeaseDuration:   15 \* time.Second' "$example" || die "could not set the example's timings"
   local out
-  out="$(make_in_tree vendor/k8s.io/client-go/examples/leader-election)"
+  out="$(make_in_tree leader-election vendor/k8s.io/client-go/examples/leader-election)"
   mkdir -p "$CACHE/bin"
-  install -m 0755 "$out" "$PEER_BIN"
+  install -m 0755 "$out/leader-election" "$PEER_BIN"
 }
 
 # --- run ---------------------------------------------------------------------
@@ -159,6 +182,15 @@ free_port() {
 
 random_token() { openssl rand -hex 24; }
 
+# client_cert NAME SUBJECT: $STATE/pki/NAME.{key,crt} signed by the test CA.
+client_cert() {
+  local pki="$STATE/pki" name="$1" subject="$2"
+  openssl req -newkey rsa:2048 -nodes -subj "$subject" \
+    -keyout "$pki/$name.key" -out "$pki/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 30 -extfile "$pki/client.ext" -out "$pki/$name.crt" 2>/dev/null
+}
+
 make_pki() {
   local pki="$STATE/pki"
   mkdir -p "$pki"
@@ -170,12 +202,12 @@ make_pki() {
     >"$pki/apiserver.ext"
   openssl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
     -days 30 -extfile "$pki/apiserver.ext" -out "$pki/apiserver.crt" 2>/dev/null
-  # A client certificate for an admin identity (tests the client-certificate path).
-  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=cert-admin" \
-    -keyout "$pki/admin.key" -out "$pki/admin.csr" 2>/dev/null
   printf 'extendedKeyUsage=clientAuth\n' >"$pki/client.ext"
-  openssl x509 -req -in "$pki/admin.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
-    -days 30 -extfile "$pki/client.ext" -out "$pki/admin.crt" 2>/dev/null
+  # A client certificate for an admin identity (tests the client-certificate path), and
+  # the identities the default RBAC bootstrap roles bind, as kubeadm issues them.
+  client_cert admin "/O=system:masters/CN=cert-admin"
+  client_cert controller-manager "/CN=system:kube-controller-manager"
+  client_cert scheduler "/CN=system:kube-scheduler"
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 }
@@ -216,15 +248,17 @@ current-context: dpcm-testenv
 KC
 }
 
+# Starts etcd on the ports of an earlier start (restart-etcd), else on free ones.
 start_etcd() {
   local port peer
-  port="$(free_port)"; peer="$(free_port)"
-  echo "$port" >"$STATE/etcd.port"
+  [ -f "$STATE/etcd.port" ] || free_port >"$STATE/etcd.port"
+  [ -f "$STATE/etcd.peer-port" ] || free_port >"$STATE/etcd.peer-port"
+  port="$(cat "$STATE/etcd.port")"; peer="$(cat "$STATE/etcd.peer-port")"
   setsid etcd --name dpcm-testenv --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
     --initial-cluster "dpcm-testenv=http://127.0.0.1:$peer" \
-    >"$STATE/etcd.log" 2>&1 </dev/null &
+    >>"$STATE/etcd.log" 2>&1 </dev/null &
   echo $! >"$STATE/etcd.pid"
 }
 
@@ -254,6 +288,83 @@ start_apiserver() {
   echo $! >"$STATE/apiserver.pid"
 }
 
+# The controller-manager and the scheduler serve /healthz on plain HTTP on loopback
+# (the deprecated --port; --secure-port=0): no authentication needed to probe them.
+start_controller_manager() {
+  local port
+  port="$(free_port)"
+  echo "$port" >"$STATE/controller-manager.port"
+  # --use-service-account-credentials: each controller runs as its own service account
+  # (system:serviceaccount:kube-system:<controller>), as kubeadm clusters do.
+  # One instance: --leader-elect=false, so a restart never waits out an old lease.
+  setsid "$CONTROLLER_MANAGER_BIN" \
+    --kubeconfig="$STATE/kubeconfig-controller-manager" \
+    --address=127.0.0.1 --port="$port" --secure-port=0 \
+    --leader-elect=false \
+    --controllers="$CONTROLLERS" \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$STATE/pki/sa.key" \
+    --root-ca-file="$STATE/pki/ca.crt" \
+    --cluster-signing-cert-file="$STATE/pki/ca.crt" --cluster-signing-key-file="$STATE/pki/ca.key" \
+    --node-monitor-period="$(cat "$STATE/node-monitor-period")" \
+    --node-monitor-grace-period="$(cat "$STATE/node-monitor-grace-period")" \
+    --node-startup-grace-period="$(cat "$STATE/node-startup-grace-period")" \
+    --pod-eviction-timeout="$(cat "$STATE/pod-eviction-timeout")" \
+    >>"$STATE/controller-manager.log" 2>&1 </dev/null &
+  echo $! >"$STATE/controller-manager.pid"
+}
+
+start_scheduler() {
+  local port
+  port="$(free_port)"
+  echo "$port" >"$STATE/scheduler.port"
+  setsid "$SCHEDULER_BIN" \
+    --kubeconfig="$STATE/kubeconfig-scheduler" \
+    --address=127.0.0.1 --port="$port" --secure-port=0 \
+    --leader-elect=false \
+    >>"$STATE/scheduler.log" 2>&1 </dev/null &
+  echo $! >"$STATE/scheduler.pid"
+}
+
+# healthz COMPONENT: its plain-HTTP /healthz answers ok.
+healthz() {
+  [ -f "$STATE/$1.port" ] &&
+    curl -fsS --max-time 2 "http://127.0.0.1:$(cat "$STATE/$1.port")/healthz" >/dev/null 2>&1
+}
+
+# wait_healthy COMPONENT: until /healthz answers, or fail with the end of its log.
+wait_healthy() {
+  local component="$1" deadline=$((SECONDS + 60))
+  until healthz "$component"; do
+    if ! kill -0 "$(cat "$STATE/$component.pid")" 2>/dev/null; then
+      tail -n 20 "$STATE/$component.log" >&2; die "kube-$component exited"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || { tail -n 20 "$STATE/$component.log" >&2; die "kube-$component not healthy in 60 s"; }
+    sleep 0.2
+  done
+}
+
+# Node-lifecycle timings for this environment (env or the real v1.20 defaults), kept in
+# the state directory so that restarts and tests see the same values.
+save_node_lifecycle() {
+  echo "${DPCM_NODE_MONITOR_PERIOD:-5s}" >"$STATE/node-monitor-period"
+  echo "${DPCM_NODE_MONITOR_GRACE_PERIOD:-40s}" >"$STATE/node-monitor-grace-period"
+  echo "${DPCM_NODE_STARTUP_GRACE_PERIOD:-1m0s}" >"$STATE/node-startup-grace-period"
+  echo "${DPCM_POD_EVICTION_TIMEOUT:-5m0s}" >"$STATE/pod-eviction-timeout"
+}
+
+# Starts the controller-manager and the scheduler unless they already answer.
+ensure_controllers() {
+  local component
+  for component in controller-manager scheduler; do
+    healthz "$component" && continue
+    stop_pidfile "$STATE/$component.pid"
+    "start_${component//-/_}"
+  done
+  wait_healthy controller-manager
+  wait_healthy scheduler
+}
+
 readyz() {
   curl -fsS --max-time 2 --cacert "$STATE/pki/ca.crt" \
     -H "Authorization: Bearer $(cat "$STATE/admin.token")" \
@@ -276,7 +387,8 @@ running() { [ -f "$STATE/apiserver.port" ] && [ -f "$STATE/admin.token" ] && rea
 cmd_up() {
   local ephemeral=false
   [ "${1:-}" = "--ephemeral" ] && ephemeral=true
-  if running; then
+  if running && [ -f "$STATE/kubeconfig-scheduler" ]; then
+    ensure_controllers
     log "reusing the control plane at $STATE"
     return
   fi
@@ -297,8 +409,20 @@ cmd_up() {
     client-key: $STATE/pki/admin.key"
   write_kubeconfig "$STATE/kubeconfig-restricted" restricted "    tokenFile: $STATE/restricted.token"
   write_kubeconfig "$STATE/kubeconfig-operator" dpcm-operator "    tokenFile: $STATE/operator.token"
+  local component
+  for component in controller-manager scheduler; do
+    write_kubeconfig "$STATE/kubeconfig-$component" "system:kube-$component" \
+      "    client-certificate: $STATE/pki/$component.crt
+    client-key: $STATE/pki/$component.key"
+  done
+  save_node_lifecycle
+  start_controller_manager
+  start_scheduler
+  wait_healthy controller-manager
+  wait_healthy scheduler
   "$ephemeral" && touch "$STATE/ephemeral"
-  log "control plane ready: https://127.0.0.1:$(cat "$STATE/apiserver.port") (KUBECONFIG=$STATE/kubeconfig)"
+  log "control plane ready: https://127.0.0.1:$(cat "$STATE/apiserver.port") with" \
+    "controller-manager and scheduler (KUBECONFIG=$STATE/kubeconfig)"
 }
 
 stop_pidfile() {
@@ -317,6 +441,8 @@ cmd_down() {
   if [ "${1:-}" = "--if-ephemeral" ] && [ ! -f "$STATE/ephemeral" ]; then
     return
   fi
+  stop_pidfile "$STATE/scheduler.pid"
+  stop_pidfile "$STATE/controller-manager.pid"
   stop_pidfile "$STATE/apiserver.pid"
   stop_pidfile "$STATE/etcd.pid"
   rm -rf "$STATE"
@@ -338,6 +464,45 @@ cmd_restart_apiserver() {
   wait_ready
 }
 
+cmd_restart_etcd() {
+  [ -f "$STATE/etcd.port" ] || die "no control plane at $STATE: run hack/testenv.sh up"
+  stop_pidfile "$STATE/etcd.pid"
+  start_etcd
+  local deadline=$((SECONDS + 30))
+  until ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$(cat "$STATE/etcd.port")" \
+    endpoint health >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || { tail -n 20 "$STATE/etcd.log" >&2; die "etcd not healthy in 30 s"; }
+    sleep 0.2
+  done
+  wait_ready
+}
+
+cmd_restart_component() {
+  local component="$1"
+  [ -f "$STATE/kubeconfig-$component" ] || die "no control plane at $STATE: run hack/testenv.sh up"
+  stop_pidfile "$STATE/$component.pid"
+  "start_${component//-/_}"
+  wait_healthy "$component"
+}
+
+cmd_status() {
+  local ok=0 component
+  if running; then log "kube-apiserver      ready   https://127.0.0.1:$(cat "$STATE/apiserver.port")"
+  else log "kube-apiserver      down"; ok=1; fi
+  for component in controller-manager scheduler; do
+    if healthz "$component"; then log "$(printf 'kube-%-18s healthy' "$component") log $STATE/$component.log"
+    else log "$(printf 'kube-%-18s down' "$component")"; ok=1; fi
+  done
+  return "$ok"
+}
+
+cmd_logs() {
+  case "${1:-}" in
+    etcd | apiserver | controller-manager | scheduler) printf '%s\n' "$STATE/$1.log" ;;
+    *) die "logs: etcd|apiserver|controller-manager|scheduler" ;;
+  esac
+}
+
 cmd_compact() {
   local endpoint revision
   endpoint="http://127.0.0.1:$(cat "$STATE/etcd.port")"
@@ -356,10 +521,14 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     env) cmd_env ;;
-    status) running ;;
+    status) cmd_status ;;
+    logs) cmd_logs "$@" ;;
     restart-apiserver) cmd_restart_apiserver ;;
+    restart-etcd) cmd_restart_etcd ;;
+    restart-controller-manager) cmd_restart_component controller-manager ;;
+    restart-scheduler) cmd_restart_component scheduler ;;
     compact) cmd_compact ;;
-    *) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

@@ -21,6 +21,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/operator_env.h"
 #include "tests/support/process.h"
+#include "tests/support/simulated_nodes.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/testenv.h"
 
@@ -31,6 +32,7 @@ using client::Json;
 using namespace std::chrono_literals;
 using testing::DcWatcher;
 using testing::ManagedProcess;
+using testing::SimulatedNodes;
 using testing::TestEnv;
 
 constexpr const char* kSourceDir = DPCM_SOURCE_DIR;
@@ -256,22 +258,23 @@ class ChartInstall {
   }
   ~ChartInstall() {
     if (operator_) operator_->Stop();
-    if (podsim_) podsim_->Stop();
+    nodes_.reset();
     if (installed_) Uninstall();
   }
   ChartInstall(const ChartInstall&) = delete;
   ChartInstall& operator=(const ChartInstall&) = delete;
 
+  // Three simulated nodes (as admin: they play the kubelets); the scheduler places pods.
   void StartPodSimulator() {
-    const std::string path = EnvOr("PATH", "/usr/bin:/bin");
-    auto podsim = ManagedProcess::Start(
-        {std::string(kBinDir) + "/dpcm-podsim", "--kubeconfig", TestEnv::Kubeconfig(),
-         "--state-dir", log_dir_ + "/podsim", "--node-name",
-         "dpcm-deploy-" + std::to_string(getpid()), "--ip-base",
-         "127." + std::to_string(2 + (getpid() + 100) % 200) + ".0.0"},
-        log_dir_ + "/podsim-deploy.log", {"PATH=" + std::string(kBinDir) + ":" + path});
-    REQUIRE_MESSAGE(podsim.ok(), podsim.status().ToString());
-    podsim_ = std::move(*podsim);
+    auto nodes =
+        SimulatedNodes::Start(*api_, {.name_prefix = "dpcm-deploy-" + std::to_string(getpid()),
+                                      .count = 3,
+                                      .state_dir = log_dir_ + "/podsim",
+                                      .log_dir = log_dir_,
+                                      .first_octet = 2 + (getpid() + 100) % 200,
+                                      .extra_args = {}});
+    REQUIRE_MESSAGE(nodes.ok(), nodes.status().ToString());
+    nodes_ = std::move(*nodes);
   }
 
   // The operator with the ServiceAccount's kubeconfig, watching `namespaces`.
@@ -337,7 +340,8 @@ class ChartInstall {
   bool installed_ = false;
   int metrics_port_ = 0;
   int health_port_ = 0;
-  std::unique_ptr<ManagedProcess> podsim_;
+  std::unique_ptr<client::ApiClient> api_ = TestEnv::Client();
+  std::unique_ptr<SimulatedNodes> nodes_;
   std::unique_ptr<ManagedProcess> operator_;
 };
 

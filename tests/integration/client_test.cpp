@@ -96,7 +96,11 @@ TEST_CASE("pod create and status subresource") {
   Json pod = {{"apiVersion", "v1"},
               {"kind", "Pod"},
               {"metadata", {{"name", "worker-0"}, {"labels", {{"app", "demo"}}}}},
-              {"spec", {{"containers", Json::array({{{"name", "app"}, {"image", "demo"}}})}}}};
+              // No scheduler of that name runs: the real one leaves the pod (and its
+              // status, which this test writes with resourceVersion preconditions) alone.
+              {"spec",
+               {{"schedulerName", "dpcm-none"},
+                {"containers", Json::array({{{"name", "app"}, {"image", "demo"}}})}}}};
   auto created = api->Create(pods, ns, pod);
   REQUIRE_MESSAGE(created.ok(), created.status().ToString());
 

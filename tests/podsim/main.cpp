@@ -1,7 +1,8 @@
 // dpcm-podsim: plays the kubelet for the local control plane (no kubelet runs there).
 //
-// Binds pods to a Node it registers, runs each pod's first container as a local process
-// on its own loopback IP, and reports the pod's status the way a kubelet would. See
+// Keeps a Node alive (status and node Lease), runs each pod the scheduler bound to it as
+// a local process on its own loopback IP, and reports the pod's status the way a kubelet
+// would. One process is one node; run several for several nodes. See
 // pod_simulator.h for what it does and tests/podsim/README.md for the flags.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -25,14 +26,22 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage: dpcm-podsim [flags]
 
-Plays the kubelet for a control plane without one: registers a Ready Node, binds
-unbound pods to it, runs each pod's first container as a local process (command + args,
-no shell) on its own loopback IP, probes it, restarts it, and writes pod status.
+Plays the kubelet of one node for a control plane without one: registers a Ready
+Node, renews its Lease in kube-node-lease and keeps its status Ready; runs the first
+container of each pod the scheduler bound to it as a local process (command + args, no
+shell) on its own loopback IP, probes it, restarts it, and writes pod status.
 
 Flags:
   --kubeconfig PATH          kubeconfig (default $KUBECONFIG, then in-cluster, ~/.kube/config)
   --namespace NS             watch this namespace; repeatable (default: all namespaces)
-  --node-name NAME           the Node to register and bind to (default dpcm-sim)
+  --node-name NAME           the Node to register and run pods of (default dpcm-sim)
+  --host-ip A.B.C.D          the Node's InternalIP and the pods' hostIP (default 127.0.0.1)
+  --node-status-update-ms N  check the Node's status this often and rewrite it when it is
+                             not Ready (default 10000, the kubelet's nodeStatusUpdateFrequency)
+  --node-status-report-ms N  rewrite it at least this often (default 300000, the kubelet's
+                             nodeStatusReportFrequency)
+  --lease-renew-ms N         renew kube-node-lease/<node> this often (default 10000)
+  --lease-duration-s N       the node Lease's leaseDurationSeconds (default 40)
   --state-dir DIR            writes <namespace>/<pod>.pid and .log (default $TMPDIR/dpcm-podsim)
   --restart-delay-ms N       first restart delay of an exited container (default 1000);
                              doubles on quick repeated failures up to --max-restart-delay-ms
@@ -96,7 +105,17 @@ int main(int argc, char** argv) {
     } else if (arg == "--namespace") {
       if (!value.empty()) options.namespaces.push_back(value);
     } else if (arg == "--node-name") {
-      options.node_name = value;
+      options.node.name = value;
+    } else if (arg == "--host-ip") {
+      options.node.host_ip = value;
+    } else if (arg == "--node-status-update-ms") {
+      options.node.status_update = std::chrono::milliseconds(integer(100));
+    } else if (arg == "--node-status-report-ms") {
+      options.node.status_report = std::chrono::milliseconds(integer(100));
+    } else if (arg == "--lease-renew-ms") {
+      options.node.lease_renew = std::chrono::milliseconds(integer(100));
+    } else if (arg == "--lease-duration-s") {
+      options.node.lease_duration_seconds = static_cast<int>(integer(1));
     } else if (arg == "--state-dir") {
       options.state_dir = value;
     } else if (arg == "--restart-delay-ms") {

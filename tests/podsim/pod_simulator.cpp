@@ -38,6 +38,18 @@ std::optional<int64_t> IntField(const Json& object, const Json::json_pointer& po
   return std::nullopt;
 }
 
+// The status ("True", "False", ...) of condition `type` in a pod or a pod status; "" if absent.
+std::string ConditionOf(const Json& pod_or_status, const std::string& type) {
+  const Json& conditions = pod_or_status.contains("status")
+                               ? Field(pod_or_status, "/status/conditions"_json_pointer)
+                               : Field(pod_or_status, "/conditions"_json_pointer);
+  if (!conditions.is_array()) return "";
+  for (const auto& condition : conditions) {
+    if (condition.value("type", "") == type) return condition.value("status", "");
+  }
+  return "";
+}
+
 milliseconds Until(Clock::Monotonic::time_point at, Clock::Monotonic::time_point now) {
   return std::max(milliseconds(0), std::chrono::ceil<milliseconds>(at - now));
 }
@@ -84,7 +96,6 @@ struct PodSimulator::ApiActions {
   std::string ns;
   std::string name;
   std::string uid;
-  bool bind = false;
   std::optional<Json> status;
   bool delete_pod = false;
   std::optional<milliseconds> requeue;
@@ -98,8 +109,8 @@ Result<std::unique_ptr<PodSimulator>> PodSimulator::Create(client::ApiClient& cl
                                                            SimulatorOptions options, Clock& clock) {
   auto ips = IpAllocator::Create(options.ip_base);
   if (!ips.ok()) return ips.status();
-  if (!IsDns1123Subdomain(options.node_name)) {
-    return Status::Config("--node-name: not a valid node name: " + options.node_name);
+  if (!IsDns1123Subdomain(options.node.name)) {
+    return Status::Config("--node-name: not a valid node name: " + options.node.name);
   }
   std::error_code error;
   std::filesystem::create_directories(options.state_dir, error);
@@ -118,6 +129,7 @@ PodSimulator::PodSimulator(client::ApiClient& client, SimulatorOptions options, 
     : client_(client),
       options_(std::move(options)),
       clock_(clock),
+      heartbeat_(client, options_.node, clock),
       reaper_([this](pid_t pid, int wait_status) { OnChildExit(pid, wait_status); }),
       probers_(options_.probe_threads),
       ips_(std::move(ips)) {}
@@ -125,12 +137,16 @@ PodSimulator::PodSimulator(client::ApiClient& client, SimulatorOptions options, 
 PodSimulator::~PodSimulator() { Shutdown(); }
 
 Status PodSimulator::Start(const std::stop_token& stop) {
-  Status registered = RegisterNode(stop);
+  Status registered = heartbeat_.Register(stop);
   if (!registered.ok()) return registered;
+  heartbeat_.Start();
   std::vector<std::string> namespaces = options_.namespaces;
   if (namespaces.empty()) namespaces.emplace_back();
   for (const auto& ns : namespaces) {
-    auto informer = std::make_unique<cache::Informer>(client_, client::resources::Pods(), ns);
+    cache::InformerOptions informer_options;
+    informer_options.watcher.selectors.field_selector = "spec.nodeName=" + options_.node.name;
+    auto informer =
+        std::make_unique<cache::Informer>(client_, client::resources::Pods(), ns, informer_options);
     auto enqueue = [this](const cache::ObjectPtr& pod) { Enqueue(cache::KeyOf(*pod)); };
     informer->AddHandlers(
         {.on_add = enqueue,
@@ -148,65 +164,8 @@ Status PodSimulator::Start(const std::stop_token& stop) {
   for (auto& informer : informers_) informer->Start();
   spdlog::info("watching pods in {}; node {}; state in {}",
                options_.namespaces.empty() ? "all namespaces" : "the given namespaces",
-               options_.node_name, options_.state_dir.string());
+               options_.node.name, options_.state_dir.string());
   return Status::Ok();
-}
-
-Status PodSimulator::RegisterNode(const std::stop_token& stop) {
-  const auto nodes = client::resources::Nodes();
-  const Json node = {{"apiVersion", "v1"},
-                     {"kind", "Node"},
-                     {"metadata",
-                      {{"name", options_.node_name},
-                       {"labels",
-                        {{"kubernetes.io/hostname", options_.node_name},
-                         {"kubernetes.io/os", "linux"},
-                         {"dpcm.io/pod-simulator", "true"}}}}},
-                     {"spec", Json::object()}};
-  while (!stop.stop_requested()) {
-    auto created = client_.Create(nodes, "", node);
-    if (created.ok() || created.status().IsAlreadyExists()) {
-      const std::string now = FormatTime(clock_.WallNow());
-      const Json resources = {{"cpu", "64"}, {"memory", "256Gi"}, {"pods", "10000"}};
-      const Json status = {
-          {"status",
-           {{"conditions", Json::array({{{"type", "Ready"},
-                                         {"status", "True"},
-                                         {"reason", "KubeletReady"},
-                                         {"message", "dpcm-podsim is posting ready status"},
-                                         {"lastHeartbeatTime", now},
-                                         {"lastTransitionTime", now}}})},
-            {"addresses", Json::array({{{"type", "InternalIP"}, {"address", options_.host_ip}},
-                                       {{"type", "Hostname"}, {"address", options_.node_name}}})},
-            {"capacity", resources},
-            {"allocatable", resources},
-            {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", 0}}}}},
-            {"nodeInfo",
-             {{"machineID", ""},
-              {"systemUUID", ""},
-              {"bootID", ""},
-              {"kernelVersion", ""},
-              {"osImage", "dpcm-podsim"},
-              {"containerRuntimeVersion", "sim://0.1"},
-              {"kubeletVersion", "v1.20.2-dpcm-podsim"},
-              {"kubeProxyVersion", ""},
-              {"operatingSystem", "linux"},
-              {"architecture", "amd64"}}}}}};
-      auto patched =
-          client_.Patch(nodes, "", options_.node_name, client::PatchType::kMerge, status, "status");
-      if (patched.ok()) {
-        spdlog::info("node {} {} and Ready", options_.node_name,
-                     created.ok() ? "created" : "reused");
-        return Status::Ok();
-      }
-      spdlog::warn("node {}: status update failed: {}", options_.node_name,
-                   patched.status().ToString());
-    } else {
-      spdlog::warn("node {}: create failed: {}", options_.node_name, created.status().ToString());
-    }
-    clock_.SleepFor(std::chrono::seconds(1), stop);
-  }
-  return Status::Cancelled("stopped before the node was registered");
 }
 
 cache::ObjectPtr PodSimulator::FindPod(const std::string& key) const {
@@ -243,22 +202,6 @@ std::optional<milliseconds> PodSimulator::Reconcile(const std::string& key) {
     ReconcileLocked(key, pod, actions);
   }
   const auto pods = client::resources::Pods();
-  if (actions.bind) {
-    const Json binding = {
-        {"apiVersion", "v1"},
-        {"kind", "Binding"},
-        {"metadata", {{"name", actions.name}, {"namespace", actions.ns}, {"uid", actions.uid}}},
-        {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", options_.node_name}}}};
-    auto bound = client_.Create(pods, actions.ns, binding, "binding");
-    if (bound.ok()) {
-      spdlog::info("pod {}: bound to node {}", key, options_.node_name);
-    } else if (bound.status().IsConflict() || bound.status().IsNotFound()) {
-      spdlog::info("pod {}: not bound ({})", key, bound.status().message());
-    } else {
-      spdlog::warn("pod {}: bind failed: {}", key, bound.status().ToString());
-      actions.RequeueAfter(milliseconds(1000));
-    }
-  }
   bool status_ok = true;
   if (actions.status) {
     // The uid makes the write conditional: a pod recreated under the same name is not
@@ -320,12 +263,8 @@ void PodSimulator::ReconcileLocked(const std::string& key, const cache::ObjectPt
   actions.uid = uid;
   const bool deleting = pod->contains("/metadata/deletionTimestamp"_json_pointer) &&
                         !Field(*pod, "/metadata/deletionTimestamp"_json_pointer).is_null();
-  const std::string node = StringField(*pod, "/spec/nodeName"_json_pointer);
-  if (node.empty()) {
-    actions.bind = !deleting;
-    return;
-  }
-  if (node != options_.node_name) return;
+  // The scheduler binds; only pods bound to this node are run here.
+  if (StringField(*pod, "/spec/nodeName"_json_pointer) != options_.node.name) return;
   if (!IsDns1123Label(actions.ns) || !IsDns1123Subdomain(actions.name) || uid.empty()) {
     if (refused_.insert(key).second) {
       spdlog::error("pod {}: refused: its namespace or name is not a DNS-1123 name", key);
@@ -380,7 +319,12 @@ void PodSimulator::ReconcileLocked(const std::string& key, const cache::ObjectPt
 
   UpdateConditions(rt.state, clock_.WallNow());
   Json desired = BuildPodStatus(rt.state);
-  if (desired != rt.last_status) actions.status = std::move(desired);
+  // As the kubelet's status manager: also rewrite when the server disagrees about
+  // readiness (the node-lifecycle controller marks pods of a silent node not Ready; a
+  // node that comes back must say Ready again).
+  if (desired != rt.last_status || ConditionOf(*pod, "Ready") != ConditionOf(desired, "Ready")) {
+    actions.status = std::move(desired);
+  }
 }
 
 void PodSimulator::HandleStaleRuntimesLocked(const std::string& key, const std::string& live_uid,
@@ -444,7 +388,7 @@ PodSimulator::PodRuntime* PodSimulator::RuntimeForLocked(const Json& pod, ApiAct
   rt->state.container_name = container.value("name", "");
   rt->state.image = container.value("image", "");
   rt->state.pod_ip = *ip;
-  rt->state.host_ip = options_.host_ip;
+  rt->state.host_ip = options_.node.host_ip;
   rt->state.start_time = clock_.WallNow();
   // A pod that ran under an earlier simulator process keeps counting its restarts.
   const Json& previous = Field(pod, "/status/containerStatuses/0"_json_pointer);
@@ -480,7 +424,7 @@ void PodSimulator::StartContainerLocked(PodRuntime& rt, const Json& pod, ApiActi
   }
   rt.restart_policy = StringField(pod, "/spec/restartPolicy"_json_pointer);
   if (rt.restart_policy.empty()) rt.restart_policy = "Always";
-  const PodFacts facts{rt.name,         rt.ns,           rt.uid, options_.node_name,
+  const PodFacts facts{rt.name,         rt.ns,           rt.uid, options_.node.name,
                        rt.state.pod_ip, rt.state.host_ip};
   auto launch = BuildLaunch(pod, container, facts, options_.base_env);
   if (!launch.ok()) {
@@ -732,6 +676,7 @@ void PodSimulator::Shutdown(milliseconds grace) {
       }
     }
   }
+  heartbeat_.Stop();
   queue_.ShutDown();
   workers_.clear();  // joins
   for (auto& informer : informers_) informer->Stop();

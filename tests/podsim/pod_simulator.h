@@ -1,5 +1,5 @@
-// PodSimulator plays the kubelet of one Node: binds pods, runs them as local processes, reports
-// status.
+// PodSimulator plays the kubelet of one Node: keeps the Node alive, runs the pods the scheduler
+// bound to it as local processes, reports their status.
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +23,7 @@
 #include "pkg/workqueue/workqueue.h"
 #include "tests/podsim/child_process.h"
 #include "tests/podsim/ip_allocator.h"
+#include "tests/podsim/node_heartbeat.h"
 #include "tests/podsim/pod_status.h"
 #include "tests/podsim/probe.h"
 
@@ -30,8 +31,8 @@ namespace dpcm::podsim {
 
 struct SimulatorOptions {
   std::vector<std::string> namespaces;  // empty = all namespaces
-  std::string node_name = "dpcm-sim";
-  std::filesystem::path state_dir;  // <ns>/<pod>.pid and <ns>/<pod>.log
+  NodeOptions node;                     // the Node's name, address, status and lease timings
+  std::filesystem::path state_dir;      // <ns>/<pod>.pid and <ns>/<pod>.log
   std::chrono::milliseconds restart_delay{1000};
   std::chrono::milliseconds max_restart_delay{10000};
   std::chrono::milliseconds max_probe_period{1000};
@@ -39,16 +40,17 @@ struct SimulatorOptions {
   // How long a process of a pod that vanished from the API gets between SIGTERM and SIGKILL.
   std::chrono::milliseconds vanished_grace{2000};
   std::string ip_base = "127.1.0.0";
-  std::string host_ip = "127.0.0.1";
   int workers = 4;
   int probe_threads = 4;
   std::vector<std::string> base_env;  // the environment every container inherits
 };
 
-// The kubelet's job for the local control plane, level-based: every pod event, process
-// exit, probe result change and timer queues the pod's namespace/name, and a worker
-// compares what the API says with what runs here and acts:
-// - an unbound pod is bound to the node (POST pods/NAME/binding);
+// The kubelet's job for the local control plane. The Node is kept alive by a
+// NodeHeartbeat (status and Lease). Pods are bound by the real scheduler; the pods bound
+// to this node (watched with fieldSelector spec.nodeName, as the kubelet does) are
+// handled level-based: every pod event, process exit, probe result change and timer
+// queues the pod's namespace/name, and a worker compares what the API says with what
+// runs here and acts:
 // - a pod bound here gets its first container run as a process (posix_spawnp, no
 //   shell), restarted per restartPolicy with CrashLoopBackOff-like delays, probed for
 //   readiness and liveness, and its status written (merge patch on pods/status) when it
@@ -67,11 +69,13 @@ class PodSimulator {
   PodSimulator(const PodSimulator&) = delete;
   PodSimulator& operator=(const PodSimulator&) = delete;
 
-  // Registers the Node (created or reused, status Ready), then starts the reaper, the
-  // pod informers, the workers and the probers. Fails only if `stop` fires first.
+  // Registers the Node (created or reused, status Ready, Lease renewed), then starts the
+  // heartbeat, the reaper, the pod informers, the workers and the probers. Fails only if
+  // `stop` fires first.
   Status Start(const std::stop_token& stop);
   // Kills every process (SIGTERM, SIGKILL after `grace`), waits until all are reaped,
-  // and stops every thread. Pod statuses are left as they are. Idempotent.
+  // and stops every thread. Pod statuses, the Node and its Lease are left as they are.
+  // Idempotent.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
 
  private:
@@ -80,7 +84,6 @@ class PodSimulator {
 
   PodSimulator(client::ApiClient& client, SimulatorOptions options, Clock& clock, IpAllocator ips);
 
-  Status RegisterNode(const std::stop_token& stop);
   void Enqueue(const std::string& key) { queue_.Add(key); }
   void RunWorker(const std::stop_token& stop);
   cache::ObjectPtr FindPod(const std::string& key) const;
@@ -107,6 +110,7 @@ class PodSimulator {
   client::ApiClient& client_;
   const SimulatorOptions options_;
   Clock& clock_;
+  NodeHeartbeat heartbeat_;
   workqueue::WorkQueue queue_;
   ChildReaper reaper_;
   TaskScheduler probers_;

@@ -1,7 +1,6 @@
 #include "tests/support/operator_env.h"
 
 #include <httplib.h>
-#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
@@ -28,19 +27,20 @@ OperatorEnv::OperatorEnv() {
   sim_state_dir_ = log_dir_ + "/podsim";
   std::filesystem::create_directories(sim_state_dir_);
   if (Status s = TestEnv::InstallCrd(); !s.ok()) throw std::runtime_error(s.ToString());
-  auto podsim = ManagedProcess::Start(
-      {kBinDir + "/dpcm-podsim", "--kubeconfig", TestEnv::Kubeconfig(), "--state-dir",
-       sim_state_dir_, "--node-name", "dpcm-e2e-" + std::to_string(getpid()), "--ip-base",
-       "127." + std::to_string(2 + getpid() % 200) + ".0.0"},
-      log_dir_ + "/podsim.log", {TestEnv::PathWithBinDir()});
-  if (!podsim.ok()) throw std::runtime_error(podsim.status().ToString());
-  podsim_ = std::move(*podsim);
+  auto nodes = SimulatedNodes::Start(*api_, {.name_prefix = "dpcm-e2e-" + std::to_string(getpid()),
+                                             .count = 3,
+                                             .state_dir = sim_state_dir_,
+                                             .log_dir = log_dir_,
+                                             .first_octet = 2 + getpid() % 200,
+                                             .extra_args = {}});
+  if (!nodes.ok()) throw std::runtime_error(nodes.status().ToString());
+  nodes_ = std::move(*nodes);
   if (Status s = StartOperator(); !s.ok()) throw std::runtime_error(s.ToString());
 }
 
 OperatorEnv::~OperatorEnv() {
   if (operator_) operator_->Stop();
-  if (podsim_) podsim_->Stop();
+  nodes_.reset();
 }
 
 Status OperatorEnv::StartOperator() {
@@ -94,11 +94,7 @@ nlohmann::json OperatorEnv::SampleDomain(const std::string& name, int replicas) 
 }
 
 Status OperatorEnv::KillPodProcess(const std::string& ns, const std::string& pod) {
-  std::ifstream in(sim_state_dir_ + "/" + ns + "/" + pod + ".pid");
-  pid_t pid = 0;
-  if (!(in >> pid) || pid <= 1) return Status::NotFound("no pid recorded for " + pod);
-  if (kill(pid, SIGKILL) != 0) return Status::Internal("kill " + std::to_string(pid) + " failed");
-  return Status::Ok();
+  return nodes_->KillPodProcess(ns, pod);
 }
 
 Status OperatorEnv::PostToApp(const std::string& ns, const std::string& pod,

@@ -1,4 +1,4 @@
-// The e2e world: the local control plane plus dpcm's CRD, the pod simulator and the operator.
+// The e2e world: the local control plane plus dpcm's CRD, three simulated nodes and the operator.
 #pragma once
 
 #include <memory>
@@ -7,12 +7,14 @@
 
 #include "pkg/client/api_client.h"
 #include "tests/support/process.h"
+#include "tests/support/simulated_nodes.h"
 
 namespace dpcm::testing {
 
 // Started once per test process (lazily) and stopped at exit: applies the CRD with
-// kubectl, then runs dpcm-podsim and dpcm-operator from the build's bin/ directory with
-// logs under $DPCM_TESTENV_DIR/e2e-logs/.
+// kubectl, then runs three nodes (SimulatedNodes: one dpcm-podsim each, pods placed by
+// the real scheduler) and dpcm-operator from the build's bin/ directory, with logs under
+// $DPCM_TESTENV_DIR/e2e-logs/.
 class OperatorEnv {
  public:
   static OperatorEnv& Get();
@@ -24,6 +26,8 @@ class OperatorEnv {
   static nlohmann::json SampleDomain(const std::string& name, int replicas);
   // The sample app's container (no probes).
   static nlohmann::json SampleContainer();
+  // The world's nodes (crash one, find a pod's node).
+  SimulatedNodes& nodes() { return *nodes_; }
   // SIGKILLs the container process of a pod (the simulator records its pid).
   Status KillPodProcess(const std::string& ns, const std::string& pod);
   // POSTs to the sample app in `pod` (e.g. "/admin/unhealthy").
@@ -43,7 +47,7 @@ class OperatorEnv {
   std::unique_ptr<client::ApiClient> api_;
   std::string log_dir_;
   std::string sim_state_dir_;
-  std::unique_ptr<ManagedProcess> podsim_;
+  std::unique_ptr<SimulatedNodes> nodes_;
   std::unique_ptr<ManagedProcess> operator_;
 };
 

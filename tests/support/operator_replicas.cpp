@@ -80,24 +80,28 @@ OperatorReplicas::OperatorReplicas(const std::string& prefix, ReplicaTimings tim
   sim_state_dir_ = log_dir_ + "/podsim";
   std::filesystem::create_directories(sim_state_dir_);
   if (Status s = TestEnv::InstallCrd(); !s.ok()) throw std::runtime_error(s.ToString());
-  // Addresses apart from OperatorEnv's (127.N.0.x): 127.N.(200 + instance).x.
-  const std::string ip_base = "127." + std::to_string(2 + getpid() % 200) + "." +
-                              std::to_string(200 + instances++ % 50) + ".0";
-  auto podsim = ManagedProcess::Start(
-      {kBinDir + "/dpcm-podsim", "--kubeconfig", TestEnv::Kubeconfig(), "--namespace", ns_,
-       "--state-dir", sim_state_dir_, "--node-name", "dpcm-" + ns_, "--ip-base", ip_base,
-       "--restart-delay-ms", std::to_string(timings_.container_restart_delay_ms),
-       "--max-restart-delay-ms", std::to_string(2 * timings_.container_restart_delay_ms)},
-      log_dir_ + "/podsim.log", {TestEnv::PathWithBinDir()});
-  if (!podsim.ok()) throw std::runtime_error(podsim.status().ToString());
-  podsim_ = std::move(*podsim);
+  // Three nodes of their own (pods of this namespace may land on any Ready node, so the
+  // nodes run every pod bound to them, whatever its namespace).
+  const int first_octet = 2 + (getpid() + 100 + 3 * instances++) % 200;
+  auto nodes = SimulatedNodes::Start(
+      *api_,
+      {.name_prefix = "dpcm-" + ns_,
+       .count = 3,
+       .state_dir = sim_state_dir_,
+       .log_dir = log_dir_,
+       .first_octet = first_octet,
+       .extra_args = {"--restart-delay-ms", std::to_string(timings_.container_restart_delay_ms),
+                      "--max-restart-delay-ms",
+                      std::to_string(2 * timings_.container_restart_delay_ms)}});
+  if (!nodes.ok()) throw std::runtime_error(nodes.status().ToString());
+  nodes_ = std::move(*nodes);
 }
 
 OperatorReplicas::~OperatorReplicas() {
   for (auto& replica : replicas_) {
     if (replica.process) replica.process->Stop();
   }
-  if (podsim_) podsim_->Stop();
+  nodes_.reset();
 }
 
 Status OperatorReplicas::Start(int index) {

@@ -9,6 +9,7 @@
 
 #include "pkg/client/api_client.h"
 #include "tests/support/process.h"
+#include "tests/support/simulated_nodes.h"
 
 namespace dpcm::testing {
 
@@ -24,7 +25,7 @@ struct ReplicaTimings {
 
 // Apart from OperatorEnv (whose one operator watches every namespace, so never use both
 // in one test process): applies the CRD, creates a namespace `<prefix>-<random>`, and
-// runs a dpcm-podsim scoped to it. Replicas run `dpcm-operator --leader-elect` watching
+// runs three simulated nodes of its own. Replicas run `dpcm-operator --leader-elect` watching
 // only that namespace, with their Lease ("dpcm-operator") in it and their own metrics and
 // probe ports on 127.0.0.1. Logs go to $DPCM_TESTENV_DIR/e2e-logs/<pid>-<namespace>/.
 // Stops everything it started on destruction. Not thread-safe.
@@ -74,7 +75,7 @@ class OperatorReplicas {
   std::string ns_;
   std::string log_dir_;
   std::string sim_state_dir_;
-  std::unique_ptr<ManagedProcess> podsim_;
+  std::unique_ptr<SimulatedNodes> nodes_;
   std::vector<Replica> replicas_;
 };
 

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Faults for the local test world, one verb at a time, each logged with a timestamp.
+#
+# Usage: hack/chaos.sh VERB [ARGS]
+#   nodes                      list the simulated nodes this control plane knows (and their kubelet pids)
+#   node-crash NODE            SIGKILL the node's kubelet (dpcm-podsim) and every pod process it ran;
+#                              heartbeats stop, the pods' statuses stay as last written
+#   node-freeze NODE           SIGSTOP the kubelet and its pod processes (a hung VM)
+#   node-thaw NODE             SIGCONT them
+#   kubelet-freeze NODE        SIGSTOP only the kubelet: heartbeats and pod status stop, the pods keep
+#                              running and answering (the nearest this one-network world comes to
+#                              cutting a node off from the API server)
+#   kubelet-thaw NODE          SIGCONT it
+#   kill-pod NS/POD            SIGKILL the pod's container process (the kubelet restarts it)
+#   delete-pod NS/POD          delete the pod (graceful, as `kubectl delete pod`)
+#   drain NODE                 `kubectl drain` (cordon, then evict through the eviction API)
+#   uncordon NODE              `kubectl uncordon`
+#   restart COMPONENT          apiserver | etcd | controller-manager | scheduler
+#   partition NODE / heal NODE not available yet: needs the network-namespace world
+#
+# Reverse a fault with its counterpart: node-crash -> `SimulatedNodes::Restart` (tests) or
+# starting dpcm-podsim again with the same flags; node-freeze -> node-thaw;
+# kubelet-freeze -> kubelet-thaw; drain -> uncordon. Nodes are found in
+# $DPCM_TESTENV_DIR/nodes/<node> (written by tests/support/SimulatedNodes: kubelet_pid=,
+# state_dir=).
+set -euo pipefail
+
+readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly STATE="${DPCM_TESTENV_DIR:-${TMPDIR:-/tmp}/dpcm-testenv}"
+
+log() { printf '%s [chaos] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+kube() { kubectl --kubeconfig "$STATE/kubeconfig" "$@"; }
+
+# node_field NODE KEY: a value from the node's registry file.
+node_field() {
+  local file="$STATE/nodes/$1"
+  [ -f "$file" ] || die "no simulated node $1 (no $file)"
+  sed -n "s/^$2=//p" "$file"
+}
+
+# pod_pids NODE: the container pids of the pods bound to NODE, from the shared state dir.
+pod_pids() {
+  local node="$1" state_dir ns pod
+  state_dir="$(node_field "$node" state_dir)"
+  kube get pods -A --field-selector "spec.nodeName=$node" \
+    -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' |
+    while read -r ns pod; do
+      [ -n "$pod" ] && [ -f "$state_dir/$ns/$pod.pid" ] && cat "$state_dir/$ns/$pod.pid"
+    done
+  return 0
+}
+
+# signal_node NODE SIGNAL: the kubelet first (so it cannot react), then each pod's group.
+signal_node() {
+  local node="$1" signal="$2" kubelet pids pid
+  kubelet="$(node_field "$node" kubelet_pid)"
+  pids="$(pod_pids "$node")"
+  kill "-$signal" "$kubelet" 2>/dev/null || log "kubelet $kubelet of $node is not running"
+  for pid in $pids; do kill "-$signal" -- "-$pid" 2>/dev/null || true; done
+  log "$node: SIG$signal to kubelet $kubelet and pod processes: ${pids//$'\n'/ }"
+}
+
+pod_pid() {
+  local ns="${1%%/*}" pod="${1#*/}" node state_dir
+  node="$(kube get pod -n "$ns" "$pod" -o jsonpath='{.spec.nodeName}')"
+  [ -n "$node" ] || die "$1 is not bound to a node"
+  state_dir="$(node_field "$node" state_dir)"
+  [ -f "$state_dir/$ns/$pod.pid" ] || die "$1 has no running process on $node"
+  cat "$state_dir/$ns/$pod.pid"
+}
+
+main() {
+  local verb="${1:-}"
+  shift || true
+  case "$verb" in
+    nodes)
+      local file
+      for file in "$STATE"/nodes/*; do
+        [ -f "$file" ] && printf '%s %s\n' "$(basename "$file")" "$(node_field "$(basename "$file")" kubelet_pid)"
+      done
+      ;;
+    node-crash) [ $# -eq 1 ] || die "node-crash NODE"; log "node-crash $1"; signal_node "$1" KILL ;;
+    node-freeze) [ $# -eq 1 ] || die "node-freeze NODE"; log "node-freeze $1"; signal_node "$1" STOP ;;
+    node-thaw) [ $# -eq 1 ] || die "node-thaw NODE"; log "node-thaw $1"; signal_node "$1" CONT ;;
+    kubelet-freeze | kubelet-thaw)
+      [ $# -eq 1 ] || die "$verb NODE"
+      local kubelet signal=STOP
+      [ "$verb" = kubelet-thaw ] && signal=CONT
+      kubelet="$(node_field "$1" kubelet_pid)"
+      kill "-$signal" "$kubelet"
+      log "$verb $1: SIG$signal to kubelet $kubelet"
+      ;;
+    kill-pod)
+      [ $# -eq 1 ] || die "kill-pod NS/POD"
+      local pid
+      pid="$(pod_pid "$1")"
+      kill -KILL "$pid"
+      log "kill-pod $1: SIGKILL pid $pid"
+      ;;
+    delete-pod)
+      [ $# -eq 1 ] || die "delete-pod NS/POD"
+      log "delete-pod $1"
+      kube delete pod -n "${1%%/*}" "${1#*/}" --wait=false >&2
+      ;;
+    drain)
+      [ $# -eq 1 ] || die "drain NODE"
+      log "drain $1"
+      kube drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s >&2
+      log "drain $1: done"
+      ;;
+    uncordon) [ $# -eq 1 ] || die "uncordon NODE"; log "uncordon $1"; kube uncordon "$1" >&2 ;;
+    restart)
+      case "${1:-}" in
+        apiserver | controller-manager | scheduler)
+          log "restart $1"; "$REPO_ROOT/hack/testenv.sh" "restart-$1"; log "restart $1: ready" ;;
+        etcd) log "restart etcd"; "$REPO_ROOT/hack/testenv.sh" restart-etcd; log "restart etcd: ready" ;;
+        *) die "restart apiserver|etcd|controller-manager|scheduler" ;;
+      esac
+      ;;
+    partition | heal)
+      die "$verb needs each node in its own network namespace, which this test world does not have yet"
+      ;;
+    *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

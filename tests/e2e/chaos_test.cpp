@@ -1,0 +1,183 @@
+// dpcm under the faults of hack/chaos.sh: a drained node, a frozen and thawed node, control-plane
+// restarts.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "pkg/client/api_client.h"
+#include "tests/support/e2e_scenario.h"
+
+namespace dpcm {
+namespace {
+
+using client::Json;
+using namespace std::chrono_literals;
+using testing::DcWatcher;
+using testing::RunCommand;
+using testing::TestEnv;
+using testing::e2e::Eventually;
+using testing::e2e::Scenario;
+using WallClock = DcWatcher::WallClock;
+
+long long Millis(WallClock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// Runs `hack/chaos.sh ARGS...` against this test's control plane.
+Status Chaos(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {std::string(DPCM_SOURCE_DIR) + "/hack/chaos.sh"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto ran = RunCommand(argv);
+  return ran.ok() ? Status::Ok() : ran.status();
+}
+
+bool NodeReady(client::ApiClient& api, const std::string& node) {
+  auto object = api.Get(client::resources::Nodes(), "", node);
+  if (!object.ok()) return false;
+  for (const auto& c : object->value("/status/conditions"_json_pointer, Json::array())) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+  }
+  return false;
+}
+
+TEST_CASE("chaos drain of the DC's node: the DC moves and every member runs elsewhere") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  Json domain = testing::OperatorEnv::SampleDomain("dr", 3);
+  // Spread, but softly: the evicted member must fit on the two nodes left.
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      Json::array({{{"maxSkew", 1},
+                    {"topologyKey", "kubernetes.io/hostname"},
+                    {"whenUnsatisfiable", "ScheduleAnyway"},
+                    {"labelSelector", {{"matchLabels", {{"app", "dr"}}}}}}});
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("dr", 3);
+  const std::string node = nodes.NodeOf(s.ns, dc);
+  REQUIRE_FALSE(node.empty());
+
+  const auto started = WallClock::now();
+  const Status drained = Chaos({"drain", node});
+  REQUIRE_MESSAGE(drained.ok(), drained.ToString());
+  // The DC runs on another node (a member recreated under the old DC's name may win).
+  std::string new_dc;
+  REQUIRE_MESSAGE(Eventually([&] {
+                    new_dc = s.watcher.CurrentDc("dr");
+                    return !new_dc.empty() && nodes.NodeOf(s.ns, new_dc) != node;
+                  }),
+                  "no DC off the drained node " << node);
+  const auto moved = WallClock::now();
+  s.WaitRunning("dr", 3);
+  MESSAGE("drain of " << node << " (kubectl drain returned after " << Millis(moved - started)
+                      << " ms at most): DC " << dc << " -> " << new_dc);
+  for (int i = 0; i < 3; ++i) {
+    const std::string pod = "dr-" + std::to_string(i);
+    CHECK_MESSAGE(nodes.NodeOf(s.ns, pod) != node, pod << " still on the drained node");
+  }
+  CHECK(Chaos({"uncordon", node}).ok());
+}
+
+TEST_CASE("chaos node-freeze of the DC's node: a new DC, and after node-thaw the old DC is a PC") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  Json domain = testing::OperatorEnv::SampleDomain("fz", 3);
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      Json::array({{{"maxSkew", 1},
+                    {"topologyKey", "kubernetes.io/hostname"},
+                    {"whenUnsatisfiable", "DoNotSchedule"},
+                    {"labelSelector", {{"matchLabels", {{"app", "fz"}}}}}}});
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("fz", 3);
+  const std::string node = nodes.NodeOf(s.ns, dc);
+  REQUIRE_FALSE(node.empty());
+
+  const auto frozen = WallClock::now();
+  const Status froze = Chaos({"node-freeze", node});
+  REQUIRE_MESSAGE(froze.ok(), froze.ToString());
+  auto change = s.watcher.WaitForNewDc("fz", dc, 90s);
+  const Status thawed = Chaos({"node-thaw", node});
+  REQUIRE_MESSAGE(change.has_value(), "no new DC after freezing " << node);
+  REQUIRE_MESSAGE(thawed.ok(), thawed.ToString());
+  MESSAGE("node-freeze of " << node << ": new DC " << change->dc << " after "
+                            << Millis(change->seen - frozen) << " ms");
+  CHECK(Eventually([&] { return NodeReady(s.api, node); }, 30s));
+  CHECK(Eventually([&] {
+    const Json pod = s.Pod(dc);
+    return pod.value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc" &&
+           pod.value("/status/containerStatuses/0/ready"_json_pointer, false);
+  }));
+  s.WaitRunning("fz", 3);
+  CHECK(s.watcher.CurrentDc("fz") == change->dc);
+}
+
+// The last role the sample app in `pod` accepted ("role@epoch"), from its log.
+std::string LastRole(Scenario& s, const std::string& pod) {
+  std::istringstream log(s.env.PodLog(s.ns, pod));
+  std::string last = "none";
+  for (std::string line; std::getline(log, line);) {
+    const Json parsed = Json::parse(line, nullptr, false);
+    if (!parsed.is_object() || parsed.value("event", "") != "role") continue;
+    last = parsed.value("role", "") + "@" + std::to_string(parsed.value("epoch", int64_t{-1}));
+  }
+  return last;
+}
+
+// A finding, not a pass/fail on timing: what dpcm does today when the DC's node stops
+// talking to the API server while its pods keep running and stay reachable.
+TEST_CASE("chaos kubelet-freeze of the DC's node: what happens while its pods keep running") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  Json domain = testing::OperatorEnv::SampleDomain("kf", 3);
+  domain["spec"]["roleHooks"] = {{"http", {{"port", 8080}, {"path", "/dpcm/role"}}},
+                                 {"timeoutSeconds", 1}};
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      Json::array({{{"maxSkew", 1},
+                    {"topologyKey", "kubernetes.io/hostname"},
+                    {"whenUnsatisfiable", "DoNotSchedule"},
+                    {"labelSelector", {{"matchLabels", {{"app", "kf"}}}}}}});
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("kf", 3);
+  const std::string node = nodes.NodeOf(s.ns, dc);
+  REQUIRE_FALSE(node.empty());
+  REQUIRE(Eventually([&] { return LastRole(s, dc).rfind("dc@", 0) == 0; }));
+
+  const auto frozen = WallClock::now();
+  const Status froze = Chaos({"kubelet-freeze", node});
+  REQUIRE_MESSAGE(froze.ok(), froze.ToString());
+  auto change = s.watcher.WaitForNewDc("kf", dc, 90s);
+  const auto moved = WallClock::now();
+  // The old DC still runs and the operator still reaches it: it hears its demotion.
+  const bool demoted = Eventually([&] { return LastRole(s, dc).rfind("pc@", 0) == 0; }, 10s);
+  const Status thawed = Chaos({"kubelet-thaw", node});
+  REQUIRE_MESSAGE(change.has_value(), "no new DC while the kubelet of " << node << " is frozen");
+  REQUIRE_MESSAGE(thawed.ok(), thawed.ToString());
+  MESSAGE("kubelet-freeze of " << node << " (pods keep running): new DC " << change->dc << " after "
+                               << Millis(moved - frozen) << " ms; the old DC " << dc
+                               << " last accepted " << LastRole(s, dc)
+                               << std::string(demoted ? " (demoted through its role hook)"
+                                                      : " (never heard its demotion)"));
+  CHECK(Eventually([&] { return NodeReady(s.api, node); }, 30s));
+  s.WaitRunning("kf", 3);
+}
+
+TEST_CASE("chaos restart of etcd, controller-manager and scheduler: the DC stays, failover works") {
+  Scenario s;
+  s.CreateDomain("rs", 3);
+  const std::string dc = s.WaitRunning("rs", 3);
+  for (const char* component : {"etcd", "controller-manager", "scheduler"}) {
+    const Status restarted = Chaos({"restart", component});
+    CHECK_MESSAGE(restarted.ok(), component << ": " << restarted.ToString());
+  }
+  CHECK(s.watcher.CurrentDc("rs") == dc);
+  // Everything works again: a deleted DC is failed over, recreated and scheduled.
+  REQUIRE(s.api.Delete(client::resources::Pods(), s.ns, dc).ok());
+  auto change = s.watcher.WaitForNewDc("rs", dc, 30s);
+  REQUIRE_MESSAGE(change.has_value(), "no failover after the restarts");
+  s.WaitRunning("rs", 3);
+}
+
+}  // namespace
+}  // namespace dpcm

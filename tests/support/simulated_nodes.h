@@ -1,0 +1,67 @@
+// SimulatedNodes runs the test world's nodes: one dpcm-podsim (a kubelet stand-in) per Node.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pkg/client/api_client.h"
+#include "pkg/status/status.h"
+#include "tests/support/process.h"
+
+namespace dpcm::testing {
+
+struct SimulatedNodesOptions {
+  std::string name_prefix;  // node i is "<name_prefix>-<i>"
+  int count = 3;
+  std::string state_dir;  // the --state-dir every node shares (<ns>/<pod>.pid and .log)
+  std::string log_dir;    // each node's log: <log_dir>/podsim-<node>.log
+  // Node i's pods get 127.<first_octet + i>.0.x (wrapping within 2..251).
+  int first_octet = 2;
+  std::vector<std::string> extra_args;  // more dpcm-podsim flags for every node
+};
+
+// Starts `count` dpcm-podsim processes, each registering its own Node (status Ready,
+// Lease in kube-node-lease renewed every 2 s, status checked every 2 s), and running the
+// pods the real scheduler binds to it. The real scheduler spreads pods over them.
+// Each node is listed in $DPCM_TESTENV_DIR/nodes/<node> (kubelet_pid=, state_dir=) for
+// hack/chaos.sh. On destruction it stops every node (pod processes are killed), deletes
+// the Nodes and their listings, so that no later test's pods are scheduled onto a node
+// nobody runs. Not thread-safe.
+class SimulatedNodes {
+ public:
+  // Starts the nodes and waits until every Node is Ready on the server.
+  static Result<std::unique_ptr<SimulatedNodes>> Start(client::ApiClient& api,
+                                                       SimulatedNodesOptions options);
+  ~SimulatedNodes();
+  SimulatedNodes(const SimulatedNodes&) = delete;
+  SimulatedNodes& operator=(const SimulatedNodes&) = delete;
+
+  const std::vector<std::string>& names() const { return names_; }
+  // The node the pod is bound to ("" if unbound or unknown).
+  std::string NodeOf(const std::string& ns, const std::string& pod);
+  // The pid of the pod's running container process, read from the shared state dir.
+  Result<pid_t> PodPid(const std::string& ns, const std::string& pod) const;
+  // SIGKILLs the container process of a pod.
+  Status KillPodProcess(const std::string& ns, const std::string& pod) const;
+  // A node crash: SIGKILLs the node's kubelet and every pod process it ran. Heartbeats
+  // stop; the pods' statuses stay as last written (Running, Ready).
+  Status Crash(const std::string& node);
+  // Starts the kubelet of a crashed node again (it re-registers the same Node).
+  Status Restart(const std::string& node);
+
+ private:
+  SimulatedNodes(client::ApiClient& api, SimulatedNodesOptions options);
+  Status StartNode(size_t index);
+  // Writes $DPCM_TESTENV_DIR/nodes/<node> for hack/chaos.sh.
+  void WriteRegistry(size_t index) const;
+  Status WaitReady(std::chrono::milliseconds timeout);
+
+  client::ApiClient& api_;
+  SimulatedNodesOptions options_;
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<ManagedProcess>> kubelets_;
+};
+
+}  // namespace dpcm::testing
