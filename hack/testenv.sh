@@ -20,7 +20,9 @@
 #      DPCM_TESTENV_DIR (default $TMPDIR/dpcm-testenv) for certs, tokens, logs and pids.
 #      Node lifecycle (read by `up`; the real v1.20 defaults):
 #      DPCM_NODE_MONITOR_PERIOD (5s), DPCM_NODE_MONITOR_GRACE_PERIOD (40s),
-#      DPCM_NODE_STARTUP_GRACE_PERIOD (1m0s), DPCM_POD_EVICTION_TIMEOUT (5m0s).
+#      DPCM_NODE_STARTUP_GRACE_PERIOD (1m0s), DPCM_POD_EVICTION_TIMEOUT (5m0s);
+#      DPCM_SCHEDULER_QPS / DPCM_SCHEDULER_BURST (50 / 100, kube-scheduler's own: it binds
+#      every pod, so thousands of pods take a minute at the defaults).
 set -euo pipefail
 
 readonly CACHE="${DPCM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dpcm}"
@@ -322,6 +324,7 @@ start_scheduler() {
     --kubeconfig="$STATE/kubeconfig-scheduler" \
     --address=127.0.0.1 --port="$port" --secure-port=0 \
     --leader-elect=false \
+    --kube-api-qps="${DPCM_SCHEDULER_QPS:-50}" --kube-api-burst="${DPCM_SCHEDULER_BURST:-100}" \
     >>"$STATE/scheduler.log" 2>&1 </dev/null &
   echo $! >"$STATE/scheduler.pid"
 }
