@@ -132,9 +132,12 @@ void Controller::ApplyOutcome(const std::string& key, const Result<ReconcileResu
   }
   conflict_backoff_.Forget(key);
   const ReconcileResult& result = *outcome;
-  if (result.requeue_after && *result.requeue_after > std::chrono::milliseconds::zero()) {
+  if (result.requeue_after) {
+    // A deadline that has already passed (or is less than a millisecond away and was
+    // rounded down) is due now: dropping it would leave the request unreconciled until
+    // some unrelated event.
     queue_.Forget(key);
-    queue_.AddAfter(key, *result.requeue_after);
+    queue_.AddAfter(key, std::max(*result.requeue_after, std::chrono::milliseconds::zero()));
     Increment(series_.requeue_after);
     return;
   }

@@ -33,8 +33,9 @@ struct Request {
 
 // What the reconciler asks for when it succeeded.
 struct ReconcileResult {
-  // Reconcile again after this long (a level-based timer, e.g. a Lease renewal). Wins
-  // over `requeue`. Zero or negative counts as unset.
+  // Reconcile again after this long (a level-based timer: a failover delay, a restart
+  // back-off). Wins over `requeue`. Zero or negative means at once (a deadline that has
+  // passed), never "unset": a timer must not be lost to rounding.
   std::optional<std::chrono::milliseconds> requeue_after;
   // Reconcile again after the rate limiter's backoff for this key.
   bool requeue = false;
@@ -72,7 +73,7 @@ struct ControllerOptions {
 //                                            controller_runtime_reconcile_total{result=error},
 //                                            controller_runtime_reconcile_errors_total
 //   other error (or exception) -> AddRateLimited  (the same two series)
-//   requeue_after > 0    -> Forget, AddAfter {result=requeue_after}
+//   requeue_after set    -> Forget, AddAfter {result=requeue_after}  (<= 0: at once)
 //   requeue              -> AddRateLimited   {result=requeue}
 //   done                 -> Forget           {result=success}
 // and every reconcile is timed in controller_runtime_reconcile_time_seconds. With metrics,

@@ -951,8 +951,10 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   }
   if (progressing) requeue_within(std::chrono::seconds(5));
   if (requeue_after) {
+    // Rounded up: a wait rounded down fires early and finds its deadline not quite
+    // reached.
     return ReconcileResult::RequeueAfter(
-        std::chrono::duration_cast<std::chrono::milliseconds>(*requeue_after));
+        std::chrono::ceil<std::chrono::milliseconds>(*requeue_after));
   }
   return ReconcileResult::Done();
 }

@@ -301,6 +301,23 @@ TEST_CASE("Controller reconciles again after requeue_after, and resets the backo
   CHECK(h.reconciler.calls == 3);
 }
 
+TEST_CASE("Controller requeue_after of zero or less reconciles at once, never drops the timer") {
+  // A reconciler that waits for a deadline returns the time left, rounded to
+  // milliseconds; a timer that fired a fraction of a millisecond early leaves 0 ms.
+  // Treated as "no requeue", that timer was lost and the domain was not looked at again
+  // until some unrelated event (finding 2 of issue 12: renewals stopped one domain
+  // after another, with an empty queue).
+  Harness h([](int call, const Request&) -> Result<ReconcileResult> {
+    if (call == 1) return ReconcileResult::RequeueAfter(0ms);
+    if (call == 2) return ReconcileResult::RequeueAfter(-5ms);
+    return ReconcileResult::Done();
+  });
+  h.controller.Enqueue({"ns", "a"});
+  REQUIRE(Eventually([&] { return Reconciles(h.metrics, "success") == 1; }));
+  CHECK(h.reconciler.calls == 3);
+  CHECK(Reconciles(h.metrics, "requeue_after") == 2);
+}
+
 TEST_CASE("Controller requeue goes through the rate limiter and counts as requeue") {
   Harness h([](int call, const Request&) -> Result<ReconcileResult> {
     if (call <= 2) return ReconcileResult::Requeue();
