@@ -401,6 +401,8 @@ struct PassResult {
   double steady_queue_seconds_avg = NAN;
   int stale_leases = 0;
   int leases = 0;
+  size_t unrelated_pod_bytes = 0;  // one unrelated pod's JSON as the API serves it
+  size_t domain_pod_bytes = 0;     // one domain pod's
   std::vector<MemoryPoint> memory;
   Samples idle;
   Samples loaded;
@@ -514,8 +516,14 @@ class Pass {
                                client::PatchType::kMerge, RunningStatus(i), "status");
       if (!patched.ok()) Fail("pod status: " + patched.status().ToString());
     });
+    result_.unrelated_pod_bytes = PodBytes(unrelated_ns_, Name("unrelated", 0));
     Progress("%d unrelated pods created in %.1f s", options_.unrelated,
              Seconds(Clock::now() - start).count());
+  }
+
+  size_t PodBytes(const std::string& ns, const std::string& name) {
+    auto pod = admin_->Get(client::resources::Pods(), ns, name);
+    return pod.ok() ? pod->dump().size() : 0;
   }
 
   int CountConverged() {
@@ -546,6 +554,7 @@ class Pass {
     }
     const auto end = Clock::now();
     const Scrape after = Operator();
+    result_.domain_pod_bytes = PodBytes(ns_, Name("d", 0) + "-0");
     result_.domains = options_.domains;
     result_.converged = converged;
     result_.converge_seconds = Seconds(end - start).count();
@@ -566,9 +575,11 @@ class Pass {
       const ProcStat op = ReadProc(operator_->pid());
       const Scrape now = Operator();
       Progress(
-          "steady %.0f s: operator %.1f MiB, %.0f requests so far, queue depth %.0f",
+          "steady %.0f s: operator %.1f MiB, %.0f requests and %.0f queue adds so far, "
+          "queue depth %.0f",
           Seconds(Clock::now() - start).count(), op.rss_mib,
           Total(now, "rest_client_requests_total") - Total(op_before, "rest_client_requests_total"),
+          Total(now, "workqueue_adds_total") - Total(op_before, "workqueue_adds_total"),
           Total(now, "workqueue_depth"));
     }
     const Scrape op_after = Operator();
@@ -669,8 +680,7 @@ class Pass {
     watcher_.reset();
     podsim_->Stop(30000);
     for (const auto& ref : {client::resources::ProcessDomains(), client::resources::Pods(),
-                            client::resources::Leases(), client::resources::Services(),
-                            client::resources::Events()}) {
+                            client::resources::Leases(), client::resources::Events()}) {
       DeleteCollection(*admin_, ref, ns_);
     }
     const auto deadline = Clock::now() + 120s;
@@ -701,7 +711,7 @@ void PrintPass(const Options& o, const PassResult& r) {
               o.domains, o.replicas, o.unrelated);
   std::printf("convergence: %d/%d domains with exactly one DC in %.1f s\n", r.converged, r.domains,
               r.converge_seconds);
-  std::printf("  operator requests meanwhile: %.0f = %.1f req/s (limit %g/s)\n",
+  std::printf("  operator requests meanwhile: %.0f = %.1f req/s (limit %g/s, burst 30)\n",
               r.converge_requests, r.converge_requests / r.converge_seconds, r.qps);
   std::printf("  by method and code:");
   for (const auto& [k, v] : r.converge_by_method_code) std::printf("  %s: %.0f", k.c_str(), v);
@@ -715,7 +725,9 @@ void PrintPass(const Options& o, const PassResult& r) {
   for (const auto& [k, v] : r.steady_by_method) std::printf("  %s %.3f", k.c_str(), v * per);
   std::printf(
       "\n  API server requests per domain per minute, by verb and resource "
-      "(apiserver_request_total; the operator is the only writer then):\n");
+      "(apiserver_request_total: every client; in the window the\n"
+      "  operator is the only writer apart from the API server's own housekeeping of\n"
+      "  endpoints, namespaces and flow control):\n");
   for (const auto& [k, v] : r.steady_apiserver) {
     std::istringstream words(k);
     std::string verb;
@@ -725,11 +737,11 @@ void PrintPass(const Options& o, const PassResult& r) {
     std::printf("    %-40s %8.3f   (%.0f in the window)\n", k.c_str(), v * per, v);
   }
   std::printf(
-      "  work queue: %.0f adds in the window, depth %.0f at its end, mean queue time %s s\n",
-      r.steady_queue_adds, r.steady_queue_depth,
-      std::isnan(r.steady_queue_seconds_avg) ? "-"
-                                             : std::to_string(r.steady_queue_seconds_avg).c_str());
+      "  work queue: %.0f adds in the window, depth %.0f at its end, mean queue time %.2f s\n",
+      r.steady_queue_adds, r.steady_queue_depth, r.steady_queue_seconds_avg);
   std::printf("  Leases past their duration at the end: %d of %d\n", r.stale_leases, r.leases);
+  std::printf("  pod sizes as served (JSON): unrelated %zu bytes, domain member %zu bytes\n",
+              r.unrelated_pod_bytes, r.domain_pod_bytes);
 
   std::printf("\n%-34s %9s %9s %9s %7s | %9s %9s %9s %7s\n", "memory (MiB)", "op RSS", "anon",
               "file", "threads", "go RSS", "anon", "file", "threads");
