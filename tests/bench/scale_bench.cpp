@@ -30,11 +30,14 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,10 +73,8 @@ struct Options {
   std::string go_informer;  // client-go's workqueue example; empty: no anchor
 };
 
-[[noreturn]] void Fail(const std::string& message) {
-  std::cerr << "bench: " << message << "\n";
-  std::exit(1);  // NOLINT(concurrency-mt-unsafe)
-}
+// Ends the current pass (its figures so far are still printed, its processes stopped).
+[[noreturn]] void Fail(const std::string& message) { throw std::runtime_error(message); }
 
 void Progress(const char* format, auto... args) {
   std::fprintf(stderr, "  ");
@@ -339,16 +340,41 @@ Json RunningStatus(int i) {
                            {"state", {{"running", {{"startedAt", now}}}}}}})}}}};
 }
 
-// Runs body(i) for i in [0, n) on `threads` threads, each with its own client.
+// Runs body(i) for i in [0, n) on `threads` threads, each with its own client; the
+// first failure stops the others and is rethrown.
 void Parallel(int n, int threads, const std::function<void(client::ApiClient&, int)>& body) {
   std::atomic<int> next{0};
-  std::vector<std::jthread> workers;
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&] {
-      auto api = TestEnv::Client("kubeconfig", {.qps = 0, .burst = 1});
-      for (int i; (i = next.fetch_add(1)) < n;) body(*api, i);
-    });
+  std::mutex mutex;
+  std::string error;
+  {
+    std::vector<std::jthread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&] {
+        try {
+          auto api = TestEnv::Client("kubeconfig", {.qps = 0, .burst = 1});
+          for (int i; (i = next.fetch_add(1)) < n;) body(*api, i);
+        } catch (const std::exception& e) {
+          next = n;
+          std::lock_guard lock(mutex);
+          if (error.empty()) error = e.what();
+        }
+      });
+    }
   }
+  if (!error.empty()) Fail(error);
+}
+
+// Deletes the pods named name(i), i in [0, n), at once (grace period 0).
+void DeletePods(const std::string& ns, int n, int threads,
+                const std::function<std::string(int)>& name) {
+  Parallel(n, threads, [&](client::ApiClient& api, int i) {
+    client::DeleteOptions now;
+    now.grace_period_seconds = 0;
+    auto deleted = api.Delete(client::resources::Pods(), ns, name(i), now);
+    if (!deleted.ok() && !deleted.status().IsNotFound()) {
+      Fail("delete pod " + name(i) + ": " + deleted.status().ToString());
+    }
+  });
 }
 
 void DeleteCollection(client::ApiClient& api, const client::ResourceRef& ref,
@@ -395,6 +421,9 @@ struct PassResult {
   double steady_seconds = 0;
   double steady_requests = 0;
   std::map<std::string, double> steady_by_method;
+  std::map<std::string, double> steady_by_method_code;
+  std::map<std::string, double> steady_reconciles;  // by result
+  double steady_queue_retries = 0;
   std::map<std::string, double> steady_apiserver;  // "VERB resource/subresource"
   double steady_queue_adds = 0;
   double steady_queue_depth = 0;
@@ -407,13 +436,31 @@ struct PassResult {
   Samples idle;
   Samples loaded;
   std::vector<std::string> violations;
+  std::string error;  // why the pass stopped early, if it did
 };
 
 class Pass {
  public:
   Pass(const Options& options, double qps) : options_(options) { result_.qps = qps; }
 
+  // Every step; a failure ends the pass early, keeping the figures so far.
   PassResult Run() {
+    try {
+      Steps();
+    } catch (const std::exception& e) {
+      result_.error = e.what();
+      Progress("pass qps %g stopped early: %s", result_.qps, e.what());
+    }
+    try {
+      Teardown();
+    } catch (const std::exception& e) {
+      Progress("teardown: %s", e.what());
+    }
+    return result_;
+  }
+
+ private:
+  void Steps() {
     Setup();
     Measure("idle (no domains)");
     CreateDomains(0, 1);
@@ -434,11 +481,8 @@ class Pass {
     DeleteUnrelated();
     Measure("unrelated pods deleted");
     for (const auto& v : watcher_->Violations()) result_.violations.push_back(v);
-    Teardown();
-    return result_;
   }
 
- private:
   void Setup() {
     admin_ = TestEnv::Client("kubeconfig", {.qps = 0, .burst = 1});
     ns_ = TestEnv::CreateNamespace(*admin_, "scale");
@@ -589,6 +633,14 @@ class Pass {
                               Total(op_before, "rest_client_requests_total");
     result_.steady_by_method = Delta(Group(op_before, "rest_client_requests_total", {"method"}),
                                      Group(op_after, "rest_client_requests_total", {"method"}));
+    result_.steady_by_method_code =
+        Delta(Group(op_before, "rest_client_requests_total", {"method", "code"}),
+              Group(op_after, "rest_client_requests_total", {"method", "code"}));
+    result_.steady_reconciles =
+        Delta(Group(op_before, "controller_runtime_reconcile_total", {"result"}),
+              Group(op_after, "controller_runtime_reconcile_total", {"result"}));
+    result_.steady_queue_retries =
+        Total(op_after, "workqueue_retries_total") - Total(op_before, "workqueue_retries_total");
     result_.steady_apiserver =
         Delta(Group(api_before, "apiserver_request_total", {"verb", "resource", "subresource"}),
               Group(api_after, "apiserver_request_total", {"verb", "resource", "subresource"}));
@@ -666,26 +718,38 @@ class Pass {
   }
 
   void DeleteUnrelated() {
-    DeleteCollection(*admin_, client::resources::Pods(), unrelated_ns_);
-    const auto deadline = Clock::now() + 120s;
+    const auto start = Clock::now();
+    DeletePods(unrelated_ns_, options_.unrelated, options_.threads,
+               [](int i) { return Name("unrelated", i); });
     while (!Empty(*admin_, client::resources::Pods(), unrelated_ns_)) {
-      if (Clock::now() > deadline) Fail("the unrelated pods were not deleted in 120 s");
+      if (Clock::now() > start + 300s) Fail("the unrelated pods were not gone in 300 s");
       std::this_thread::sleep_for(200ms);
     }
+    Progress("%d unrelated pods deleted in %.1f s", options_.unrelated,
+             Seconds(Clock::now() - start).count());
   }
 
   void Teardown() {
-    operator_->Stop();
+    if (operator_) operator_->Stop();
     if (go_) go_->Stop();
     watcher_.reset();
-    podsim_->Stop(30000);
+    if (podsim_) podsim_->Stop(60000);  // it stops every pod process first
+    if (!admin_) return;
+    const int replicas = options_.replicas;
+    DeletePods(ns_, options_.domains * replicas, options_.threads, [replicas](int i) {
+      return Name("d", i / replicas) + "-" + std::to_string(i % replicas);
+    });
     for (const auto& ref : {client::resources::ProcessDomains(), client::resources::Pods(),
                             client::resources::Leases(), client::resources::Events()}) {
       DeleteCollection(*admin_, ref, ns_);
     }
-    const auto deadline = Clock::now() + 120s;
+    if (!unrelated_ns_.empty() && !Empty(*admin_, client::resources::Pods(), unrelated_ns_)) {
+      DeletePods(unrelated_ns_, options_.unrelated, options_.threads,
+                 [](int i) { return Name("unrelated", i); });
+    }
+    const auto deadline = Clock::now() + 300s;
     while (!Empty(*admin_, client::resources::Pods(), ns_)) {
-      if (Clock::now() > deadline) Fail("the domains' pods were not deleted in 120 s");
+      if (Clock::now() > deadline) Fail("the domains' pods were not gone in 300 s");
       std::this_thread::sleep_for(200ms);
     }
   }
@@ -739,7 +803,13 @@ void PrintPass(const Options& o, const PassResult& r) {
   std::printf(
       "  work queue: %.0f adds in the window, depth %.0f at its end, mean queue time %.2f s\n",
       r.steady_queue_adds, r.steady_queue_depth, r.steady_queue_seconds_avg);
-  std::printf("  Leases past their duration at the end: %d of %d\n", r.stale_leases, r.leases);
+  std::printf("  work queue retries (rate-limited re-adds) in the window: %.0f\n",
+              r.steady_queue_retries);
+  std::printf("  operator requests in the window by method and code:");
+  for (const auto& [k, v] : r.steady_by_method_code) std::printf("  %s: %.0f", k.c_str(), v);
+  std::printf("\n  reconciles in the window by result:");
+  for (const auto& [k, v] : r.steady_reconciles) std::printf("  %s: %.0f", k.c_str(), v);
+  std::printf("\n  Leases past their duration at the end: %d of %d\n", r.stale_leases, r.leases);
   std::printf("  pod sizes as served (JSON): unrelated %zu bytes, domain member %zu bytes\n",
               r.unrelated_pod_bytes, r.domain_pod_bytes);
 
@@ -761,6 +831,7 @@ void PrintPass(const Options& o, const PassResult& r) {
   };
   row("idle (1 domain)", r.idle);
   row("under load (" + std::to_string(r.domains) + " domains)", r.loaded);
+  if (!r.error.empty()) std::printf("PASS STOPPED EARLY: %s\n", r.error.c_str());
   std::printf("safety: %zu violations (two DCs at once) seen by the independent watch\n",
               r.violations.size());
   for (const auto& v : r.violations) std::printf("  SAFETY VIOLATION: %s\n", v.c_str());
@@ -796,7 +867,7 @@ void PrintSummary(const Options& o, const std::vector<PassResult>& passes) {
       "pods; unrelated pods cost nothing\n");
 }
 
-int Main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   Options o;
   double qps = 20;
   double raised = 200;
@@ -846,6 +917,15 @@ int Main(int argc, char** argv) {
     if (!r.violations.empty()) return 1;
   }
   return 0;
+}
+
+int Main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "bench: " << e.what() << "\n";
+    return 2;
+  }
 }
 
 }  // namespace
