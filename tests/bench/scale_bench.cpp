@@ -735,6 +735,9 @@ class Pass {
     watcher_.reset();
     if (podsim_) podsim_->Stop(60000);  // it stops every pod process first
     if (!admin_) return;
+    // The pass's Node goes with its podsim: the scheduler would otherwise bind the next
+    // pass's pods to it until the node-lifecycle controller finds it silent.
+    (void)admin_->Delete(client::resources::Nodes(), "", "scale-" + ns_);
     const int replicas = options_.replicas;
     DeletePods(ns_, options_.domains * replicas, options_.threads, [replicas](int i) {
       return Name("d", i / replicas) + "-" + std::to_string(i % replicas);
