@@ -20,12 +20,10 @@ using testing::DcWatcher;
 using testing::RunCommand;
 using testing::TestEnv;
 using testing::e2e::Eventually;
+using testing::e2e::Millis;
+using testing::e2e::NodeReady;
 using testing::e2e::Scenario;
 using WallClock = DcWatcher::WallClock;
-
-long long Millis(WallClock::duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
 
 // Runs `hack/chaos.sh ARGS...` against this test's control plane.
 Status Chaos(const std::vector<std::string>& args) {
@@ -33,15 +31,6 @@ Status Chaos(const std::vector<std::string>& args) {
   argv.insert(argv.end(), args.begin(), args.end());
   auto ran = RunCommand(argv);
   return ran.ok() ? Status::Ok() : ran.status();
-}
-
-bool NodeReady(client::ApiClient& api, const std::string& node) {
-  auto object = api.Get(client::resources::Nodes(), "", node);
-  if (!object.ok()) return false;
-  for (const auto& c : object->value("/status/conditions"_json_pointer, Json::array())) {
-    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
-  }
-  return false;
 }
 
 TEST_CASE("chaos drain of the DC's node: the DC moves and every member runs elsewhere") {

@@ -25,6 +25,8 @@ using testing::OperatorEnv;
 using testing::TestEnv;
 using testing::e2e::Eventually;
 using testing::e2e::LabelSelector;
+using testing::e2e::Millis;
+using testing::e2e::NodeReady;
 using testing::e2e::Scenario;
 using WallClock = DcWatcher::WallClock;
 
@@ -32,10 +34,6 @@ client::ResourceRef EndpointSlices() {
   return {"discovery.k8s.io", "v1beta1", "endpointslices", true};
 }
 client::ResourceRef StatefulSets() { return {"apps", "v1", "statefulsets", true}; }
-
-long long Millis(WallClock::duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
 
 // Watches the EndpointSlices of one Service and records, with the time it saw them, the
 // ready addresses they name together.
@@ -111,15 +109,6 @@ class EndpointSliceWatcher {
 
 std::string PodIp(Scenario& s, const std::string& pod) {
   return s.Pod(pod).value("/status/podIP"_json_pointer, "");
-}
-
-bool NodeReady(client::ApiClient& api, const std::string& node) {
-  auto object = api.Get(client::resources::Nodes(), "", node);
-  if (!object.ok()) return false;
-  for (const auto& c : object->value("/status/conditions"_json_pointer, Json::array())) {
-    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
-  }
-  return false;
 }
 
 // The node-monitor grace period the controller-manager runs with (hack/testenv.sh).

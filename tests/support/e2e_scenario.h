@@ -26,6 +26,21 @@ bool Eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
   return testing::Eventually(condition, timeout, 50ms);
 }
 
+// Whole milliseconds of `d`, for the figures the tests print.
+inline long long Millis(std::chrono::nanoseconds d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// Whether the API server shows Node `node` with condition Ready=True.
+inline bool NodeReady(client::ApiClient& api, const std::string& node) {
+  auto object = api.Get(client::resources::Nodes(), "", node);
+  if (!object.ok()) return false;
+  for (const auto& c : object->value("/status/conditions"_json_pointer, Json::array())) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+  }
+  return false;
+}
+
 inline client::ListOptions LabelSelector(const std::string& selector) {
   client::ListOptions options;
   options.label_selector = selector;
