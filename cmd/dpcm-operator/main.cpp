@@ -225,13 +225,12 @@ int Run(int argc, char** argv) {
     if (!name.empty() && wanted(ns)) controller.Enqueue({ns, name});
   };
   auto enqueue_by_label = [&](const cache::ObjectPtr& object) {
-    const std::string ns = string_at(*object, "/metadata/namespace"_json_pointer);
-    const std::string domain = string_at(*object, "/metadata/labels/dpcm.io~1domain"_json_pointer);
-    if (!domain.empty() && wanted(ns)) controller.Enqueue({ns, domain});
+    const auto request = domain::DomainOf(*object);
+    if (request && wanted(request->ns)) controller.Enqueue(*request);
   };
   // A pod event wakes its domain; one that shows the DC failing jumps the queue.
   auto enqueue_pod = [&](const cache::ObjectPtr& pod, bool gone) {
-    const auto request = domain::DomainOfPod(*pod);
+    const auto request = domain::DomainOf(*pod);
     if (!request || !wanted(request->ns)) return;
     if (domain::SignalsDcFailure(*pod, gone)) {
       controller.EnqueueUrgent(*request);
@@ -256,8 +255,8 @@ int Run(int argc, char** argv) {
       .on_update =
           [&](const cache::ObjectPtr& old_pod, const cache::ObjectPtr& new_pod) {
             enqueue_pod(new_pod, false);
-            const auto was = domain::DomainOfPod(*old_pod);
-            const auto is = domain::DomainOfPod(*new_pod);
+            const auto was = domain::DomainOf(*old_pod);
+            const auto is = domain::DomainOf(*new_pod);
             if (was && (!is || !(*was == *is))) enqueue_pod(old_pod, false);  // left a domain
           },
       .on_delete =

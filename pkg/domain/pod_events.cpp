@@ -19,9 +19,9 @@ std::string StringAt(const json& object, const json::json_pointer& pointer) {
 
 }  // namespace
 
-std::optional<controller::Request> DomainOfPod(const json& pod) {
-  const std::string ns = StringAt(pod, "/metadata/namespace"_json_pointer);
-  const std::string domain = StringAt(pod, "/metadata/labels/dpcm.io~1domain"_json_pointer);
+std::optional<controller::Request> DomainOf(const json& object) {
+  const std::string ns = StringAt(object, "/metadata/namespace"_json_pointer);
+  const std::string domain = StringAt(object, "/metadata/labels/dpcm.io~1domain"_json_pointer);
   if (domain.empty()) return std::nullopt;
   return controller::Request{ns, domain};
 }
@@ -29,7 +29,7 @@ std::optional<controller::Request> DomainOfPod(const json& pod) {
 bool SignalsDcFailure(const json& pod, bool gone) {
   if (StringAt(pod, "/metadata/labels/dpcm.io~1role"_json_pointer) != kRoleDc) return false;
   if (gone) return true;
-  const auto domain = DomainOfPod(pod);
+  const auto domain = DomainOf(pod);
   return !MemberFromPod(pod, domain ? domain->name : "").healthy();
 }
 

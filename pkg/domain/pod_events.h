@@ -8,11 +8,11 @@
 
 namespace dpcm::domain {
 
-// The domain `pod` belongs to: its dpcm.io/domain label, which every managed member and
-// every adopted pod carries (adopt-mode candidates not labeled yet reach their domain
-// through AdoptionWatches instead). A lookup, not a scan: the cost of a pod event does
-// not grow with the number of domains. nullopt for a pod without the label.
-std::optional<controller::Request> DomainOfPod(const nlohmann::json& pod);
+// The domain an object (a pod, a Lease, a Service) belongs to: its dpcm.io/domain label,
+// which every managed member, adopted pod and owned object carries (adopt-mode candidates not
+// labeled yet reach their domain through AdoptionWatches instead). A lookup, not a scan: the cost
+// of an event does not grow with the number of domains. nullopt for an object without the label.
+std::optional<controller::Request> DomainOf(const nlohmann::json& object);
 
 // True when `pod` is labeled DC and shows that its DC has stopped being one: deleted
 // (`gone`: a DELETE event) or terminating, its container exited or not running, its

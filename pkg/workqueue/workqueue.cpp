@@ -22,39 +22,28 @@ void WorkQueue::Add(const std::string& key) {
   AddLocked(key, clock_.Now());
 }
 
-void WorkQueue::AddLocked(const std::string& key, TimePoint now) {
-  if (shutting_down_) return;
-  if (!dirty_.insert(key).second) return;  // already waiting
-  if (observer_ != nullptr) {
+void WorkQueue::AddLocked(const std::string& key, TimePoint now, bool urgent) {
+  if (shutting_down_ || urgent_keys_.contains(key)) return;
+  const bool waiting = !dirty_.insert(key).second;
+  if (waiting && !urgent) return;
+  if (waiting) {
+    // Already waiting in the normal lane (or to be queued by Done): move it up.
+    const auto it = std::find(queue_.begin(), queue_.end(), key);
+    if (it != queue_.end()) queue_.erase(it);
+  } else if (observer_ != nullptr) {
     observer_->OnAdd();
     added_at_.try_emplace(key, now);
     ReportDepthLocked();
   }
+  if (urgent) urgent_keys_.insert(key);
   if (processing_.contains(key)) return;  // queued again by Done
-  queue_.push_back(key);
+  (urgent ? urgent_ : queue_).push_back(key);
   ready_.notify_all();  // one of the sleepers may be the urgent-only worker
 }
 
 void WorkQueue::AddUrgent(const std::string& key) {
   std::lock_guard lock(mutex_);
-  if (shutting_down_ || urgent_keys_.contains(key)) return;
-  const auto now = clock_.Now();
-  if (dirty_.contains(key)) {
-    // Already waiting in the normal lane (or to be queued by Done): move it up.
-    const auto it = std::find(queue_.begin(), queue_.end(), key);
-    if (it != queue_.end()) queue_.erase(it);
-  } else {
-    dirty_.insert(key);
-    if (observer_ != nullptr) {
-      observer_->OnAdd();
-      added_at_.try_emplace(key, now);
-      ReportDepthLocked();
-    }
-  }
-  urgent_keys_.insert(key);
-  if (processing_.contains(key)) return;  // queued again by Done
-  urgent_.push_back(key);
-  ready_.notify_all();  // a GetUrgent caller may be among the sleepers
+  AddLocked(key, clock_.Now(), true);
 }
 
 std::optional<std::string> WorkQueue::Get() {

@@ -113,7 +113,7 @@ class WorkQueue {
  private:
   using TimePoint = Clock::Monotonic::time_point;
 
-  void AddLocked(const std::string& key, TimePoint now);                       // requires mutex_
+  void AddLocked(const std::string& key, TimePoint now, bool urgent = false);  // requires mutex_
   std::string TakeLocked(std::deque<std::string>& lane);                       // requires mutex_
   void AddAfterLocked(const std::string& key, Duration delay, TimePoint now);  // requires mutex_
   void ReleaseDueLocked(TimePoint now);                                        // requires mutex_

@@ -33,22 +33,22 @@ json Pod(const std::string& role) {
                            {"state", {{"running", {{"startedAt", "2026-12-02T07:00:00Z"}}}}}}})}}}};
 }
 
-TEST_CASE("DomainOfPod reads the dpcm.io/domain label and nothing else") {
-  const auto request = DomainOfPod(Pod("pc"));
+TEST_CASE("DomainOf reads the dpcm.io/domain label and nothing else") {
+  const auto request = DomainOf(Pod("pc"));
   REQUIRE(request.has_value());
   CHECK(request->ns == "team-a");
   CHECK(request->name == "web");
 
   json unlabeled = Pod("pc");
   unlabeled["metadata"]["labels"].erase(kDomainLabel);
-  CHECK_FALSE(DomainOfPod(unlabeled).has_value());
+  CHECK_FALSE(DomainOf(unlabeled).has_value());
   json wrong_type = Pod("pc");
   wrong_type["metadata"]["labels"][kDomainLabel] = 7;
-  CHECK_FALSE(DomainOfPod(wrong_type).has_value());
+  CHECK_FALSE(DomainOf(wrong_type).has_value());
   for (const json& garbage : {json(nullptr), json("pod"), json::array(), json{{"metadata", 1}},
                               json{{"metadata", {{"labels", "x"}}}}}) {
     CAPTURE(garbage.dump());
-    CHECK_NOTHROW(CHECK_FALSE(DomainOfPod(garbage).has_value()));
+    CHECK_NOTHROW(CHECK_FALSE(DomainOf(garbage).has_value()));
   }
 }
 
