@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "cmd/dpcm-operator/domain_metrics.h"
 #include "cmd/dpcm-operator/leadership.h"
 #include "cmd/dpcm-operator/options.h"
 #include "pkg/cache/informer.h"
@@ -203,9 +204,10 @@ int Run(int argc, char** argv) {
   rolehook::RoleHookRunner role_hooks(wake, hook_options);
   domain::AdoptionWatches adoption(**client,
                                    [&wake](const controller::Request& r) { wake(r.ns, r.name); });
+  MetricsDomainObserver domain_metrics(metrics);
   domain::DomainReconciler reconciler(
       **client, {domains.store(), pods.store(), leases.store(), services.store(), &adoption},
-      recorder, &metrics, {&health_monitor, &role_hooks});
+      recorder, {&health_monitor, &role_hooks, &domain_metrics});
   controller::ControllerOptions controller_options;
   controller_options.name = "processdomain";
   controller_options.workers = options->workers;

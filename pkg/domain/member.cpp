@@ -62,6 +62,14 @@ Unhealthy Classify(const json& pod) {
 
 }  // namespace
 
+std::optional<int64_t> EpochAnnotation(const json& pod, const char* key) {
+  const std::string text = StringField(pod, {"metadata", "annotations", key});
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
 const char* UnhealthyReason(Unhealthy why) {
   switch (why) {
     case Unhealthy::kNone:
@@ -117,12 +125,8 @@ Member MemberFromPod(const json& pod, std::string_view domain_name) {
       }
     }
   }
-  const std::string epoch = StringField(pod, {"metadata", "annotations", kEpochAnnotation});
-  int64_t value = 0;
-  if (!epoch.empty()) {
-    const auto [end, ec] = std::from_chars(epoch.data(), epoch.data() + epoch.size(), value);
-    if (ec == std::errc() && end == epoch.data() + epoch.size()) member.epoch = value;
-  }
+  member.epoch = EpochAnnotation(pod, kEpochAnnotation);
+  member.fenced_epoch = EpochAnnotation(pod, kFenceAnnotation);
   member.unhealthy = Classify(pod);
   return member;
 }
@@ -137,8 +141,10 @@ void TrimPod(json& pod) {
     if (m.is_object() && m.contains(key)) meta[key] = m[key];
   }
   const json& annotations = Field(pod, {"metadata", "annotations"});
-  if (annotations.is_object() && annotations.contains(kEpochAnnotation)) {
-    meta["annotations"] = {{kEpochAnnotation, annotations[kEpochAnnotation]}};
+  if (annotations.is_object()) {
+    for (const char* key : {kEpochAnnotation, kFenceAnnotation}) {
+      if (annotations.contains(key)) meta["annotations"][key] = annotations[key];
+    }
   }
   trimmed["metadata"] = std::move(meta);
   const json& status = Field(pod, {"status"});
@@ -176,26 +182,6 @@ void TrimPod(json& pod) {
   }
   trimmed["status"] = std::move(kept);
   pod = std::move(trimmed);
-}
-
-std::optional<std::string> ChooseDc(const std::vector<Member>& members,
-                                    std::string_view lease_holder) {
-  for (const auto& m : members) {
-    if (m.is_dc() && m.healthy()) return m.name;
-  }
-  for (const auto& m : members) {
-    if (m.name == lease_holder && m.healthy()) return m.name;
-  }
-  const Member* best = nullptr;
-  for (const auto& m : members) {
-    if (!m.healthy()) continue;
-    const auto rank = [](const Member& x) {
-      return std::make_pair(x.ordinal < 0 ? INT32_MAX : x.ordinal, x.name);
-    };
-    if (best == nullptr || rank(m) < rank(*best)) best = &m;
-  }
-  if (best == nullptr) return std::nullopt;
-  return best->name;
 }
 
 }  // namespace dpcm::domain

@@ -33,10 +33,12 @@ struct Member {
   std::string pod_ip;
   int ordinal = -1;  // N of "<domain>-N" in managed mode, else -1
   int restarts = 0;
-  std::optional<int64_t> epoch;  // dpcm.io/epoch annotation
+  std::optional<int64_t> epoch;         // dpcm.io/epoch annotation
+  std::optional<int64_t> fenced_epoch;  // dpcm.io/fenced-epoch annotation
   Unhealthy unhealthy = Unhealthy::kNone;
   // The health plugin's verdict (set by the reconciler, not from the pod): failed
   // failureThreshold times in a row, the current streak, the last failure's reason.
+  bool probed = false;  // the health plugin has a verdict for this pod
   bool check_failed = false;
   int check_failures = 0;
   std::string check_message;
@@ -50,6 +52,10 @@ struct Member {
   bool is_dc() const;
 };
 
+// The integer in annotation `key` of `pod` (dpcm.io/epoch, dpcm.io/fenced-epoch), or
+// nullopt when absent or not an integer.
+std::optional<int64_t> EpochAnnotation(const nlohmann::json& pod, const char* key);
+
 // Classifies a pod. `domain_name` is used to read the ordinal of managed pods.
 Member MemberFromPod(const nlohmann::json& pod, std::string_view domain_name);
 
@@ -57,12 +63,5 @@ Member MemberFromPod(const nlohmann::json& pod, std::string_view domain_name);
 // identity, labels, dpcm annotations, owners, deletion; status phase, IP, conditions,
 // container states): a full pod is 5-30 KiB, this is a few hundred bytes.
 void TrimPod(nlohmann::json& pod);
-
-// The member that should be DC, or nullopt when no member is healthy:
-// the current DC while it is healthy; else the Lease holder if healthy (it may have
-// been chosen just before a restart); else the healthy member with the lowest
-// ordinal, then name (a stable order, so every reconcile agrees).
-std::optional<std::string> ChooseDc(const std::vector<Member>& members,
-                                    std::string_view lease_holder);
 
 }  // namespace dpcm::domain

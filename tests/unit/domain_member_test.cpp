@@ -1,5 +1,5 @@
 // Members: how a pod (as the kubelet or podsim writes it) becomes a healthy or unhealthy member,
-// which member is chosen as DC, and what TrimPod keeps of a cached pod.
+// and what TrimPod keeps of a cached pod.
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -372,66 +372,6 @@ TEST_CASE("MemberFromPod never throws on non-object pods and gives an unhealthy 
     CHECK_FALSE(m.healthy());
     CHECK(m.ordinal == -1);
   }
-}
-
-Member Healthy(std::string name, int ordinal, std::string role = kRolePc) {
-  Member m;
-  m.name = std::move(name);
-  m.ordinal = ordinal;
-  m.role = std::move(role);
-  return m;
-}
-
-Member Sick(std::string name, int ordinal, Unhealthy why, std::string role = kRolePc) {
-  Member m = Healthy(std::move(name), ordinal, std::move(role));
-  m.unhealthy = why;
-  return m;
-}
-
-TEST_CASE("ChooseDc keeps a healthy current DC even when it is not the lowest ordinal") {
-  const std::vector<Member> members = {Healthy("web-0", 0), Healthy("web-1", 1),
-                                       Healthy("web-2", 2, kRoleDc)};
-  CHECK(ChooseDc(members, "web-2") == "web-2");
-  // Even if the Lease names another member: the label is what the cluster sees.
-  CHECK(ChooseDc(members, "web-0") == "web-2");
-  CHECK(ChooseDc(members, "") == "web-2");
-}
-
-TEST_CASE("ChooseDc prefers the healthy Lease holder when there is no healthy DC") {
-  CHECK(ChooseDc({Healthy("web-0", 0), Healthy("web-1", 1), Healthy("web-2", 2)}, "web-1") ==
-        "web-1");
-  CHECK(ChooseDc({Healthy("web-0", 0), Healthy("web-1", 1),
-                  Sick("web-2", 2, Unhealthy::kExited, kRoleDc)},
-                 "web-1") == "web-1");
-  // An unhealthy holder is passed over.
-  CHECK(ChooseDc({Healthy("web-0", 0), Sick("web-1", 1, Unhealthy::kNotReady)}, "web-1") ==
-        "web-0");
-  // A holder that is no member (an old pod) is ignored.
-  CHECK(ChooseDc({Healthy("web-1", 1), Healthy("web-2", 2)}, "web-0") == "web-1");
-}
-
-TEST_CASE("ChooseDc falls back to the lowest ordinal, then the name") {
-  CHECK(ChooseDc({Healthy("web-10", 10), Healthy("web-2", 2), Healthy("web-3", 3)}, "") == "web-2");
-  // Adopted pods have no ordinal: they come after numbered ones, by name.
-  CHECK(ChooseDc({Healthy("db-zz", -1), Healthy("db-aa", -1)}, "") == "db-aa");
-  CHECK(ChooseDc({Healthy("aaa", -1), Healthy("web-5", 5)}, "") == "web-5");
-  // The order of the input does not matter.
-  CHECK(ChooseDc({Healthy("web-3", 3), Healthy("web-1", 1)}, "") ==
-        ChooseDc({Healthy("web-1", 1), Healthy("web-3", 3)}, ""));
-}
-
-TEST_CASE("ChooseDc never chooses an unhealthy member and gives nullopt when none is healthy") {
-  const std::vector<Unhealthy> reasons = {Unhealthy::kDeleted, Unhealthy::kExited,
-                                          Unhealthy::kNotReady, Unhealthy::kFailed,
-                                          Unhealthy::kNotRunning};
-  for (const Unhealthy why : reasons) {
-    CAPTURE(UnhealthyReason(why));
-    // The DC and Lease holder is unhealthy and has the lowest ordinal.
-    CHECK(ChooseDc({Sick("web-0", 0, why, kRoleDc), Healthy("web-1", 1)}, "web-0") == "web-1");
-    CHECK(ChooseDc({Sick("web-0", 0, why, kRoleDc), Sick("web-1", 1, why)}, "web-0") ==
-          std::nullopt);
-  }
-  CHECK(ChooseDc({}, "web-0") == std::nullopt);
 }
 
 TEST_CASE("TrimPod keeps exactly what MemberFromPod and ownership read") {

@@ -1,0 +1,33 @@
+#include "cmd/dpcm-operator/domain_metrics.h"
+
+#include "pkg/domain/spec.h"
+
+namespace dpcm {
+
+void MetricsDomainObserver::Failover(const std::string& ns, const std::string& domain,
+                                     const std::string& reason,
+                                     std::chrono::steady_clock::duration took) {
+  metrics_.FailoversTotal(ns, domain, reason)->Increment();
+  metrics_.FailoverDuration(ns, domain)->Observe(std::chrono::duration<double>(took).count());
+}
+
+void MetricsDomainObserver::Restarted(const std::string& ns, const std::string& domain,
+                                      const std::string& reason) {
+  metrics_.PodRestartsTotal(ns, domain, reason)->Increment();
+}
+
+void MetricsDomainObserver::Counts(const std::string& ns, const std::string& domain,
+                                   const domain::DomainCounts& counts) {
+  metrics_.DomainActivePods(ns, domain)->Set(counts.dc_healthy + counts.dc_unhealthy);
+  metrics_.DomainEpoch(ns, domain)->Set(static_cast<double>(counts.epoch));
+  metrics_.DomainMembers(ns, domain, domain::kRoleDc, true)->Set(counts.dc_healthy);
+  metrics_.DomainMembers(ns, domain, domain::kRoleDc, false)->Set(counts.dc_unhealthy);
+  metrics_.DomainMembers(ns, domain, domain::kRolePc, true)->Set(counts.pc_healthy);
+  metrics_.DomainMembers(ns, domain, domain::kRolePc, false)->Set(counts.pc_unhealthy);
+}
+
+void MetricsDomainObserver::Forget(const std::string& ns, const std::string& domain) {
+  metrics_.ForgetDomain(ns, domain);
+}
+
+}  // namespace dpcm

@@ -1,0 +1,29 @@
+#include "pkg/cache/own_writes.h"
+
+#include "pkg/object/object.h"
+
+namespace dpcm::cache {
+
+void OwnWrites::Wrote(const std::string& key, const std::string& before, ObjectPtr after) {
+  if (after == nullptr) return;
+  std::lock_guard lock(mutex_);
+  written_[key] = {before, std::move(after)};
+}
+
+ObjectPtr OwnWrites::Latest(const std::string& key, const ObjectPtr& cached) {
+  std::lock_guard lock(mutex_);
+  const auto it = written_.find(key);
+  if (it == written_.end()) return cached;
+  const std::string seen = cached == nullptr ? "" : object::Meta(*cached, "resourceVersion");
+  const bool behind = cached == nullptr ? it->second.before.empty() : seen == it->second.before;
+  if (behind) return it->second.after;
+  written_.erase(it);
+  return cached;
+}
+
+void OwnWrites::Forget(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  written_.erase(key);
+}
+
+}  // namespace dpcm::cache

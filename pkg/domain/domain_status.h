@@ -1,0 +1,53 @@
+// The ProcessDomain status (what `kubectl get pd` shows) as a pure function of the view, the plan
+// and what acting achieved.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "pkg/domain/decide.h"
+#include "pkg/domain/error_policy.h"
+#include "pkg/domain/restarts.h"
+#include "pkg/domain/spec.h"
+#include "pkg/domain/view.h"
+
+namespace dpcm::domain {
+
+// A step that failed in this reconcile, with the action the error policy chose.
+struct StepError {
+  Step step = Step::kStatus;
+  Status error;
+  ErrorAction action;
+};
+
+// What carrying out the plan achieved.
+struct Outcome {
+  std::string dc;                  // the settled DC afterwards; "" when none (or the move failed)
+  int64_t epoch = 0;               // the Lease's epoch afterwards
+  int64_t failovers = 0;           // status.failovers afterwards
+  std::string last_failover_time;  // status.lastFailoverTime afterwards ("" when never)
+  RestartBook restarts;            // status.memberRestarts afterwards
+  int restarts_in_flight = 0;
+  std::vector<StepError> errors;
+};
+
+// The status for a valid spec: phase, activePod, ready, epoch, failovers, members (with
+// the operator's restarts), memberRestarts and the Ready/Degraded/Progressing
+// conditions. A failed step with a Degraded reason makes Degraded True with that reason
+// and the error's message. lastTransitionTime is left to StampConditions. Pure.
+nlohmann::json BuildStatus(const DomainView& view, const DomainSpec& spec, const Plan& plan,
+                           const Outcome& outcome);
+
+// The status for a spec that failed to parse: Degraded/InvalidSpec naming the field,
+// the rest of `previous` kept.
+nlohmann::json BuildInvalidSpecStatus(const nlohmann::json& previous, int64_t generation,
+                                      const std::string& field, const std::string& message);
+
+// Sets each condition's lastTransitionTime: kept from `previous` while the condition's
+// status is unchanged, else `now`.
+void StampConditions(nlohmann::json& status, const nlohmann::json& previous,
+                     const std::string& now);
+
+}  // namespace dpcm::domain

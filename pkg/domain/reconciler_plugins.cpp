@@ -1,0 +1,94 @@
+// DomainReconciler's side of the health monitor, the role-hook runner and the observer.
+#include <set>
+
+#include "pkg/domain/reconciler.h"
+
+namespace dpcm::domain {
+
+PluginVerdict DomainReconciler::VerdictOf(const std::string& ns, const std::string& domain,
+                                          const DomainSpec& spec, const Member& member) const {
+  PluginVerdict verdict;
+  if (plugins_.health != nullptr && spec.health.kind != health::ProbeKind::kNone) {
+    const health::Verdict health = plugins_.health->Get(ns, domain, member.uid);
+    verdict.probed = health.probed;
+    verdict.check_failed = !health.healthy;
+    verdict.check_failures = health.consecutive_failures;
+    verdict.check_message = health.message;
+  }
+  if (plugins_.hooks != nullptr && spec.role_hooks.kind != rolehook::HookKind::kNone) {
+    const auto hook = plugins_.hooks->Get(ns, domain, member.instance());
+    verdict.hook_failures = hook.consecutive_failures;
+    verdict.hook_message = hook.message;
+  }
+  return verdict;
+}
+
+void DomainReconciler::UpdateHealthTargets(const DomainSpec& spec, const DomainView& view) {
+  if (plugins_.health == nullptr) return;
+  std::vector<health::Target> targets;
+  if (spec.health.kind != health::ProbeKind::kNone) {
+    for (const auto& m : view.members) {
+      if (!m.reachable()) continue;
+      targets.push_back(
+          {view.ns, view.name, m.name, m.uid, m.pod_ip, m.role.empty() ? kRolePc : m.role});
+    }
+  }
+  plugins_.health->Update(view.ns, view.name, spec.health, targets);
+}
+
+void DomainReconciler::UpdateRoleHooks(const DomainSpec& spec, const DomainView& view,
+                                       const std::string& dc) {
+  if (plugins_.hooks == nullptr) return;
+  std::vector<rolehook::Assignment> assignments;
+  if (spec.role_hooks.kind != rolehook::HookKind::kNone) {
+    // Only the settled DC is told "dc", at the Lease's epoch.
+    for (const auto& m : view.members) {
+      if (!m.reachable()) continue;
+      assignments.push_back({view.ns, view.name, m.name, m.instance(), m.pod_ip,
+                             m.name == dc ? kRoleDc : kRolePc, view.lease.transitions});
+    }
+  }
+  plugins_.hooks->Update(view.ns, view.name, spec.role_hooks, assignments);
+}
+
+void DomainReconciler::ReportPluginFailures(const nlohmann::json& domain, const DomainView& view,
+                                            Memory& memory) {
+  std::set<std::string> unhealthy;
+  std::set<std::string> hook_failing;
+  const auto reference = events::ObjectReference::Of(domain);
+  for (const auto& m : view.members) {
+    if (m.check_failed) {
+      unhealthy.insert(m.uid);
+      if (memory.reported_unhealthy.count(m.uid) == 0) {
+        events_.Warning(reference, "HealthCheckFailed",
+                        m.name + " failed its health check " + std::to_string(m.check_failures) +
+                            " times in a row: " + m.check_message);
+      }
+    }
+    if (m.unhealthy == Unhealthy::kRoleHook) {
+      hook_failing.insert(m.instance());
+      if (memory.reported_hook_failure.count(m.instance()) == 0) {
+        events_.Warning(reference, "RoleHookFailed",
+                        m.name + " does not acknowledge its role: " + m.check_message);
+      }
+    }
+  }
+  memory.reported_unhealthy = std::move(unhealthy);
+  memory.reported_hook_failure = std::move(hook_failing);
+}
+
+void DomainReconciler::ReportCounts(const DomainView& view) const {
+  if (plugins_.observer == nullptr) return;
+  DomainCounts counts;
+  counts.epoch = view.lease.transitions;
+  for (const auto& m : view.members) {
+    if (m.is_dc()) {
+      (m.healthy() ? counts.dc_healthy : counts.dc_unhealthy) += 1;
+    } else {
+      (m.healthy() ? counts.pc_healthy : counts.pc_unhealthy) += 1;
+    }
+  }
+  plugins_.observer->Counts(view.ns, view.name, counts);
+}
+
+}  // namespace dpcm::domain
