@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "pkg/client/api_client.h"
+#include "pkg/election/lease_record.h"
 #include "tests/support/dc_watcher.h"
 #include "tests/support/eventually.h"
 #include "tests/support/operator_env.h"
@@ -242,6 +244,92 @@ TEST_CASE("HA: a paused leader is deposed, and on resuming it stops writing and 
   // The new leader goes on: a failover under it.
   REQUIRE(s.replicas.KillPodProcess(dc).ok());
   CHECK(s.watcher.WaitForNewDc("pause", dc, 30s).has_value());
+}
+
+// What a new leader must continue, not restart: the restart back-off, the limit of
+// restarts in flight, and the counts users see, all kept in the domain's status.
+TEST_CASE("HA: a leader change in a restart storm keeps the back-off, the limit and the counts") {
+  HaScenario s;
+  s.StartBoth();
+  Json domain = OperatorEnv::SampleDomain("storm", 3);
+  domain["spec"]["template"]["spec"]["containers"][0].erase("readinessProbe");
+  domain["spec"]["health"] = {{"periodSeconds", 1},
+                              {"timeoutSeconds", 1},
+                              {"failureThreshold", 2},
+                              {"http", {{"port", 9}, {"path", "/healthz"}}}};  // always fails
+  constexpr int kInitial = 3;
+  constexpr int kMax = 12;
+  domain["spec"]["restart"] = {{"backoff", {{"initialSeconds", kInitial}, {"maxSeconds", kMax}}},
+                               {"maxConcurrent", 1}};
+  REQUIRE(s.api.Create(client::resources::ProcessDomains(), s.replicas.ns(), domain).ok());
+
+  // Every restart the status records: member, streak and when (microseconds).
+  struct Restart {
+    std::string member;
+    int streak = 0;
+    std::string at;
+  };
+  std::vector<Restart> restarts;
+  std::map<std::string, int> totals;  // status.memberRestarts[].total, never going down
+  int most_in_flight = 0;
+  const auto observe = [&] {
+    const Json d = s.Domain("storm");
+    int in_flight = 0;
+    for (const auto& r : d.value("/status/memberRestarts"_json_pointer, Json::array())) {
+      const std::string name = r.value("name", "");
+      const int total = r.value("total", 0);
+      CHECK_MESSAGE(total >= totals[name],
+                    (name + "'s restart count went down to " + std::to_string(total)));
+      const std::string at = r.value("lastRestartTime", "");
+      const bool known = std::any_of(restarts.begin(), restarts.end(), [&](const Restart& x) {
+        return x.member == name && x.at == at;
+      });
+      if (!known && !at.empty()) restarts.push_back({name, r.value("streak", 0), at});
+      totals[name] = std::max(totals[name], total);
+      in_flight += r.value("pendingUid", "").empty() ? 0 : 1;
+    }
+    most_in_flight = std::max(most_in_flight, in_flight);
+  };
+  const auto total = [&] {
+    int sum = 0;
+    for (const auto& [name, n] : totals) sum += n;
+    return sum;
+  };
+  REQUIRE(Eventually(
+      [&] {
+        observe();
+        return total() >= 3;
+      },
+      60s));
+  const int before = total();
+  const std::string first_holder = s.replicas.LeaseHolder();
+  s.replicas.process(0).Kill();
+  s.WaitForNewHolder(first_holder, 30s);
+  REQUIRE(Eventually(
+      [&] {
+        observe();
+        return total() >= before + 3;
+      },
+      60s));
+  MESSAGE(before << " restarts under the first leader, " << total() - before
+                 << " under the second; at most " << most_in_flight << " in flight");
+  CHECK(most_in_flight <= 1);
+  // Each member's restarts are at least its back-off apart, across the leader change.
+  for (size_t i = 0; i < restarts.size(); ++i) {
+    for (size_t j = i + 1; j < restarts.size(); ++j) {
+      if (restarts[j].member != restarts[i].member) continue;
+      const auto t1 = election::ParseTime(restarts[i].at);
+      const auto t2 = election::ParseTime(restarts[j].at);
+      REQUIRE((t1 && t2));
+      const int wait = std::min(kMax, kInitial << std::max(0, restarts[i].streak - 1));
+      const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(*t2 - *t1);
+      CHECK_MESSAGE(gap >= std::chrono::seconds(wait),
+                    (restarts[i].member + " restarted again after " + std::to_string(gap.count()) +
+                     " ms; its back-off was " + std::to_string(wait) + " s"));
+      CHECK(restarts[j].streak == restarts[i].streak + 1);
+      break;
+    }
+  }
 }
 
 }  // namespace
