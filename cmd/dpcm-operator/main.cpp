@@ -28,6 +28,7 @@
 #include "pkg/logging/logging.h"
 #include "pkg/metrics/metrics.h"
 #include "pkg/metrics/metrics_server.h"
+#include "pkg/object/object.h"
 #include "pkg/restconfig/rest_config.h"
 #include "pkg/rolehook/runner.h"
 
@@ -215,15 +216,9 @@ int Run(int argc, char** argv) {
   controller::Controller controller(std::move(controller_options), reconciler);
   wake_target = &controller;
 
-  // Reads a string at `pointer`, or "" when absent or not a string.
-  auto string_at = [](const json& object, const json::json_pointer& pointer) {
-    return object.contains(pointer) && object.at(pointer).is_string()
-               ? object.at(pointer).get<std::string>()
-               : std::string();
-  };
   auto enqueue_named = [&](const cache::ObjectPtr& object) {
-    const std::string ns = string_at(*object, "/metadata/namespace"_json_pointer);
-    const std::string name = string_at(*object, "/metadata/name"_json_pointer);
+    const std::string ns = object::Meta(*object, "namespace");
+    const std::string name = object::Meta(*object, "name");
     if (!name.empty() && wanted(ns)) controller.Enqueue({ns, name});
   };
   auto enqueue_by_label = [&](const cache::ObjectPtr& object) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pkg/base64/base64.h"
+#include "pkg/object/object.h"
 
 namespace dpcm::client {
 namespace {
@@ -86,12 +87,7 @@ class ProbedClient final : public Base {
 using ProbedSslClient = ProbedClient<httplib::SSLClient>;
 using ProbedPlainClient = ProbedClient<httplib::ClientImpl>;
 
-// The string at `key` of a JSON object, or "" when it is absent or not a string (a
-// proxy's JSON is not the API server's: a wrong type must not throw).
-std::string StringField(const nlohmann::json& object, const char* key) {
-  const auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
+using object::StringField;
 
 }  // namespace
 

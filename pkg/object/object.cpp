@@ -6,6 +6,12 @@ namespace dpcm::object {
 
 using nlohmann::json;
 
+std::string StringField(const json& object, std::string_view key) {
+  if (!object.is_object()) return "";
+  const auto it = object.find(std::string(key));
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::string StringAt(const json& object, const json::json_pointer& pointer) {
   // contains() on a pointer through a non-object throws in some nlohmann versions:
   // walk by hand instead.

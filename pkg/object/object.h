@@ -8,6 +8,10 @@
 
 namespace dpcm::object {
 
+// The string at top-level `key` of `object`, or "" when it is absent or not a string, or
+// `object` is not an object (a proxy's JSON is not the API server's). Never throws.
+std::string StringField(const nlohmann::json& object, std::string_view key);
+
 // The string at `pointer`, or "" when it is absent or not a string. Never throws.
 std::string StringAt(const nlohmann::json& object, const nlohmann::json::json_pointer& pointer);
 

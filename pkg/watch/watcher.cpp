@@ -6,6 +6,7 @@
 #include <random>
 
 #include "pkg/backoff/backoff.h"
+#include "pkg/object/object.h"
 #include "pkg/watch/event_decoder.h"
 
 namespace dpcm::watch {
@@ -16,12 +17,7 @@ int RandomBetween(int low, int high) {
   return std::uniform_int_distribution<int>(low, high)(generator);
 }
 
-// The string at `key` of an ERROR event's object, or "" when absent or not a string: a
-// malformed Status must not throw on the watch thread.
-std::string StringField(const nlohmann::json& status, const char* key) {
-  const auto it = status.find(key);
-  return it != status.end() && it->is_string() ? it->get<std::string>() : "";
-}
+using object::StringField;
 
 bool IsGoneStatus(const nlohmann::json& status) {
   const auto code = status.find("code");
