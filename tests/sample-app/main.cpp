@@ -278,6 +278,13 @@ int main(int argc, char** argv) {
   httplib::Server server;
   // Hung /healthz requests each hold a thread: keep enough for the other endpoints.
   server.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  // cpp-httplib's default adds SO_REUSEPORT, which lets a second app bind the same
+  // address and port and take half its requests (two test worlds whose pod addresses
+  // overlap checked each other's apps): with SO_REUSEADDR alone such a bind fails loudly.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   app.Install(server);
 
   std::atomic<bool> stopping{false};
