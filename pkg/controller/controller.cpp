@@ -62,10 +62,6 @@ void Controller::Enqueue(const Request& request) { queue_.Add(request.Key()); }
 
 void Controller::EnqueueUrgent(const Request& request) { queue_.AddUrgent(request.Key()); }
 
-void Controller::EnqueueAfter(const Request& request, std::chrono::milliseconds delay) {
-  queue_.AddAfter(request.Key(), delay);
-}
-
 Status Controller::Run(const std::stop_token& stop) {
   if (started_.exchange(true)) {
     return Status::Internal("controller " + name_ + ": Run called twice");

@@ -100,8 +100,6 @@ class Controller {
   // Asks for `request` to be reconciled before anything else that waits (a failure that
   // must be acted on at once). Served by a worker kept for urgent requests.
   void EnqueueUrgent(const Request& request);
-  // Asks for `request` to be reconciled once `delay` has passed on the clock.
-  void EnqueueAfter(const Request& request, std::chrono::milliseconds delay);
 
   // Starts the workers and blocks until `stop` is requested; then shuts the queue down
   // (waiting requests are dropped), lets each worker finish its current reconcile, and

@@ -2,22 +2,6 @@
 
 namespace dpcm::watch {
 
-const char* EventTypeName(EventType type) {
-  switch (type) {
-    case EventType::kAdded:
-      return "ADDED";
-    case EventType::kModified:
-      return "MODIFIED";
-    case EventType::kDeleted:
-      return "DELETED";
-    case EventType::kBookmark:
-      return "BOOKMARK";
-    case EventType::kError:
-      return "ERROR";
-  }
-  return "UNKNOWN";
-}
-
 DecodedLine WatchEventDecoder::DecodeLine(std::string_view line) {
   auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded() || !parsed.is_object()) {

@@ -13,9 +13,6 @@ namespace dpcm::watch {
 
 enum class EventType { kAdded, kModified, kDeleted, kBookmark, kError };
 
-// Returns "ADDED", "MODIFIED", ... as on the wire.
-const char* EventTypeName(EventType type);
-
 // One line of a watch stream. For kError the object is the metav1.Status the server sent.
 struct WatchEvent {
   EventType type = EventType::kError;

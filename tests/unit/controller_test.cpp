@@ -350,15 +350,6 @@ TEST_CASE("Controller done forgets the request and does not reconcile it again")
          h.reconciler.requests[1] == Request{"ns", "a"}));
 }
 
-TEST_CASE("Controller EnqueueAfter reconciles only once the delay has passed") {
-  Harness h([](int, const Request&) -> Result<ReconcileResult> { return ReconcileResult::Done(); });
-  h.controller.EnqueueAfter({"ns", "a"}, 2s);
-  h.clock.Advance(1500ms);
-  std::this_thread::sleep_for(20ms);
-  CHECK(h.reconciler.calls == 0);
-  REQUIRE(h.AdvanceUntil([&] { return h.reconciler.calls == 1; }, 10ms));
-}
-
 TEST_CASE("Controller Run stops a long reconcile through its stop token, and runs once") {
   class WaitsForStop final : public Reconciler {
    public:

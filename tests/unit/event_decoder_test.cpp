@@ -165,13 +165,5 @@ TEST_CASE("blank lines are ignored and CRLF line ends are tolerated") {
   CHECK(events[1]->type == EventType::kDeleted);
 }
 
-TEST_CASE("EventTypeName gives the wire names") {
-  CHECK(std::string(EventTypeName(EventType::kAdded)) == "ADDED");
-  CHECK(std::string(EventTypeName(EventType::kModified)) == "MODIFIED");
-  CHECK(std::string(EventTypeName(EventType::kDeleted)) == "DELETED");
-  CHECK(std::string(EventTypeName(EventType::kBookmark)) == "BOOKMARK");
-  CHECK(std::string(EventTypeName(EventType::kError)) == "ERROR");
-}
-
 }  // namespace
 }  // namespace dpcm::watch
