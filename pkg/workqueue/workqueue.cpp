@@ -186,12 +186,14 @@ void WorkQueue::TimerLoop() {
       timer_changed_.wait(lock);
       continue;
     }
-    const Duration wait = delayed_.begin()->first - now;
+    // Until the deadline itself, not for (deadline - now): a clock moved meanwhile (a test's
+    // FakeClock::Advance) must not push the wake-up later.
+    const TimePoint due = delayed_.begin()->first;
     // A fresh source per sleep: AddAfter of an earlier key and ShutDown cut it short.
     timer_interrupt_ = std::stop_source();
     const std::stop_token interrupted = timer_interrupt_.get_token();
     lock.unlock();
-    clock_.SleepFor(wait, interrupted);
+    clock_.SleepUntil(due, interrupted);
     lock.lock();
   }
 }
