@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -26,6 +28,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
+using testing::AdvanceUntil;
 using testing::Eventually;
 
 std::chrono::milliseconds Since(Steady::time_point start) {
@@ -214,28 +217,35 @@ TEST_CASE("Deliver via a command hands hostile pod names over as data, never as 
 // ---------------------------------------------------------------------------------------
 // RoleHookRunner
 
-// A fake application side: records every delivery with its start and end, and fails the
-// pods it is told to.
+// A fake application side: records every delivery with its start and end (real time, for
+// "one at a time") and the runner's fake clock at its start (for back-off), fails the pods
+// it is told to, and holds the deliveries to held pods until they are released.
 class FakeApps {
  public:
   struct Call {
     Assignment assignment;
     Steady::time_point started;
     Steady::time_point finished;
+    Clock::Monotonic::time_point at;  // the runner's clock when it started
   };
+
+  explicit FakeApps(Clock& clock) : clock_(clock) {}
 
   Status Deliver(const Assignment& a) {
     const auto started = Steady::now();
+    const auto at = clock_.Now();
     std::chrono::milliseconds delay{};
     bool fail = false;
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
+      ++started_;
+      changed_.wait(lock, [&] { return held_.count(a.pod) == 0; });
       fail = failing_.count(a.pod) != 0;
       delay = delay_.count(a.pod) != 0 ? delay_[a.pod] : 2ms;
     }
     std::this_thread::sleep_for(delay);
     std::lock_guard lock(mutex_);
-    calls_.push_back({a, started, Steady::now()});
+    calls_.push_back({a, started, Steady::now(), at});
     if (fail) return Status::Transport(a.pod + " is unreachable");
     return Status::Ok();
   }
@@ -248,17 +258,36 @@ class FakeApps {
       failing_.erase(pod);
     }
   }
+  // Real time a delivery to `pod` takes (for Stop, which waits for deliveries in flight).
   void SetDelay(const std::string& pod, std::chrono::milliseconds delay) {
     std::lock_guard lock(mutex_);
     delay_[pod] = delay;
+  }
+  // Deliveries to `pod` hang until ReleaseAll (which must come before the runner stops).
+  void Hold(const std::string& pod) {
+    std::lock_guard lock(mutex_);
+    held_.insert(pod);
+  }
+  void ReleaseAll() {
+    {
+      std::lock_guard lock(mutex_);
+      held_.clear();
+    }
+    changed_.notify_all();
   }
   std::vector<Call> Calls() {
     std::lock_guard lock(mutex_);
     return calls_;
   }
+  // Deliveries finished.
   std::size_t Count() {
     std::lock_guard lock(mutex_);
     return calls_.size();
+  }
+  // Deliveries started (including those in flight).
+  int Started() {
+    std::lock_guard lock(mutex_);
+    return started_;
   }
   std::vector<Call> CallsOf(const std::string& pod) {
     std::lock_guard lock(mutex_);
@@ -270,10 +299,14 @@ class FakeApps {
   }
 
  private:
+  Clock& clock_;
   std::mutex mutex_;
+  std::condition_variable changed_;
   std::set<std::string> failing_;
+  std::set<std::string> held_;
   std::map<std::string, std::chrono::milliseconds> delay_;
   std::vector<Call> calls_;
+  int started_ = 0;
 };
 
 class ChangeCounter {
@@ -294,10 +327,12 @@ class ChangeCounter {
   std::map<std::string, int> counts_;
 };
 
-RunnerOptions FakeOptions(FakeApps& apps, std::chrono::milliseconds initial_backoff = 50ms,
+RunnerOptions FakeOptions(FakeApps& apps, FakeClock& clock,
+                          std::chrono::milliseconds initial_backoff = 50ms,
                           std::chrono::milliseconds max_backoff = 1000ms) {
   RunnerOptions options;
   options.deliver = [&apps](const HookSpec&, const Assignment& a) { return apps.Deliver(a); };
+  options.clock = &clock;
   options.initial_backoff = initial_backoff;
   options.max_backoff = max_backoff;
   return options;
@@ -316,8 +351,9 @@ bool AllAcked(const RoleHookRunner& runner, const std::vector<Assignment>& assig
 }
 
 TEST_CASE("RoleHookRunner tells the old DC of its demotion before the new DC of its promotion") {
-  FakeApps apps;
-  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  FakeClock clock;
+  FakeApps apps(clock);
+  RoleHookRunner runner(nullptr, FakeOptions(apps, clock));
   // The old DC "z" sorts last by name: only the ordering rule can put it first.
   const std::vector<Assignment> first = {Assign("z", "dc", 1), Assign("a", "pc", 1),
                                          Assign("m", "pc", 1)};
@@ -343,8 +379,9 @@ TEST_CASE("RoleHookRunner tells the old DC of its demotion before the new DC of 
 }
 
 TEST_CASE("RoleHookRunner promotes the new DC even when the old DC cannot be reached") {
-  FakeApps apps;
-  RoleHookRunner runner(nullptr, FakeOptions(apps, 50ms));
+  FakeClock clock;
+  FakeApps apps(clock);
+  RoleHookRunner runner(nullptr, FakeOptions(apps, clock, 50ms));
   const std::vector<Assignment> first = {Assign("z", "dc", 1), Assign("a", "pc", 1)};
   runner.Update("default", "web", AnyHook(), first);
   REQUIRE(Eventually([&] { return AllAcked(runner, first); }));
@@ -352,19 +389,21 @@ TEST_CASE("RoleHookRunner promotes the new DC even when the old DC cannot be rea
   apps.SetFailing("z", true);
   const Assignment promote = Assign("a", "dc", 2);
   runner.Update("default", "web", AnyHook(), {Assign("z", "pc", 2), promote});
+  // No clock advance: the promotion does not wait for the old DC's back-off.
   REQUIRE(Eventually([&] { return Acked(runner, promote); }));
   const auto old_dc = apps.CallsOf("z");
   const auto new_dc = apps.CallsOf("a");
-  REQUIRE(old_dc.size() >= 2);
+  REQUIRE(old_dc.size() == 2);
   CHECK(old_dc[1].assignment.role == "pc");
   CHECK(old_dc[1].finished <= new_dc.back().started);  // tried first, then moved on
-  CHECK(runner.Get("default", "web", "uid-z/0").consecutive_failures >= 1);
+  CHECK(runner.Get("default", "web", "uid-z/0").consecutive_failures == 1);
 }
 
 TEST_CASE("RoleHookRunner does not resend what a member has acknowledged") {
-  FakeApps apps;
+  FakeClock clock;
+  FakeApps apps(clock);
   ChangeCounter changes;
-  RoleHookRunner runner(changes.Handler(), FakeOptions(apps));
+  RoleHookRunner runner(changes.Handler(), FakeOptions(apps, clock));
   std::vector<Assignment> want = {Assign("a", "dc", 1), Assign("b", "pc", 1)};
   runner.Update("default", "web", AnyHook(), want);
   REQUIRE(Eventually([&] { return AllAcked(runner, want); }));
@@ -375,50 +414,58 @@ TEST_CASE("RoleHookRunner does not resend what a member has acknowledged") {
   CHECK(state.consecutive_failures == 0);
 
   for (int i = 0; i < 3; ++i) runner.Update("default", "web", AnyHook(), want);
-  std::this_thread::sleep_for(200ms);
-  CHECK(apps.Count() == 2);
-  CHECK(changes.Count("default/web") == 0);  // nothing failed, nothing to report
+  clock.Advance(60s);
 
-  // Only the member whose assignment changed is told.
+  // Only the member whose assignment changed is told. (A domain's runs are serial: a
+  // resend caused by the repeated Updates would have come before this one.)
   want[1].epoch = 2;
   runner.Update("default", "web", AnyHook(), want);
   REQUIRE(Eventually([&] { return AllAcked(runner, want); }));
-  std::this_thread::sleep_for(100ms);
+  runner.Stop();  // every run that was going to happen has
   const auto calls = apps.Calls();
   REQUIRE(calls.size() == 3);
   CHECK(calls[2].assignment.pod == "b");
   CHECK(calls[2].assignment.epoch == 2);
+  CHECK(changes.Count("default/web") == 0);  // nothing failed, nothing to report
 }
 
 TEST_CASE("RoleHookRunner retries a failing delivery with growing delays, then resets on success") {
-  FakeApps apps;
+  FakeClock clock;
+  FakeApps apps(clock);
   apps.SetFailing("a", true);
   ChangeCounter changes;
-  RoleHookRunner runner(changes.Handler(), FakeOptions(apps, 50ms, 1000ms));
+  RoleHookRunner runner(changes.Handler(), FakeOptions(apps, clock, 50ms, 1000ms));
   const Assignment want = Assign("a", "dc", 4);
   runner.Update("default", "web", AnyHook(), {want});
 
-  REQUIRE(Eventually(
-      [&] { return runner.Get("default", "web", want.instance).consecutive_failures >= 4; }));
+  const auto failures = [&] {
+    return runner.Get("default", "web", want.instance).consecutive_failures;
+  };
+  // Each retry waits the back-off on the clock, 50, 100, 200 ms, and not a moment more.
+  auto backoff = 50ms;
+  for (int n = 1; n <= 3; ++n, backoff *= 2) {
+    CAPTURE(n);
+    REQUIRE(Eventually([&] { return failures() == n; }));
+    clock.Advance(backoff - 1ms);
+    CHECK(apps.Started() == n);
+    clock.Advance(1ms);
+  }
+  REQUIRE(Eventually([&] { return failures() == 4; }));
   const HookState failing = runner.Get("default", "web", want.instance);
   CHECK(failing.acked_role.empty());
   CHECK(failing.acked_epoch == -1);
   CHECK(failing.message.find("unreachable") != std::string::npos);
   CHECK(changes.Count("default/web") >= 1);
-
   const auto calls = apps.CallsOf("a");
-  REQUIRE(calls.size() >= 4);
-  // Each retry waits at least the back-off: 50, 100, 200 ms.
-  auto backoff = 50ms;
-  for (std::size_t i = 1; i < 4; ++i) {
-    CAPTURE(i);
-    CHECK(calls[i].started - calls[i - 1].finished >= backoff);
-    backoff *= 2;
-  }
+  REQUIRE(calls.size() == 4);
+  CHECK(calls[1].at - calls[0].at == 50ms);
+  CHECK(calls[2].at - calls[1].at == 100ms);
+  CHECK(calls[3].at - calls[2].at == 200ms);
 
   const int changes_while_failing = changes.Count("default/web");
   apps.SetFailing("a", false);
-  REQUIRE(Eventually([&] { return Acked(runner, want); }));
+  REQUIRE(AdvanceUntil(
+      clock, [&] { return Acked(runner, want); }, 5ms));
   const HookState recovered = runner.Get("default", "web", want.instance);
   CHECK(recovered.consecutive_failures == 0);
   CHECK(recovered.message.empty());
@@ -426,20 +473,30 @@ TEST_CASE("RoleHookRunner retries a failing delivery with growing delays, then r
 }
 
 TEST_CASE("RoleHookRunner caps the back-off at max_backoff") {
-  FakeApps apps;
+  FakeClock clock;
+  FakeApps apps(clock);
   apps.SetFailing("a", true);
-  RoleHookRunner runner(nullptr, FakeOptions(apps, 20ms, 60ms));
+  RoleHookRunner runner(nullptr, FakeOptions(apps, clock, 20ms, 60ms));
   const Assignment want = Assign("a", "dc", 1);
   runner.Update("default", "web", AnyHook(), {want});
-  REQUIRE(Eventually([&] { return apps.CallsOf("a").size() >= 7; }));
+  // Seven attempts at 20, 40, 60, 60, 60, 60 ms.
+  const std::vector<std::chrono::milliseconds> backoffs = {20ms, 40ms, 60ms, 60ms, 60ms, 60ms};
+  for (std::size_t n = 1; n <= backoffs.size(); ++n) {
+    REQUIRE(Eventually([&] { return apps.CallsOf("a").size() == n; }));
+    clock.Advance(backoffs[n - 1]);
+  }
+  REQUIRE(Eventually([&] { return apps.CallsOf("a").size() == 7; }));
   const auto calls = apps.CallsOf("a");
-  // Seven attempts at 20, 40, 60, 60, 60, 60 ms: well under the 2.5 s an uncapped doubling takes.
-  CHECK(calls[6].started - calls[0].started < 2000ms);
+  for (std::size_t i = 1; i < calls.size(); ++i) {
+    CAPTURE(i);
+    CHECK(calls[i].at - calls[i - 1].at == backoffs[i - 1]);
+  }
 }
 
 TEST_CASE("RoleHookRunner tells a restarted container (a new instance) its role again") {
-  FakeApps apps;
-  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  FakeClock clock;
+  FakeApps apps(clock);
+  RoleHookRunner runner(nullptr, FakeOptions(apps, clock));
   const Assignment before = Assign("a", "dc", 3, "0");
   runner.Update("default", "web", AnyHook(), {before});
   REQUIRE(Eventually([&] { return Acked(runner, before); }));
@@ -454,49 +511,56 @@ TEST_CASE("RoleHookRunner tells a restarted container (a new instance) its role 
 }
 
 TEST_CASE("RoleHookRunner::Forget drops a domain's state and its pending retries") {
-  FakeApps apps;
+  FakeClock clock;
+  FakeApps apps(clock);
   apps.SetFailing("b", true);
-  RoleHookRunner runner(nullptr, FakeOptions(apps, 50ms));
+  RoleHookRunner runner(nullptr, FakeOptions(apps, clock, 50ms));
   const Assignment a = Assign("a", "dc", 1);
   runner.Update("default", "web", AnyHook(), {a, Assign("b", "pc", 1)});
-  REQUIRE(Eventually([&] { return Acked(runner, a) && apps.CallsOf("b").size() >= 2; }));
+  REQUIRE(AdvanceUntil(
+      clock, [&] { return Acked(runner, a) && apps.CallsOf("b").size() >= 2; }, 5ms));
 
   runner.Forget("default", "web");
   CHECK(runner.Get("default", "web", a.instance).acked_role.empty());
   CHECK(runner.Get("default", "web", "uid-b/0").consecutive_failures == 0);
-  const std::size_t count = apps.Count();
-  std::this_thread::sleep_for(300ms);
-  CHECK(apps.Count() <= count + 1);  // at most the delivery in flight
+  const std::size_t b_calls = apps.CallsOf("b").size();
+  clock.Advance(10s);  // b's retry comes due, and finds its domain gone
 
   // Known again later, the domain starts from scratch: everything is told anew.
   runner.Update("default", "web", AnyHook(), {a});
   REQUIRE(Eventually([&] { return Acked(runner, a); }));
+  clock.Advance(10s);
+  runner.Stop();  // every run that was going to happen has
   CHECK(apps.CallsOf("a").size() == 2);
+  CHECK(apps.CallsOf("b").size() <= b_calls + 1);  // at most the delivery in flight
 }
 
 TEST_CASE("RoleHookRunner: a slow domain does not hold up another") {
-  FakeApps apps;
-  apps.SetDelay("slow", 1000ms);
-  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  FakeClock clock;
+  FakeApps apps(clock);
+  apps.Hold("slow");
+  RoleHookRunner runner(nullptr, FakeOptions(apps, clock));
+  const std::shared_ptr<void> release(nullptr, [&](void*) { apps.ReleaseAll(); });
   runner.Update("default", "slow-domain", AnyHook(),
                 {{"default", "slow-domain", "slow", "uid-slow/0", "127.0.0.1", "dc", 1}});
-  std::this_thread::sleep_for(20ms);
-  const auto start = Steady::now();
+  REQUIRE(Eventually([&] { return apps.Started() == 1; }));
   const Assignment quick = Assign("quick", "dc", 1);
   runner.Update("default", "web", AnyHook(), {quick});
   REQUIRE(Eventually([&] { return Acked(runner, quick); }));
-  CHECK(Since(start) < 800ms);
+  CHECK(apps.CallsOf("slow").empty());  // still hanging
 }
 
 TEST_CASE("RoleHookRunner::Stop returns once deliveries in flight finish") {
-  FakeApps apps;
+  FakeClock clock;
+  FakeApps apps(clock);
   apps.SetDelay("a", 200ms);
-  RoleHookRunner runner(nullptr, FakeOptions(apps));
+  RoleHookRunner runner(nullptr, FakeOptions(apps, clock));
   runner.Update("default", "web", AnyHook(), {Assign("a", "dc", 1)});
-  std::this_thread::sleep_for(20ms);
+  REQUIRE(Eventually([&] { return apps.Started() == 1; }));
   const auto start = Steady::now();
   runner.Stop();
   CHECK(Since(start) < 1500ms);
+  CHECK(apps.Count() == 1);  // the delivery in flight finished
 }
 
 }  // namespace
