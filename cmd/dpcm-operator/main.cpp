@@ -28,6 +28,7 @@
 #include "pkg/metrics/metrics.h"
 #include "pkg/metrics/metrics_server.h"
 #include "pkg/metrics/plugin_observers.h"
+#include "pkg/metrics/reconcile_observer.h"
 #include "pkg/restconfig/rest_config.h"
 #include "pkg/rolehook/runner.h"
 
@@ -212,7 +213,7 @@ int Run(int argc, char** argv) {
   controller::ControllerOptions controller_options;
   controller_options.name = "processdomain";
   controller_options.workers = options->workers;
-  controller_options.metrics = &metrics;
+  metrics::ObserveController(metrics, controller_options);
   controller::Controller controller(std::move(controller_options), reconciler);
   wake_target = &controller;
 
