@@ -3,11 +3,7 @@
 namespace dpcm {
 
 bool RealClock::SleepFor(Monotonic::duration duration, const std::stop_token& stop) {
-  std::mutex mutex;
-  std::condition_variable_any never_notified;
-  std::unique_lock lock(mutex);
-  never_notified.wait_for(lock, stop, duration, [] { return false; });
-  return !stop.stop_requested();
+  return SleepUntil(Monotonic::now() + duration, stop);
 }
 
 bool RealClock::SleepUntil(Monotonic::time_point deadline, const std::stop_token& stop) {
