@@ -30,7 +30,17 @@ EventRecorder::~EventRecorder() {
     std::lock_guard lock(mutex_);
     owing = correlator_.Owing();
   }
-  for (const auto& series : owing) WriteOwed(series, true);
+  // Bounded, so that a slow or unreachable API cannot hold up the operator's exit.
+  const auto deadline = clock_.Now() + kFlushTime;
+  std::size_t left = owing.size();
+  for (const auto& series : owing) {
+    if (clock_.Now() > deadline) {
+      spdlog::warn("events: out of time on shutdown; {} Event write(s) dropped", left);
+      break;
+    }
+    WriteOwed(series, true);
+    --left;
+  }
 }
 
 void EventRecorder::Record(const ObjectReference& about, const std::string& type,

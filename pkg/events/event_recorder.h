@@ -1,6 +1,7 @@
 // Records Kubernetes Events about objects, in the background so reconciles never wait on them.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -14,6 +15,9 @@
 #include "pkg/scheduler/scheduler.h"
 
 namespace dpcm::events {
+
+// How long the recorder's destructor goes on writing what is owed.
+inline constexpr std::chrono::seconds kFlushTime{1};
 
 struct RecorderOptions {
   Clock* clock = nullptr;  // null = the real clock; must outlive the recorder
@@ -39,7 +43,7 @@ class EventRecorder {
   EventRecorder(std::unique_ptr<EventSink> sink, std::string component,
                 RecorderOptions options = {});
   // Stops the writer, then writes what is still owed (updates before their interval too),
-  // one write per series, on the caller's thread.
+  // one write per series, on the caller's thread, for at most kFlushTime on the clock.
   ~EventRecorder();
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
