@@ -24,11 +24,12 @@ struct SchedulerOptions {
 // period later, the role hook runner delivers a domain's hooks and comes back at the next
 // retry. The scheduler holds no state of its own about keys; the caller does.
 //
-// Guarantees: a key runs on one worker at a time; a key scheduled while it runs runs once
-// more right after (so nothing asked for during a run is lost); a key scheduled twice before
-// it is due runs once, at the earlier time. A later due time does not cancel an earlier
-// one, and there is no Cancel: work must tolerate a run that finds nothing to do (and
-// return nullopt or its real next due time). Thread-safe.
+// Guarantees: a key runs on one worker at a time; a key asked for (RunNow, or RunAt a time
+// that has come) while it runs runs once more right after, so nothing asked for during a
+// run is lost; RunAt twice before the key is due keeps the earlier time. Not guaranteed:
+// RunNow does not cancel a pending RunAt (the key runs again then), and there is no
+// Cancel, so work must tolerate a run that finds nothing to do (and return nullopt or its
+// real next due time). Thread-safe.
 class Scheduler {
  public:
   using TimePoint = Clock::Monotonic::time_point;
