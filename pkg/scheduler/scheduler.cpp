@@ -30,9 +30,7 @@ Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::RunNow(const std::string& key) { queue_.Add(key); }
 
-void Scheduler::RunAt(const std::string& key, TimePoint due) {
-  queue_.AddAfter(key, due - clock_.Now());
-}
+void Scheduler::RunAt(const std::string& key, TimePoint due) { queue_.AddAt(key, due); }
 
 void Scheduler::Stop() {
   queue_.ShutDown();

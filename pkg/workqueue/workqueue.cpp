@@ -101,16 +101,21 @@ void WorkQueue::Done(const std::string& key) {
 
 void WorkQueue::AddAfter(const std::string& key, Duration delay) {
   std::lock_guard lock(mutex_);
-  AddAfterLocked(key, delay, clock_.Now());
+  const TimePoint now = clock_.Now();
+  AddAtLocked(key, now + delay, now);
 }
 
-void WorkQueue::AddAfterLocked(const std::string& key, Duration delay, TimePoint now) {
+void WorkQueue::AddAt(const std::string& key, TimePoint due) {
+  std::lock_guard lock(mutex_);
+  AddAtLocked(key, due, clock_.Now());
+}
+
+void WorkQueue::AddAtLocked(const std::string& key, TimePoint due, TimePoint now) {
   if (shutting_down_) return;
-  if (delay <= Duration::zero()) {
+  if (due <= now) {
     AddLocked(key, now);
     return;
   }
-  const TimePoint due = now + delay;
   const auto [it, inserted] = delayed_due_.try_emplace(key, due);
   if (!inserted) {
     if (it->second <= due) return;  // already due sooner
@@ -131,7 +136,8 @@ void WorkQueue::AddRateLimited(const std::string& key) {
   std::lock_guard lock(mutex_);
   if (shutting_down_) return;
   if (observer_ != nullptr) observer_->OnRetry();
-  AddAfterLocked(key, delay, clock_.Now());
+  const TimePoint now = clock_.Now();
+  AddAtLocked(key, now + delay, now);
 }
 
 void WorkQueue::Forget(const std::string& key) { rate_limiter_->Forget(key); }
