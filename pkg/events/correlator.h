@@ -1,5 +1,4 @@
-// Folds repeated Events into one Event object and decides when each is written (client-go's
-// EventCorrelator).
+// Folds repeated Events into one and decides when each is written (client-go's correlator).
 #pragma once
 
 #include <chrono>
@@ -83,6 +82,7 @@ class EventCorrelator {
 
   // Series that owe a write (for a flush on shutdown).
   std::set<std::string> Owing() const;
+  // The number of series kept.
   std::size_t size() const { return series_.size(); }
 
  private:
