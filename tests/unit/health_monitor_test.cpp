@@ -2,19 +2,17 @@
 // hang, new IPs, forgetting, stopping.
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "pkg/health/monitor.h"
 #include "tests/support/eventually.h"
+#include "tests/support/fake_member.h"
 
 namespace dpcm::health {
 namespace {
@@ -24,47 +22,29 @@ using Steady = std::chrono::steady_clock;
 using testing::AdvanceUntil;
 using testing::Eventually;
 
-// What the fake checker answers: a check of an IP in `failing` fails, others pass. When
-// gated, every check waits for a permit (Allow) before it answers, so a test can step
-// through checks one at a time; a held pod's checks wait until it is released (a member
-// that hangs).
+// What the fake checker answers: a check of an IP set failing fails, others pass (see
+// testing::MemberBehaviour for delays and members that hang, by pod name). When gated, every
+// check waits for a permit (Allow) before it answers, so a test can step through checks one
+// at a time.
 class Script {
  public:
   CheckResult Check(const Target& target) {
-    std::unique_lock lock(mutex_);
-    ++calls_[target.pod];
-    ips_[target.pod].push_back(target.pod_ip);
-    const auto delay = delay_.count(target.pod) != 0 ? delay_[target.pod] : 0ms;
-    changed_.wait(lock, [&] { return (!gated_ || permits_ > 0) && held_.count(target.pod) == 0; });
-    if (gated_) --permits_;
-    const bool fail = failing_.count(target.pod_ip) != 0;
-    lock.unlock();
-    std::this_thread::sleep_for(delay);
-    if (fail) return {Outcome::kFailure, "scripted failure of " + target.pod_ip};
+    {
+      std::unique_lock lock(mutex_);
+      ++calls_[target.pod];
+      ips_[target.pod].push_back(target.pod_ip);
+      changed_.wait(lock, [&] { return !gated_ || permits_ > 0; });
+      if (gated_) --permits_;
+    }
+    if (member.Reach(target.pod, target.pod_ip)) {
+      return {Outcome::kFailure, "scripted failure of " + target.pod_ip};
+    }
     return {Outcome::kSuccess, ""};
   }
 
-  void SetFailing(const std::string& ip, bool failing) {
-    std::lock_guard lock(mutex_);
-    if (failing) {
-      failing_.insert(ip);
-    } else {
-      failing_.erase(ip);
-    }
-  }
-  // Real time a check of `pod` takes (for Stop, which waits for checks in flight).
-  void SetDelay(const std::string& pod, std::chrono::milliseconds delay) {
-    std::lock_guard lock(mutex_);
-    delay_[pod] = delay;
-  }
   void Gate() {
     std::lock_guard lock(mutex_);
     gated_ = true;
-  }
-  // Checks of `pod` hang until Open.
-  void Hold(const std::string& pod) {
-    std::lock_guard lock(mutex_);
-    held_.insert(pod);
   }
   // Lets `n` more checks answer.
   void Allow(int n) {
@@ -74,14 +54,14 @@ class Script {
     }
     changed_.notify_all();
   }
-  // Lets every check answer from now on (so that the monitor can stop).
+  // Lets every check answer from now on, held ones too (so that the monitor can stop).
   void Open() {
     {
       std::lock_guard lock(mutex_);
       gated_ = false;
-      held_.clear();
     }
     changed_.notify_all();
+    member.ReleaseAll();
   }
   // Checks started for `pod` (including one waiting at the gate).
   int Calls(const std::string& pod) {
@@ -93,14 +73,13 @@ class Script {
     return ips_[pod];
   }
 
+  testing::MemberBehaviour member;  // failing by IP; delays and holds by pod
+
  private:
   std::mutex mutex_;
   std::condition_variable changed_;
   bool gated_ = false;
   int permits_ = 0;
-  std::set<std::string> failing_;
-  std::set<std::string> held_;
-  std::map<std::string, std::chrono::milliseconds> delay_;
   std::map<std::string, int> calls_;
   std::map<std::string, std::vector<std::string>> ips_;
 };
@@ -126,23 +105,6 @@ class OpenOnExit {
 
  private:
   std::shared_ptr<Script> script_;
-};
-
-// Counts on_change calls per ns/domain.
-class Changes {
- public:
-  void Record(const std::string& ns, const std::string& domain) {
-    std::lock_guard lock(mutex_);
-    ++counts_[ns + "/" + domain];
-  }
-  int Count(const std::string& key) {
-    std::lock_guard lock(mutex_);
-    return counts_[key];
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<std::string, int> counts_;
 };
 
 MonitorOptions FakeOptions(const std::shared_ptr<Script>& script, FakeClock& clock,
@@ -184,10 +146,9 @@ TEST_CASE(
     "HealthMonitor: unhealthy after failureThreshold failures, healthy after successThreshold") {
   FakeClock clock;
   auto script = std::make_shared<Script>();
-  script->SetFailing("10.0.0.1", true);
-  Changes changes;
-  HealthMonitor monitor([&](const std::string& ns, const std::string& d) { changes.Record(ns, d); },
-                        FakeOptions(script, clock));
+  script->member.SetFailing("10.0.0.1", true);
+  testing::ChangeCounter changes;
+  HealthMonitor monitor(changes.Handler(), FakeOptions(script, clock));
   const ProbeSpec spec = FastSpec(/*failure_threshold=*/3, /*success_threshold=*/2);
   monitor.Update("default", "web", spec, {Member("web-0", "10.0.0.1")});
   const auto verdict = [&] { return monitor.Get("default", "web", "uid-web-0"); };
@@ -205,7 +166,7 @@ TEST_CASE(
   }
   CHECK(script->Calls("web-0") == 3);  // no check before its period is up
 
-  script->SetFailing("10.0.0.1", false);
+  script->member.SetFailing("10.0.0.1", false);
   clock.Advance(spec.period);
   REQUIRE(Eventually([&] { return verdict().consecutive_successes == 1; }));
   CHECK_FALSE(verdict().healthy);  // one success is not enough
@@ -230,7 +191,7 @@ TEST_CASE(
 TEST_CASE("HealthMonitor: a hanging check does not delay another member's checks") {
   FakeClock clock;
   auto script = std::make_shared<Script>();
-  script->Hold("slow");
+  script->member.Hold("slow");
   HealthMonitor monitor(nullptr, FakeOptions(script, clock, /*workers=*/2));
   OpenOnExit open{script};
   const ProbeSpec spec = FastSpec();
@@ -265,7 +226,7 @@ TEST_CASE("HealthMonitor: a member whose pod IP changes starts over with the new
   FakeClock clock;
   auto script = std::make_shared<Script>();
   script->Gate();
-  script->SetFailing("10.0.0.1", true);
+  script->member.SetFailing("10.0.0.1", true);
   HealthMonitor monitor(nullptr, FakeOptions(script, clock));
   OpenOnExit open{script};
   const ProbeSpec spec = FastSpec(/*failure_threshold=*/1);
@@ -343,8 +304,8 @@ TEST_CASE("HealthMonitor stops checking members left out of an Update, and forgo
 TEST_CASE("HealthMonitor::Stop returns promptly while checks are running") {
   FakeClock clock;
   auto script = std::make_shared<Script>();
-  script->SetDelay("web-0", 100ms);
-  script->SetDelay("web-1", 100ms);
+  script->member.SetDelay("web-0", 100ms);
+  script->member.SetDelay("web-1", 100ms);
   HealthMonitor monitor(nullptr, FakeOptions(script, clock, /*workers=*/8));
   const ProbeSpec spec = FastSpec();
   monitor.Update(

@@ -4,18 +4,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "pkg/rolehook/hook.h"
 #include "pkg/rolehook/runner.h"
 #include "tests/support/eventually.h"
+#include "tests/support/fake_member.h"
 
 namespace dpcm::rolehook {
 namespace {
@@ -31,8 +28,8 @@ Assignment Assign(const std::string& pod, const std::string& role, int64_t epoch
 }
 
 // A fake application side: records every delivery with its start and end (real time, for
-// "one at a time") and the runner's fake clock at its start (for back-off), fails the pods
-// it is told to, and holds the deliveries to held pods until they are released.
+// "one at a time") and the runner's fake clock at its start (for back-off); `member` says
+// which pods fail, take time or hang.
 class FakeApps {
  public:
   struct Call {
@@ -47,47 +44,17 @@ class FakeApps {
   Status Deliver(const Assignment& a) {
     const auto started = Steady::now();
     const auto at = clock_.Now();
-    std::chrono::milliseconds delay{};
-    bool fail = false;
     {
-      std::unique_lock lock(mutex_);
+      std::lock_guard lock(mutex_);
       ++started_;
-      changed_.wait(lock, [&] { return held_.count(a.pod) == 0; });
-      fail = failing_.count(a.pod) != 0;
-      delay = delay_.count(a.pod) != 0 ? delay_[a.pod] : 2ms;
     }
-    std::this_thread::sleep_for(delay);
+    const bool fail = member.Reach(a.pod, a.pod);
     std::lock_guard lock(mutex_);
     calls_.push_back({a, started, Steady::now(), at});
     if (fail) return Status::Transport(a.pod + " is unreachable");
     return Status::Ok();
   }
 
-  void SetFailing(const std::string& pod, bool failing) {
-    std::lock_guard lock(mutex_);
-    if (failing) {
-      failing_.insert(pod);
-    } else {
-      failing_.erase(pod);
-    }
-  }
-  // Real time a delivery to `pod` takes (for Stop, which waits for deliveries in flight).
-  void SetDelay(const std::string& pod, std::chrono::milliseconds delay) {
-    std::lock_guard lock(mutex_);
-    delay_[pod] = delay;
-  }
-  // Deliveries to `pod` hang until ReleaseAll (which must come before the runner stops).
-  void Hold(const std::string& pod) {
-    std::lock_guard lock(mutex_);
-    held_.insert(pod);
-  }
-  void ReleaseAll() {
-    {
-      std::lock_guard lock(mutex_);
-      held_.clear();
-    }
-    changed_.notify_all();
-  }
   std::vector<Call> Calls() {
     std::lock_guard lock(mutex_);
     return calls_;
@@ -111,33 +78,13 @@ class FakeApps {
     return out;
   }
 
+  testing::MemberBehaviour member{2ms};  // by pod name
+
  private:
   Clock& clock_;
   std::mutex mutex_;
-  std::condition_variable changed_;
-  std::set<std::string> failing_;
-  std::set<std::string> held_;
-  std::map<std::string, std::chrono::milliseconds> delay_;
   std::vector<Call> calls_;
   int started_ = 0;
-};
-
-class ChangeCounter {
- public:
-  RoleHookRunner::ChangeHandler Handler() {
-    return [this](const std::string& ns, const std::string& domain) {
-      std::lock_guard lock(mutex_);
-      ++counts_[ns + "/" + domain];
-    };
-  }
-  int Count(const std::string& key) {
-    std::lock_guard lock(mutex_);
-    return counts_[key];
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<std::string, int> counts_;
 };
 
 RunnerOptions FakeOptions(FakeApps& apps, FakeClock& clock,
@@ -205,7 +152,7 @@ TEST_CASE("RoleHookRunner promotes the new DC even when the old DC cannot be rea
   runner.Update("default", "web", AnyHook(), first);
   REQUIRE(Eventually([&] { return AllAcked(runner, first); }));
 
-  apps.SetFailing("z", true);
+  apps.member.SetFailing("z", true);
   const Assignment promote = Assign("a", "dc", 2);
   runner.Update("default", "web", AnyHook(), {Assign("z", "pc", 2), promote});
   // No clock advance: the promotion does not wait for the old DC's back-off.
@@ -221,7 +168,7 @@ TEST_CASE("RoleHookRunner promotes the new DC even when the old DC cannot be rea
 TEST_CASE("RoleHookRunner does not resend what a member has acknowledged") {
   FakeClock clock;
   FakeApps apps(clock);
-  ChangeCounter changes;
+  testing::ChangeCounter changes;
   RoleHookRunner runner(changes.Handler(), FakeOptions(apps, clock));
   std::vector<Assignment> want = {Assign("a", "dc", 1), Assign("b", "pc", 1)};
   runner.Update("default", "web", AnyHook(), want);
@@ -251,8 +198,8 @@ TEST_CASE("RoleHookRunner does not resend what a member has acknowledged") {
 TEST_CASE("RoleHookRunner retries a failing delivery with growing delays, then resets on success") {
   FakeClock clock;
   FakeApps apps(clock);
-  apps.SetFailing("a", true);
-  ChangeCounter changes;
+  apps.member.SetFailing("a", true);
+  testing::ChangeCounter changes;
   RoleHookRunner runner(changes.Handler(), FakeOptions(apps, clock, 50ms, 1000ms));
   const Assignment want = Assign("a", "dc", 4);
   runner.Update("default", "web", AnyHook(), {want});
@@ -282,7 +229,7 @@ TEST_CASE("RoleHookRunner retries a failing delivery with growing delays, then r
   CHECK(calls[3].at - calls[2].at == 200ms);
 
   const int changes_while_failing = changes.Count("default/web");
-  apps.SetFailing("a", false);
+  apps.member.SetFailing("a", false);
   REQUIRE(AdvanceUntil(
       clock, [&] { return Acked(runner, want); }, 5ms));
   const HookState recovered = runner.Get("default", "web", want.instance);
@@ -294,7 +241,7 @@ TEST_CASE("RoleHookRunner retries a failing delivery with growing delays, then r
 TEST_CASE("RoleHookRunner caps the back-off at max_backoff") {
   FakeClock clock;
   FakeApps apps(clock);
-  apps.SetFailing("a", true);
+  apps.member.SetFailing("a", true);
   RoleHookRunner runner(nullptr, FakeOptions(apps, clock, 20ms, 60ms));
   const Assignment want = Assign("a", "dc", 1);
   runner.Update("default", "web", AnyHook(), {want});
@@ -332,7 +279,7 @@ TEST_CASE("RoleHookRunner tells a restarted container (a new instance) its role 
 TEST_CASE("RoleHookRunner::Forget drops a domain's state and its pending retries") {
   FakeClock clock;
   FakeApps apps(clock);
-  apps.SetFailing("b", true);
+  apps.member.SetFailing("b", true);
   RoleHookRunner runner(nullptr, FakeOptions(apps, clock, 50ms));
   const Assignment a = Assign("a", "dc", 1);
   runner.Update("default", "web", AnyHook(), {a, Assign("b", "pc", 1)});
@@ -357,9 +304,9 @@ TEST_CASE("RoleHookRunner::Forget drops a domain's state and its pending retries
 TEST_CASE("RoleHookRunner: a slow domain does not hold up another") {
   FakeClock clock;
   FakeApps apps(clock);
-  apps.Hold("slow");
+  apps.member.Hold("slow");
   RoleHookRunner runner(nullptr, FakeOptions(apps, clock));
-  const std::shared_ptr<void> release(nullptr, [&](void*) { apps.ReleaseAll(); });
+  const std::shared_ptr<void> release(nullptr, [&](void*) { apps.member.ReleaseAll(); });
   runner.Update("default", "slow-domain", AnyHook(),
                 {{"default", "slow-domain", "slow", "uid-slow/0", "127.0.0.1", "dc", 1}});
   REQUIRE(Eventually([&] { return apps.Started() == 1; }));
@@ -372,7 +319,7 @@ TEST_CASE("RoleHookRunner: a slow domain does not hold up another") {
 TEST_CASE("RoleHookRunner::Stop returns once deliveries in flight finish") {
   FakeClock clock;
   FakeApps apps(clock);
-  apps.SetDelay("a", 200ms);
+  apps.member.SetDelay("a", 200ms);
   RoleHookRunner runner(nullptr, FakeOptions(apps, clock));
   runner.Update("default", "web", AnyHook(), {Assign("a", "dc", 1)});
   REQUIRE(Eventually([&] { return apps.Started() == 1; }));
