@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "pkg/metrics/leadership_observer.h"
+
 namespace dpcm::operator_main {
 
 Result<std::unique_ptr<Leadership>> Leadership::Create(const OperatorOptions& options,
@@ -20,7 +22,8 @@ Result<std::unique_ptr<Leadership>> Leadership::Create(const OperatorOptions& op
   elector_options.lease_duration = std::chrono::seconds(options.lease_duration_seconds);
   elector_options.renew_deadline = std::chrono::seconds(options.renew_deadline_seconds);
   elector_options.retry_period = std::chrono::seconds(options.retry_period_seconds);
-  elector_options.metrics = &metrics;
+  leadership->observer_ = metrics::NewLeadershipObserver(metrics);
+  elector_options.observer = leadership->observer_.get();
 
   // Its own client: no retries (the elector retries every retry period) and no request
   // outliving the renew deadline.

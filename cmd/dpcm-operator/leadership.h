@@ -54,7 +54,8 @@ class Leadership {
   std::stop_source run_stop_;
   std::unique_ptr<client::ApiClient> client_;  // the elector's own
   std::unique_ptr<election::ApiLeaseLock> lock_;
-  std::unique_ptr<election::LeaseElector> elector_;  // null without --leader-elect
+  std::unique_ptr<election::LeadershipObserver> observer_;  // leader_election_master_status
+  std::unique_ptr<election::LeaseElector> elector_;         // null without --leader-elect
   std::stop_source elector_stop_;
   std::thread thread_;
   Status ran_;  // what Run returned; read after joining thread_

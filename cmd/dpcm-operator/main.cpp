@@ -28,6 +28,8 @@
 #include "pkg/logging/logging.h"
 #include "pkg/metrics/metrics.h"
 #include "pkg/metrics/metrics_server.h"
+#include "pkg/metrics/plugin_observers.h"
+#include "pkg/metrics/reconcile_observer.h"
 #include "pkg/object/object.h"
 #include "pkg/restconfig/rest_config.h"
 #include "pkg/rolehook/runner.h"
@@ -197,11 +199,13 @@ int Run(int argc, char** argv) {
   auto wake = [&wake_target](const std::string& ns, const std::string& name) {
     if (auto* target = wake_target.load()) target->Enqueue({ns, name});
   };
+  const auto health_observer = metrics::NewHealthCheckObserver(metrics);
   health::MonitorOptions monitor_options;
-  monitor_options.metrics = &metrics;
+  monitor_options.observer = health_observer.get();
   health::HealthMonitor health_monitor(wake, monitor_options);
+  const auto hook_observer = metrics::NewRoleHookObserver(metrics);
   rolehook::RunnerOptions hook_options;
-  hook_options.metrics = &metrics;
+  hook_options.observer = hook_observer.get();
   rolehook::RoleHookRunner role_hooks(wake, hook_options);
   domain::AdoptionWatches adoption(**client,
                                    [&wake](const controller::Request& r) { wake(r.ns, r.name); });
@@ -212,7 +216,7 @@ int Run(int argc, char** argv) {
   controller::ControllerOptions controller_options;
   controller_options.name = "processdomain";
   controller_options.workers = options->workers;
-  controller_options.metrics = &metrics;
+  metrics::ObserveController(metrics, controller_options);
   controller::Controller controller(std::move(controller_options), reconciler);
   wake_target = &controller;
 

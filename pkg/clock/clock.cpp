@@ -3,10 +3,14 @@
 namespace dpcm {
 
 bool RealClock::SleepFor(Monotonic::duration duration, const std::stop_token& stop) {
+  return SleepUntil(Monotonic::now() + duration, stop);
+}
+
+bool RealClock::SleepUntil(Monotonic::time_point deadline, const std::stop_token& stop) {
   std::mutex mutex;
   std::condition_variable_any never_notified;
   std::unique_lock lock(mutex);
-  never_notified.wait_for(lock, stop, duration, [] { return false; });
+  never_notified.wait_until(lock, stop, deadline, [] { return false; });
   return !stop.stop_requested();
 }
 
@@ -32,6 +36,12 @@ Clock::Wall::time_point FakeClock::WallNow() const {
 bool FakeClock::SleepFor(Monotonic::duration duration, const std::stop_token& stop) {
   std::unique_lock lock(mutex_);
   const auto deadline = now_ + duration;
+  changed_.wait(lock, stop, [&] { return now_ >= deadline; });
+  return now_ >= deadline;
+}
+
+bool FakeClock::SleepUntil(Monotonic::time_point deadline, const std::stop_token& stop) {
+  std::unique_lock lock(mutex_);
   changed_.wait(lock, stop, [&] { return now_ >= deadline; });
   return now_ >= deadline;
 }

@@ -22,6 +22,13 @@ class Clock {
   virtual Wall::time_point WallNow() const = 0;
   // Blocks for `duration` or until `stop` is requested. Returns false when stopped.
   virtual bool SleepFor(Monotonic::duration duration, const std::stop_token& stop) = 0;
+  // Blocks until Now() reaches `deadline` or `stop` is requested. Returns false when
+  // stopped. Unlike SleepFor(deadline - Now()), a clock that moves between the caller's
+  // Now() and the sleep cannot push the wake-up later. The default does exactly that
+  // subtraction; RealClock and FakeClock wait for the deadline itself.
+  virtual bool SleepUntil(Monotonic::time_point deadline, const std::stop_token& stop) {
+    return SleepFor(deadline - Now(), stop);
+  }
 };
 
 // The process's real clocks. Thread-safe; a single shared instance is enough.
@@ -30,6 +37,7 @@ class RealClock final : public Clock {
   Monotonic::time_point Now() const override { return Monotonic::now(); }
   Wall::time_point WallNow() const override { return Wall::now(); }
   bool SleepFor(Monotonic::duration duration, const std::stop_token& stop) override;
+  bool SleepUntil(Monotonic::time_point deadline, const std::stop_token& stop) override;
 
   // The process-wide instance.
   static RealClock& Instance();
@@ -43,6 +51,7 @@ class FakeClock final : public Clock {
   Monotonic::time_point Now() const override;
   Wall::time_point WallNow() const override;
   bool SleepFor(Monotonic::duration duration, const std::stop_token& stop) override;
+  bool SleepUntil(Monotonic::time_point deadline, const std::stop_token& stop) override;
 
   // Moves both clocks forward by `duration` and wakes sleepers that are due.
   void Advance(Monotonic::duration duration);

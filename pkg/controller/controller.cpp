@@ -9,8 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include "pkg/metrics/workqueue_observer.h"
-
 namespace dpcm::controller {
 namespace {
 
@@ -19,14 +17,8 @@ workqueue::WorkQueueOptions QueueOptions(ControllerOptions& options, Clock& cloc
   queue.name = options.name;
   queue.clock = &clock;
   queue.rate_limiter = std::move(options.rate_limiter);
-  if (options.metrics != nullptr) {
-    queue.observer = metrics::NewWorkQueueObserver(*options.metrics, options.name);
-  }
+  queue.observer = std::move(options.queue_observer);
   return queue;
-}
-
-void Increment(prometheus::Counter* counter) {
-  if (counter != nullptr) counter->Increment();
 }
 
 }  // namespace
@@ -44,19 +36,9 @@ Controller::Controller(ControllerOptions options, Reconciler& reconciler)
       workers_(std::max(options.workers, 1)),
       clock_(options.clock != nullptr ? *options.clock : RealClock::Instance()),
       reconciler_(reconciler),
+      observer_(std::move(options.observer)),
       queue_(QueueOptions(options, clock_)),
-      conflict_backoff_(std::chrono::milliseconds(5), std::chrono::seconds(1)) {
-  if (options.metrics != nullptr) {
-    auto& m = *options.metrics;
-    m.RegisterController(name_);
-    series_.success = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kSuccess);
-    series_.error = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kError);
-    series_.requeue = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kRequeue);
-    series_.requeue_after = &m.ReconcileTotal(name_, metrics::ReconcileOutcome::kRequeueAfter);
-    series_.errors = &m.ReconcileErrorsTotal(name_);
-    series_.reconcile_time = &m.ReconcileTime(name_);
-  }
-}
+      conflict_backoff_(std::chrono::milliseconds(5), std::chrono::seconds(1)) {}
 
 void Controller::Enqueue(const Request& request) { queue_.Add(request.Key()); }
 
@@ -109,12 +91,11 @@ Result<ReconcileResult> Controller::ReconcileCatching(const Request& request,
 
 void Controller::ApplyOutcome(const std::string& key, const Result<ReconcileResult>& outcome,
                               Clock::Monotonic::duration elapsed) {
-  if (series_.reconcile_time != nullptr) {
-    series_.reconcile_time->Observe(std::chrono::duration<double>(elapsed).count());
-  }
+  const auto observe = [&](ReconcileOutcome result) {
+    if (observer_ != nullptr) observer_->OnReconcile(result, elapsed);
+  };
   if (!outcome.ok()) {
-    Increment(series_.error);
-    Increment(series_.errors);
+    observe(ReconcileOutcome::kError);
     if (outcome.status().IsConflict()) {
       spdlog::debug("controller {}: reconcile {}: {}; retrying", name_, key,
                     outcome.status().ToString());
@@ -134,16 +115,16 @@ void Controller::ApplyOutcome(const std::string& key, const Result<ReconcileResu
     // some unrelated event.
     queue_.Forget(key);
     queue_.AddAfter(key, std::max(*result.requeue_after, std::chrono::milliseconds::zero()));
-    Increment(series_.requeue_after);
+    observe(ReconcileOutcome::kRequeueAfter);
     return;
   }
   if (result.requeue) {
     queue_.AddRateLimited(key);
-    Increment(series_.requeue);
+    observe(ReconcileOutcome::kRequeue);
     return;
   }
   queue_.Forget(key);
-  Increment(series_.success);
+  observe(ReconcileOutcome::kSuccess);
 }
 
 }  // namespace dpcm::controller

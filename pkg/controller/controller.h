@@ -10,7 +10,6 @@
 #include <string_view>
 
 #include "pkg/clock/clock.h"
-#include "pkg/metrics/metrics.h"
 #include "pkg/status/status.h"
 #include "pkg/workqueue/rate_limiter.h"
 #include "pkg/workqueue/workqueue.h"
@@ -57,13 +56,26 @@ class Reconciler {
                                             const std::stop_token& stop) = 0;
 };
 
+// How a reconcile ended, as the controller counts it (controller-runtime's `result` label).
+enum class ReconcileOutcome { kSuccess, kError, kRequeue, kRequeueAfter };
+
+// Told of every reconcile (metrics::NewReconcileObserver feeds controller_runtime_reconcile_*
+// families). Called on worker threads, possibly at once; must be quick and thread-safe.
+class ReconcileObserver {
+ public:
+  virtual ~ReconcileObserver() = default;
+  // One reconcile ended with `outcome` (kError also for an exception) after `took`.
+  virtual void OnReconcile(ReconcileOutcome outcome, Clock::Monotonic::duration took) = 0;
+};
+
 struct ControllerOptions {
   std::string name;  // the "controller" metric label and the work queue's name
   int workers = 2;   // --workers; values < 1 count as 1
   // How failed requests back off; null = workqueue::DefaultControllerRateLimiter.
   std::unique_ptr<workqueue::RateLimiter> rate_limiter;
-  Clock* clock = nullptr;               // null = the real clock; must outlive the controller
-  metrics::Metrics* metrics = nullptr;  // optional; must outlive the controller
+  Clock* clock = nullptr;  // null = the real clock; must outlive the controller
+  std::unique_ptr<ReconcileObserver> observer;               // optional
+  std::unique_ptr<workqueue::QueueObserver> queue_observer;  // optional: the queue's measurements
 };
 
 // The controller-runtime controller: a rate-limited work queue of request keys and N
@@ -76,8 +88,8 @@ struct ControllerOptions {
 //   requeue_after set    -> Forget, AddAfter {result=requeue_after}  (<= 0: at once)
 //   requeue              -> AddRateLimited   {result=requeue}
 //   done                 -> Forget           {result=success}
-// and every reconcile is timed in controller_runtime_reconcile_time_seconds. With metrics,
-// the queue also reports the workqueue_* families under the controller's name.
+// and every reconcile is timed in controller_runtime_reconcile_time_seconds (both through
+// the ReconcileObserver; the queue reports to queue_observer).
 // A conflict (a stale cache, a concurrent writer) is expected and resolves itself once the
 // cache catches up; it is retried soon on its own key's backoff and never draws on the
 // rate limiter's overall bucket. Otherwise a burst of conflicts (hundreds while many
@@ -115,25 +127,15 @@ class Controller {
   void Work(const std::stop_token& stop, bool urgent_only);
   // Calls the reconciler, turning an exception into an error.
   Result<ReconcileResult> ReconcileCatching(const Request& request, const std::stop_token& stop);
-  // The one place that maps a reconcile outcome to the queue action and the metrics.
+  // The one place that maps a reconcile outcome to the queue action and the observer.
   void ApplyOutcome(const std::string& key, const Result<ReconcileResult>& outcome,
                     Clock::Monotonic::duration elapsed);
-
-  // Series of this controller, looked up once; all null without metrics.
-  struct ControllerSeries {
-    prometheus::Counter* success = nullptr;
-    prometheus::Counter* error = nullptr;
-    prometheus::Counter* requeue = nullptr;
-    prometheus::Counter* requeue_after = nullptr;
-    prometheus::Counter* errors = nullptr;
-    prometheus::Histogram* reconcile_time = nullptr;
-  };
 
   const std::string name_;
   const int workers_;
   Clock& clock_;
   Reconciler& reconciler_;
-  ControllerSeries series_;
+  std::unique_ptr<ReconcileObserver> observer_;  // may be null
   workqueue::WorkQueue queue_;
   workqueue::ItemExponentialFailureRateLimiter conflict_backoff_;
   std::atomic<bool> started_{false};

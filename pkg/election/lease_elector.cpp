@@ -110,10 +110,7 @@ LeaseElector::LeaseElector(LeaseElectorOptions options, LeaseLock& lock, LeaderC
       lock_(lock),
       callbacks_(std::move(callbacks)),
       clock_(options_.clock != nullptr ? *options_.clock : RealClock::Instance()) {
-  if (options_.metrics != nullptr) {
-    master_status_ = &options_.metrics->LeaderElectionMasterStatus(options_.name);
-    master_status_->Set(0);
-  }
+  if (options_.observer != nullptr) options_.observer->OnLeading(options_.name, false);
 }
 
 LeaseElector::~LeaseElector() = default;
@@ -150,7 +147,7 @@ void LeaseElector::SetLeading(Clock::Monotonic::time_point deadline) {
   }
   if (!started) return;
   spdlog::info("leader election {}: became the leader as {}", lock_.Describe(), options_.identity);
-  if (master_status_ != nullptr) master_status_->Set(1);
+  if (options_.observer != nullptr) options_.observer->OnLeading(options_.name, true);
   if (callbacks_.on_started_leading) callbacks_.on_started_leading();
   changed_.notify_all();
 }
@@ -164,7 +161,7 @@ void LeaseElector::StopLeading(const std::string& why) {
   }
   if (!stopped) return;
   spdlog::warn("leader election {}: no longer the leader: {}", lock_.Describe(), why);
-  if (master_status_ != nullptr) master_status_->Set(0);
+  if (options_.observer != nullptr) options_.observer->OnLeading(options_.name, false);
   if (callbacks_.on_stopped_leading) callbacks_.on_stopped_leading();
   changed_.notify_all();
 }

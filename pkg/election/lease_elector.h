@@ -21,7 +21,6 @@
 #include "pkg/client/api_client.h"
 #include "pkg/clock/clock.h"
 #include "pkg/election/lease_record.h"
-#include "pkg/metrics/metrics.h"
 #include "pkg/status/status.h"
 
 namespace dpcm::election {
@@ -59,6 +58,16 @@ class ApiLeaseLock final : public LeaseLock {
   client::Json last_;  // the Lease as last read or written, to keep its other fields
 };
 
+// Told when this replica starts and stops leading (metrics::NewLeadershipObserver sets
+// leader_election_master_status). Called on the elector's thread; must be quick.
+class LeadershipObserver {
+ public:
+  virtual ~LeadershipObserver() = default;
+  // This replica now holds (`leading`) or no longer holds the Lease `name`. Called with
+  // false once when the elector is created, then on every change.
+  virtual void OnLeading(const std::string& name, bool leading) = 0;
+};
+
 struct LeaseElectorOptions {
   std::string name;      // the Lease's name: the leader_election_master_status{name} label
   std::string identity;  // this replica; see DefaultIdentity()
@@ -68,8 +77,8 @@ struct LeaseElectorOptions {
   std::chrono::milliseconds renew_deadline{10000};
   // Pause between acquire attempts and between renewals.
   std::chrono::milliseconds retry_period{2000};
-  Clock* clock = nullptr;               // null = the real clock; must outlive the elector
-  metrics::Metrics* metrics = nullptr;  // optional: leader_election_master_status
+  Clock* clock = nullptr;                  // null = the real clock; must outlive the elector
+  LeadershipObserver* observer = nullptr;  // optional; must outlive the elector
 };
 
 // Called from the thread that runs LeaseElector::Run (or Release). Keep them short: they
@@ -148,7 +157,6 @@ class LeaseElector {
   LeaseLock& lock_;
   const LeaderCallbacks callbacks_;
   Clock& clock_;
-  prometheus::Gauge* master_status_ = nullptr;
 
   // Touched only by the thread in Run / TryAcquireOrRenew / Release.
   std::optional<LeaseRecord> observed_;

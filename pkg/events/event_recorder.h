@@ -1,39 +1,50 @@
 // Records Kubernetes Events about objects, in the background so reconciles never wait on them.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
+#include <chrono>
+#include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include "pkg/client/api_client.h"
 #include "pkg/clock/clock.h"
+#include "pkg/events/correlator.h"
+#include "pkg/events/event.h"
+#include "pkg/events/event_sink.h"
+#include "pkg/scheduler/scheduler.h"
 
 namespace dpcm::events {
 
-// The object an Event is about (core/v1 ObjectReference).
-struct ObjectReference {
-  std::string api_version;
-  std::string kind;
-  std::string ns;
-  std::string name;
-  std::string uid;
+// How long the recorder's destructor goes on writing what is owed.
+inline constexpr std::chrono::seconds kFlushTime{1};
 
-  // From an object's apiVersion, kind and metadata.
-  static ObjectReference Of(const nlohmann::json& object);
+struct RecorderOptions {
+  Clock* clock = nullptr;  // null = the real clock; must outlive the recorder
+  // How repeats are folded into one Event and how often Events are written.
+  CorrelatorOptions correlation;
 };
 
-// Queues Events and writes them from one background thread. Bounded: when the API is
-// slow and the queue is full, the oldest queued event is dropped (and logged) rather
-// than blocking the caller. A failed write is logged, never retried. Thread-safe.
+// Records Events as client-go's recorder does, de-duplicated by an EventCorrelator: an
+// occurrence identical to a recent one (same involved object, type, reason and message)
+// adds to that Event's count and lastTimestamp instead of making a new Event, and each
+// Event is written at most once per correlation.update_interval (so a reconciler that
+// reports the same failure on every reconcile costs one write per interval, not one per
+// reconcile), within a per-object spam limit (see CorrelatorOptions for the exact rules).
+// Writes happen on one background thread (a scheduler::Scheduler on the injected clock);
+// Record only touches memory, never blocks on the API. A failed write is logged; it is not
+// retried, but the next occurrence writes the series' whole count. Thread-safe.
 class EventRecorder {
  public:
-  // `client` and `clock` must outlive the recorder. `component` is source.component.
-  EventRecorder(client::ApiClient& client, std::string component,
-                Clock& clock = RealClock::Instance(), size_t max_queued = 1000);
-  ~EventRecorder();  // writes what is queued (up to a second's worth), then stops
+  // Writes to the API through `client` (which must outlive the recorder). `component` is
+  // every Event's source.component.
+  EventRecorder(client::ApiClient& client, std::string component, RecorderOptions options = {});
+  // Writes to `sink` (tests: a recording fake).
+  EventRecorder(std::unique_ptr<EventSink> sink, std::string component,
+                RecorderOptions options = {});
+  // Stops the writer, then writes what is still owed (updates before their interval too),
+  // one write per series, on the caller's thread, for at most kFlushTime on the clock.
+  ~EventRecorder();
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
 
@@ -44,20 +55,22 @@ class EventRecorder {
                const std::string& message) {
     Record(about, "Warning", reason, message);
   }
+  // Logs the occurrence and counts it in its series; its write is due at once for a new
+  // series, else update_interval after the series' last write.
   void Record(const ObjectReference& about, const std::string& type, const std::string& reason,
               const std::string& message);
 
  private:
-  void Run(const std::stop_token& stop);
+  using TimePoint = Clock::Monotonic::time_point;
 
-  client::ApiClient& client_;
-  const std::string component_;
+  // Writes what `series` owes now, if anything; returns when it owes the next write.
+  std::optional<TimePoint> WriteOwed(const std::string& series, bool flush);
+
+  std::unique_ptr<EventSink> sink_;
   Clock& clock_;
-  const size_t max_queued_;
   std::mutex mutex_;
-  std::condition_variable_any queued_;
-  std::deque<nlohmann::json> queue_;  // guarded by mutex_
-  std::jthread thread_;
+  EventCorrelator correlator_;      // guarded by mutex_
+  scheduler::Scheduler scheduler_;  // last: its worker calls WriteOwed
 };
 
 }  // namespace dpcm::events

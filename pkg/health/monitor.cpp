@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "pkg/metrics/metrics.h"
+#include <algorithm>
+#include <exception>
+#include <set>
 
 namespace dpcm::health {
 namespace {
@@ -15,82 +17,68 @@ std::string EntryKey(const std::string& ns, const std::string& domain, const std
   return ns + "/" + domain + "/" + uid;
 }
 
+scheduler::SchedulerOptions SchedulerOptionsOf(const MonitorOptions& options) {
+  return {"health", options.workers, options.clock};
+}
+
 }  // namespace
 
 HealthMonitor::HealthMonitor(ChangeHandler on_change, MonitorOptions options)
-    : on_change_(std::move(on_change)), options_(std::move(options)) {
+    : on_change_(std::move(on_change)),
+      options_(std::move(options)),
+      scheduler_(SchedulerOptionsOf(options_),
+                 [this](const std::string& key) { return Check(key); }) {
   if (!options_.make_checker) options_.make_checker = MakeNetworkChecker;
-  const int workers = options_.workers > 0 ? options_.workers : 1;
-  workers_.reserve(static_cast<std::size_t>(workers));
-  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
 }
 
 HealthMonitor::~HealthMonitor() { Stop(); }
 
-void HealthMonitor::Stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  for (auto& worker : workers_) {
-    if (worker.joinable()) worker.join();
-  }
-}
-
-void HealthMonitor::Schedule(const std::string& key, Entry& entry, Steady::time_point due) {
-  due_.erase({entry.due, key});
-  entry.due = due;
-  due_.insert({due, key});
-}
+void HealthMonitor::Stop() { scheduler_.Stop(); }
 
 void HealthMonitor::Update(const std::string& ns, const std::string& domain, const ProbeSpec& spec,
                            const std::vector<Target>& targets) {
   const std::string domain_key = DomainKey(ns, domain);
   const std::string prefix = domain_key + "/";
-  std::lock_guard lock(mutex_);
-  if (spec.kind == ProbeKind::kNone || targets.empty()) {
-    domains_.erase(domain_key);
-  } else {
-    Domain& d = domains_[domain_key];
-    if (!d.spec || !(*d.spec == spec)) {
-      d.spec = std::make_shared<const ProbeSpec>(spec);
-      d.checker = std::shared_ptr<const Checker>(options_.make_checker(spec.kind));
-    }
-  }
-  const auto domain_it = domains_.find(domain_key);
-  std::set<std::string> wanted;
-  if (domain_it != domains_.end() && domain_it->second.checker) {
-    const Domain& d = domain_it->second;
-    const auto now = Steady::now();
-    for (const auto& target : targets) {
-      const std::string key = EntryKey(ns, domain, target.uid);
-      wanted.insert(key);
-      auto& slot = entries_[key];
-      if (!slot) {
-        slot = std::make_shared<Entry>();
-        slot->target = target;
-        slot->due = now;
-        due_.insert({now, key});
-      } else if (slot->target.pod_ip != target.pod_ip) {
-        slot->verdict = Verdict{};
-        if (due_.count({slot->due, key}) != 0) Schedule(key, *slot, now);
+  std::vector<std::string> due_now;
+  {
+    std::lock_guard lock(mutex_);
+    if (spec.kind == ProbeKind::kNone || targets.empty()) {
+      domains_.erase(domain_key);
+    } else {
+      Domain& d = domains_[domain_key];
+      if (!d.spec || !(*d.spec == spec)) {
+        d.spec = std::make_shared<const ProbeSpec>(spec);
+        d.checker = std::shared_ptr<const Checker>(options_.make_checker(spec.kind));
       }
-      slot->target = target;
-      slot->spec = d.spec;
-      slot->checker = d.checker;
+    }
+    const auto domain_it = domains_.find(domain_key);
+    std::set<std::string> wanted;
+    if (domain_it != domains_.end() && domain_it->second.checker) {
+      const Domain& d = domain_it->second;
+      const auto now = scheduler_.clock().Now();
+      for (const auto& target : targets) {
+        const std::string key = EntryKey(ns, domain, target.uid);
+        wanted.insert(key);
+        auto& slot = entries_[key];
+        if (!slot || slot->target.pod_ip != target.pod_ip) {
+          // New, or a new IP: starts over and is checked at once.
+          if (!slot) slot = std::make_shared<Entry>();
+          slot->verdict = Verdict{};
+          slot->due = now;
+          due_now.push_back(key);
+        }
+        slot->target = target;
+        slot->spec = d.spec;
+        slot->checker = d.checker;
+      }
+    }
+    for (auto it = entries_.lower_bound(prefix);
+         it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+      // A check in flight, or a run still scheduled, finds its entry gone and does nothing.
+      it = wanted.count(it->first) != 0 ? std::next(it) : entries_.erase(it);
     }
   }
-  for (auto it = entries_.lower_bound(prefix);
-       it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
-    if (wanted.count(it->first) != 0) {
-      ++it;
-      continue;
-    }
-    due_.erase({it->second->due, it->first});
-    it = entries_.erase(it);  // a check in flight finds its entry gone and drops its result
-  }
-  wake_.notify_all();
+  for (const auto& key : due_now) scheduler_.RunNow(key);
 }
 
 void HealthMonitor::Forget(const std::string& ns, const std::string& domain) {
@@ -125,66 +113,54 @@ bool HealthMonitor::Record(Verdict& verdict, const ProbeSpec& spec, const CheckR
          before.message != verdict.message;
 }
 
-void HealthMonitor::Observe(const Target& target, const CheckResult& result,
-                            Steady::duration took) {
-  if (options_.metrics == nullptr) return;
-  options_.metrics->HealthChecksTotal(target.ns, target.domain, OutcomeLabel(result.outcome))
-      ->Increment();
-  options_.metrics->HealthCheckDuration().Observe(std::chrono::duration<double>(took).count());
-}
-
-void HealthMonitor::Work() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    if (due_.empty()) {
-      wake_.wait(lock);
-      continue;
-    }
-    const auto [due, key] = *due_.begin();
-    if (due > Steady::now()) {
-      wake_.wait_until(lock, due);
-      continue;
-    }
-    due_.erase(due_.begin());
+std::optional<HealthMonitor::TimePoint> HealthMonitor::Check(const std::string& key) {
+  Clock& clock = scheduler_.clock();
+  std::shared_ptr<Entry> entry;
+  Target target;
+  std::shared_ptr<const ProbeSpec> spec;
+  std::shared_ptr<const Checker> checker;
+  {
+    std::lock_guard lock(mutex_);
     const auto it = entries_.find(key);
-    if (it == entries_.end()) continue;
-    const std::shared_ptr<Entry> entry = it->second;
-    const Target target = entry->target;
-    const auto spec = entry->spec;
-    const auto checker = entry->checker;
-    lock.unlock();
-
-    const auto started = Steady::now();
-    CheckResult result;
-    try {
-      result = checker->Check(*spec, target);
-    } catch (const std::exception& e) {
-      result = {Outcome::kError, e.what()};
-    }
-    const auto finished = Steady::now();
-    Observe(target, result, finished - started);
-    if (!result.healthy()) {
-      spdlog::debug("{}/{}: health check of {} failed: {}", target.ns, target.domain, target.pod,
-                    result.message);
-    }
-
-    lock.lock();
-    const auto again = entries_.find(key);
-    if (again == entries_.end() || again->second != entry) continue;  // forgotten meanwhile
-    // A check of an IP the member no longer has says nothing about it: drop the result
-    // and check the new IP at once.
-    const bool stale = entry->target.pod_ip != target.pod_ip;
-    const bool changed = !stale && Record(entry->verdict, *entry->spec, result);
-    const auto next = stale ? finished : std::max(started + entry->spec->period, finished);
-    entry->due = next;
-    due_.insert({next, key});
-    wake_.notify_one();
-    if (changed && on_change_) {
-      lock.unlock();
-      on_change_(target.ns, target.domain);
-      lock.lock();
-    }
+    if (it == entries_.end()) return std::nullopt;  // forgotten
+    entry = it->second;
+    if (entry->due > clock.Now()) return entry->due;  // an old schedule; the real one stands
+    target = entry->target;
+    spec = entry->spec;
+    checker = entry->checker;
   }
+
+  const auto started = clock.Now();
+  CheckResult result;
+  try {
+    result = checker->Check(*spec, target);
+  } catch (const std::exception& e) {
+    result = {Outcome::kError, e.what()};
+  }
+  const auto finished = clock.Now();
+  if (options_.observer != nullptr) {
+    options_.observer->OnCheck(target, result.outcome, finished - started);
+  }
+  if (!result.healthy()) {
+    spdlog::debug("{}/{}: health check of {} failed: {}", target.ns, target.domain, target.pod,
+                  result.message);
+  }
+
+  bool changed = false;
+  TimePoint next;
+  {
+    std::lock_guard lock(mutex_);
+    const auto again = entries_.find(key);
+    if (again == entries_.end() || again->second != entry) return std::nullopt;  // forgotten
+    // A check of an IP the member no longer has says nothing about it: drop the result
+    // (Update has asked for a check of the new IP at once).
+    if (entry->target.pod_ip != target.pod_ip) return entry->due;
+    changed = Record(entry->verdict, *entry->spec, result);
+    entry->due = std::max(started + entry->spec->period, finished);
+    next = entry->due;
+  }
+  if (changed && on_change_) on_change_(target.ns, target.domain);
+  return next;
 }
 
 }  // namespace dpcm::health

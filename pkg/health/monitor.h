@@ -2,22 +2,17 @@
 // verdicts.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "pkg/clock/clock.h"
 #include "pkg/health/probe.h"
-
-namespace dpcm::metrics {
-class Metrics;
-}
+#include "pkg/scheduler/scheduler.h"
 
 namespace dpcm::health {
 
@@ -32,18 +27,29 @@ struct Verdict {
   std::string message;  // the last failure's reason ("" while passing)
 };
 
+// Told of every check (metrics::HealthCheckMetrics counts them in dpcm_health_checks_total
+// and its duration histogram). Called on a worker thread with no lock held; must be quick
+// and thread-safe.
+class CheckObserver {
+ public:
+  virtual ~CheckObserver() = default;
+  // One check of `target` ended with `outcome` after `took` on the monitor's clock.
+  virtual void OnCheck(const Target& target, Outcome outcome, Clock::Monotonic::duration took) = 0;
+};
+
 struct MonitorOptions {
   int workers = 8;
   // Makes the checker for a kind; tests inject fakes. Default: MakeNetworkChecker (the
   // operator runs no commands).
   std::function<std::unique_ptr<Checker>(ProbeKind)> make_checker;
-  metrics::Metrics* metrics = nullptr;  // dpcm_health_checks_total and its duration
+  CheckObserver* observer = nullptr;  // optional; must outlive the monitor
+  Clock* clock = nullptr;             // null = the real clock; must outlive the monitor
 };
 
-// Checks run on `workers` threads, never on the caller's: Update and Get only touch
-// memory. Each member has at most one check in flight and is next checked one period
-// after its last check started, so a hanging member occupies one worker for its
-// timeout and never delays the others. Thread-safe.
+// Checks run on `workers` threads (a scheduler::Scheduler), never on the caller's: Update
+// and Get only touch memory. Each member has at most one check in flight and is next
+// checked one period after its last check started (on the injected clock), so a hanging
+// member occupies one worker for its timeout and never delays the others. Thread-safe.
 class HealthMonitor {
  public:
   // `on_change(ns, domain)` runs on a worker thread whenever a member's verdict changes
@@ -68,7 +74,7 @@ class HealthMonitor {
   void Stop();
 
  private:
-  using Steady = std::chrono::steady_clock;
+  using TimePoint = Clock::Monotonic::time_point;
   struct Domain {
     std::shared_ptr<const ProbeSpec> spec;
     std::shared_ptr<const Checker> checker;
@@ -78,24 +84,20 @@ class HealthMonitor {
     std::shared_ptr<const ProbeSpec> spec;
     std::shared_ptr<const Checker> checker;
     Verdict verdict;
-    Steady::time_point due;
+    TimePoint due;  // the next check; an earlier run (a stale schedule) does not check
   };
 
-  void Work();
-  void Schedule(const std::string& key, Entry& entry, Steady::time_point due);
+  // The scheduler's work for one member: checks it if due; returns its next due time.
+  std::optional<TimePoint> Check(const std::string& key);
   // Applies one result; true when the verdict changed in a way the domain cares about.
   static bool Record(Verdict& verdict, const ProbeSpec& spec, const CheckResult& result);
-  void Observe(const Target& target, const CheckResult& result, Steady::duration took);
 
   ChangeHandler on_change_;
   MonitorOptions options_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::map<std::string, Domain> domains_;                     // by ns/domain
-  std::map<std::string, std::shared_ptr<Entry>> entries_;     // by ns/domain/uid
-  std::set<std::pair<Steady::time_point, std::string>> due_;  // entries not in flight
-  std::vector<std::thread> workers_;
+  std::map<std::string, Domain> domains_;                  // by ns/domain; guarded by mutex_
+  std::map<std::string, std::shared_ptr<Entry>> entries_;  // by ns/domain/uid; guarded by mutex_
+  scheduler::Scheduler scheduler_;                         // last: its workers call Check
 };
 
 }  // namespace dpcm::health

@@ -2,22 +2,17 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
-#include <set>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "pkg/backoff/backoff.h"
+#include "pkg/clock/clock.h"
 #include "pkg/rolehook/hook.h"
-
-namespace dpcm::metrics {
-class Metrics;
-}
+#include "pkg/scheduler/scheduler.h"
 
 namespace dpcm::rolehook {
 
@@ -29,22 +24,33 @@ struct HookState {
   std::string message;  // the last failure
 };
 
+// Told of every delivery (metrics::RoleHookMetrics counts them in dpcm_role_hooks_total).
+// Called on a worker thread with no lock held; must be quick and thread-safe.
+class DeliveryObserver {
+ public:
+  virtual ~DeliveryObserver() = default;
+  // One delivery of `assignment` was acknowledged (`ok`) or not.
+  virtual void OnDelivery(const Assignment& assignment, bool ok) = 0;
+};
+
 struct RunnerOptions {
   int workers = 4;
   // Sends one assignment; tests inject fakes. Default: DeliverOverNetwork (the operator
   // runs no commands).
   std::function<Status(const HookSpec&, const Assignment&)> deliver;
-  metrics::Metrics* metrics = nullptr;  // dpcm_role_hooks_total
+  DeliveryObserver* observer = nullptr;  // optional; must outlive the runner
+  Clock* clock = nullptr;                // null = the real clock; must outlive the runner
   std::chrono::milliseconds initial_backoff{250};
   std::chrono::milliseconds max_backoff{10000};
 };
 
 // Level-based: the reconciler says what every member must have been told; the runner
-// delivers what is missing on its own threads (never the caller's). Within a domain
-// deliveries run one at a time and in order: every "pc" first, members last told "dc"
-// before the rest, then the "dc" - so the old DC hears of its demotion (or is found
-// unreachable) before the new DC hears of its promotion. A failed delivery is retried
-// with exponential back-off. Domains do not wait for each other. Thread-safe.
+// delivers what is missing on its own threads (a scheduler::Scheduler keyed by domain,
+// never the caller's). Within a domain deliveries run one at a time and in order: every
+// "pc" first, members last told "dc" before the rest, then the "dc" - so the old DC hears
+// of its demotion (or is found unreachable) before the new DC hears of its promotion. A
+// failed delivery is retried with exponential back-off on the injected clock. Domains do
+// not wait for each other. Thread-safe.
 class RoleHookRunner {
  public:
   // `on_change(ns, domain)` runs on a worker thread when a member's delivery starts or
@@ -68,37 +74,31 @@ class RoleHookRunner {
   void Stop();
 
  private:
-  using Steady = std::chrono::steady_clock;
+  using TimePoint = Clock::Monotonic::time_point;
   struct Member {
     Assignment want;
     HookState state;
-    Steady::time_point retry_at{};
+    TimePoint retry_at{};
   };
   struct Domain {
     HookSpec spec;
     std::map<std::string, Member> members;  // by instance
     uint64_t id = 0;  // tells a domain forgotten and set again apart from its old self
-    bool in_flight = false;
-    bool dirty = false;  // updated while in flight
-    Steady::time_point due{};
   };
 
-  void Work();
-  void ScheduleLocked(const std::string& key, Domain& domain, Steady::time_point when);
+  // The scheduler's work for one domain: delivers what is due; returns the next retry.
+  std::optional<TimePoint> Deliver(const std::string& key);
   // The deliveries due now, in order; and when the next retry is due (max() if none).
-  static std::vector<Assignment> DueLocked(const Domain& domain, Steady::time_point now,
-                                           Steady::time_point& next_retry);
+  static std::vector<Assignment> DueLocked(const Domain& domain, TimePoint now,
+                                           TimePoint& next_retry);
 
   ChangeHandler on_change_;
   RunnerOptions options_;
   const backoff::Exponential backoff_;  // after options_: built from it
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::map<std::string, Domain> domains_;  // by ns/domain
-  uint64_t next_id_ = 1;
-  std::set<std::pair<Steady::time_point, std::string>> due_;
-  std::vector<std::thread> workers_;
+  std::map<std::string, Domain> domains_;  // by ns/domain; guarded by mutex_
+  uint64_t next_id_ = 1;                   // guarded by mutex_
+  scheduler::Scheduler scheduler_;         // last: its workers call Deliver
 };
 
 }  // namespace dpcm::rolehook

@@ -101,16 +101,21 @@ void WorkQueue::Done(const std::string& key) {
 
 void WorkQueue::AddAfter(const std::string& key, Duration delay) {
   std::lock_guard lock(mutex_);
-  AddAfterLocked(key, delay, clock_.Now());
+  const TimePoint now = clock_.Now();
+  AddAtLocked(key, now + delay, now);
 }
 
-void WorkQueue::AddAfterLocked(const std::string& key, Duration delay, TimePoint now) {
+void WorkQueue::AddAt(const std::string& key, TimePoint due) {
+  std::lock_guard lock(mutex_);
+  AddAtLocked(key, due, clock_.Now());
+}
+
+void WorkQueue::AddAtLocked(const std::string& key, TimePoint due, TimePoint now) {
   if (shutting_down_) return;
-  if (delay <= Duration::zero()) {
+  if (due <= now) {
     AddLocked(key, now);
     return;
   }
-  const TimePoint due = now + delay;
   const auto [it, inserted] = delayed_due_.try_emplace(key, due);
   if (!inserted) {
     if (it->second <= due) return;  // already due sooner
@@ -131,7 +136,8 @@ void WorkQueue::AddRateLimited(const std::string& key) {
   std::lock_guard lock(mutex_);
   if (shutting_down_) return;
   if (observer_ != nullptr) observer_->OnRetry();
-  AddAfterLocked(key, delay, clock_.Now());
+  const TimePoint now = clock_.Now();
+  AddAtLocked(key, now + delay, now);
 }
 
 void WorkQueue::Forget(const std::string& key) { rate_limiter_->Forget(key); }
@@ -186,12 +192,14 @@ void WorkQueue::TimerLoop() {
       timer_changed_.wait(lock);
       continue;
     }
-    const Duration wait = delayed_.begin()->first - now;
+    // Until the deadline itself, not for (deadline - now): a clock moved meanwhile (a test's
+    // FakeClock::Advance) must not push the wake-up later.
+    const TimePoint due = delayed_.begin()->first;
     // A fresh source per sleep: AddAfter of an earlier key and ShutDown cut it short.
     timer_interrupt_ = std::stop_source();
     const std::stop_token interrupted = timer_interrupt_.get_token();
     lock.unlock();
-    clock_.SleepFor(wait, interrupted);
+    clock_.SleepUntil(due, interrupted);
     lock.lock();
   }
 }

@@ -62,6 +62,7 @@ struct WorkQueueOptions {
 class WorkQueue {
  public:
   using Duration = Clock::Monotonic::duration;
+  using TimePoint = Clock::Monotonic::time_point;
 
   explicit WorkQueue(WorkQueueOptions options = {});
   // Shuts the queue down and joins its timer thread.
@@ -90,6 +91,10 @@ class WorkQueue {
   // Adds `key` once `delay` has passed on the clock; a delay <= 0 adds now. A key already
   // waiting for its delay keeps the earlier of the two times.
   void AddAfter(const std::string& key, Duration delay);
+  // Adds `key` once the clock reaches `due` (now if it has), like AddAfter. For a caller
+  // that holds a deadline: converting it to a delay and back would let the clock move in
+  // between and push the deadline later.
+  void AddAt(const std::string& key, TimePoint due);
 
   // Adds `key` after the rate limiter's next backoff for it (a retry after a failure).
   void AddRateLimited(const std::string& key);
@@ -111,11 +116,9 @@ class WorkQueue {
   const std::string& name() const { return name_; }
 
  private:
-  using TimePoint = Clock::Monotonic::time_point;
-
   void AddLocked(const std::string& key, TimePoint now, bool urgent = false);  // requires mutex_
   std::string TakeLocked(std::deque<std::string>& lane);                       // requires mutex_
-  void AddAfterLocked(const std::string& key, Duration delay, TimePoint now);  // requires mutex_
+  void AddAtLocked(const std::string& key, TimePoint due, TimePoint now);      // requires mutex_
   void ReleaseDueLocked(TimePoint now);                                        // requires mutex_
   void ReportDepthLocked() const;                                              // requires mutex_
   void TimerLoop();

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "pkg/clock/clock.h"
+
 namespace dpcm::testing {
 
 // Calls `condition` every `poll` until it returns true (then true) or `timeout` of real
@@ -19,6 +21,20 @@ bool Eventually(Condition condition,
     std::this_thread::sleep_for(poll);
   }
   return condition();
+}
+
+// Advances `clock` by `step` until `condition` holds (then true), letting the threads that
+// wait on the clock run between steps; gives up after `timeout` of real time.
+template <typename Condition>
+bool AdvanceUntil(FakeClock& clock, Condition condition, Clock::Monotonic::duration step,
+                  std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+  return Eventually(
+      [&] {
+        if (condition()) return true;
+        clock.Advance(step);
+        return false;
+      },
+      timeout);
 }
 
 }  // namespace dpcm::testing

@@ -17,6 +17,7 @@
 
 #include "pkg/clock/clock.h"
 #include "pkg/metrics/metrics.h"
+#include "pkg/metrics/reconcile_observer.h"
 #include "tests/support/eventually.h"
 
 namespace dpcm::controller {
@@ -97,7 +98,7 @@ struct Harness {
     options.name = "test";
     options.workers = workers;
     options.clock = &clock;
-    options.metrics = &metrics;
+    metrics::ObserveController(metrics, options);
     return options;
   }
 

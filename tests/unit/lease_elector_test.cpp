@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pkg/client/api_client.h"
+#include "pkg/metrics/leadership_observer.h"
 #include "pkg/metrics/metrics.h"
 #include "tests/support/eventually.h"
 #include "tests/support/scripted_api_server.h"
@@ -93,6 +94,7 @@ struct Replica {
   FakeLeaseLock lock;
   Seen seen;
   metrics::Metrics metrics;
+  std::unique_ptr<LeadershipObserver> observer = metrics::NewLeadershipObserver(metrics);
   std::unique_ptr<LeaseElector> elector;
 
   Replica(FakeLeaseStore& store, const std::string& identity) : lock(store) {
@@ -103,7 +105,7 @@ struct Replica {
     options.renew_deadline = 3s;
     options.retry_period = 1s;
     options.clock = &clock;
-    options.metrics = &metrics;
+    options.observer = observer.get();
     auto created = LeaseElector::Create(
         options, lock,
         {.on_started_leading = [this] { ++seen.started; },

@@ -154,6 +154,21 @@ TEST_CASE("WorkQueue AddAfter adds the key only once the clock passes the delay"
   }
 }
 
+TEST_CASE("WorkQueue AddAt adds the key when the clock reaches the deadline, however it moves") {
+  FakeClock clock;
+  WorkQueue queue(OnClock(clock));
+  const auto deadline = clock.Now() + 100ms;
+  clock.Advance(60ms);  // the clock moves between taking the deadline and AddAt
+  queue.AddAt("a", deadline);
+  clock.Advance(39ms);
+  CHECK(queue.Len() == 0);
+  clock.Advance(1ms);
+  CHECK(queue.Len() == 1);  // at the deadline, not 60 ms after it
+
+  queue.AddAt("b", clock.Now() - 1ms);  // passed: at once
+  CHECK(queue.Len() == 2);
+}
+
 TEST_CASE("WorkQueue AddAfter wakes a Get that is already blocked") {
   FakeClock clock;
   WorkQueue queue(OnClock(clock));
