@@ -1,6 +1,7 @@
 #include "pkg/domain/domain_status.h"
 
 #include <algorithm>
+#include <map>
 
 namespace dpcm::domain {
 namespace {
@@ -99,6 +100,45 @@ json BuildStatus(const DomainView& view, const DomainSpec& spec, const Plan& pla
        Condition("Progressing", progressing_reason != "Stable", progressing_reason, "",
                  view.generation)});
   return status;
+}
+
+NewFailures FailuresSince(const DomainView& view, const json& previous_status) {
+  // What the last status said of each member: its health message starts with the reason.
+  std::map<std::string, std::string> said;
+  const json members =
+      previous_status.is_object() ? previous_status.value("members", json::array()) : json::array();
+  for (const auto& m : members) {
+    if (m.is_object() && m.contains("name") && m["name"].is_string()) {
+      said[m["name"].get<std::string>()] =
+          m.value("healthy", true) ? "" : m.value("message", std::string());
+    }
+  }
+  const auto reported = [&](const Member& m, Unhealthy why) {
+    const auto it = said.find(m.name);
+    return it != said.end() && it->second.rfind(UnhealthyReason(why), 0) == 0;
+  };
+  NewFailures failures;
+  for (const auto& m : view.members) {
+    if (m.check_failed && !reported(m, Unhealthy::kHealthCheck)) {
+      failures.health_check.push_back(&m);
+    }
+    if (m.unhealthy == Unhealthy::kRoleHook && !reported(m, Unhealthy::kRoleHook)) {
+      failures.role_hook.push_back(&m);
+    }
+  }
+  return failures;
+}
+
+bool ReportsInvalidSpec(const json& previous_status, int64_t generation) {
+  if (!previous_status.is_object() || !previous_status.contains("conditions")) return false;
+  for (const auto& c : previous_status["conditions"]) {
+    if (c.is_object() && c.value("type", "") == "Degraded" &&
+        c.value("reason", "") == "InvalidSpec" &&
+        c.value("observedGeneration", int64_t{-1}) == generation) {
+      return true;
+    }
+  }
+  return false;
 }
 
 json BuildInvalidSpecStatus(const json& previous, int64_t generation, const std::string& field,

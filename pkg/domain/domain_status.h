@@ -40,6 +40,18 @@ struct Outcome {
 nlohmann::json BuildStatus(const DomainView& view, const DomainSpec& spec, const Plan& plan,
                            const Outcome& outcome);
 
+// The members whose health plugin, or whose role hook, started failing since
+// `previous_status` (the status as last written: the cluster remembers what was
+// reported, so a new operator leader does not report it again). Pure.
+struct NewFailures {
+  std::vector<const Member*> health_check;
+  std::vector<const Member*> role_hook;
+};
+NewFailures FailuresSince(const DomainView& view, const nlohmann::json& previous_status);
+
+// True when `previous_status` already reports an invalid spec of this generation.
+bool ReportsInvalidSpec(const nlohmann::json& previous_status, int64_t generation);
+
 // The status for a spec that failed to parse: Degraded/InvalidSpec naming the field,
 // the rest of `previous` kept.
 nlohmann::json BuildInvalidSpecStatus(const nlohmann::json& previous, int64_t generation,

@@ -68,10 +68,9 @@ Result<ReconcileResult> DomainReconciler::Reconcile(const controller::Request& r
   SpecError error;
   auto spec = ParseSpec(*domain, &error);
   if (!spec.ok()) {
-    ReportInvalidSpec(*domain, error, memory);
+    ReportInvalidSpec(*domain, error);
     return ReconcileResult::Done();  // a spec change brings the domain back
   }
-  memory.invalid_spec_generation = -1;
   if (caches_.adoption != nullptr) {
     if (spec->managed()) {
       caches_.adoption->Forget(request.ns, request.name);
@@ -92,7 +91,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   DomainView view = Observe(domain, spec, PodsOf(domain, spec), lease,
                             [&](const Member& m) { return VerdictOf(ns, name, spec, m); });
   UpdateHealthTargets(spec, view);
-  ReportPluginFailures(domain, view, memory);
+  ReportPluginFailures(domain, view);
 
   // Decide.
   const Bookkeeping book{memory.dc_failure_seen, ParseRestartBook(domain)};
@@ -108,11 +107,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   if (!spec.paused) {
     Status pods = children_.CreatePods(domain, spec, plan.create_ordinals);
     if (pods.ok()) pods = children_.DeletePods(view, plan.scale_down);
-    if (!pods.ok()) {
-      Failed(domain, Step::kPods, pods, memory, outcome);
-    } else {
-      memory.reported_errors.erase("PodsFailed");
-    }
+    if (!pods.ok()) Failed(domain, Step::kPods, pods, outcome);
     if (plan.move) MoveDc(domain, spec, view, plan, memory, outcome);
     if (plan.move && outcome.dc != plan.move->target && !plan.move->previous.empty()) {
       // The role did not leave the old DC: it must not be restarted yet.
@@ -124,14 +119,12 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
       const cache::ObjectPtr pod = FindPod(ns, name, member);
       if (pod == nullptr) continue;
       if (Status s = relabel.LabelPc(ns, name, *pod); !s.ok()) {
-        Failed(domain, Step::kRelabel, s, memory, outcome);
+        Failed(domain, Step::kRelabel, s, outcome);
       }
     }
     UpdateRoleHooks(spec, view, outcome.dc);
     if (Status s = children_.EnsureService(domain, spec); !s.ok()) {
-      Failed(domain, Step::kService, s, memory, outcome);
-    } else {
-      memory.reported_errors.erase("ServiceFailed");
+      Failed(domain, Step::kService, s, outcome);
     }
   }
 
@@ -140,7 +133,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   outcome.restarts_in_flight = plan.restarts.in_flight;
   ReportCounts(view);
   if (Status s = WriteStatus(domain, BuildStatus(view, spec, plan, outcome)); !s.ok()) {
-    Failed(domain, Step::kStatus, s, memory, outcome);
+    Failed(domain, Step::kStatus, s, outcome);
   } else if (!spec.paused) {
     Restart(domain, spec, view, plan.restarts, outcome);
   }
@@ -156,7 +149,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
 }
 
 void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, DomainView& view,
-                              const Plan& plan, Memory& memory, Outcome& outcome) {
+                              const Plan& plan, const Memory& memory, Outcome& outcome) {
   const DcMove& move = *plan.move;
   const HandoverRequest request =
       RequestFor(view, move, OwnerReference(domain), spec.election.lease_duration_seconds);
@@ -182,7 +175,7 @@ void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Domain
     outcome.dc = move.target;
     view.labeled_dc = {move.target};
   } else {
-    Failed(domain, Step::kHandover, status, memory, outcome);
+    Failed(domain, Step::kHandover, status, outcome);
     spdlog::info("{}/{}: moving the DC to {}: {}", view.ns, view.name, move.target,
                  status.ToString());
   }
@@ -223,17 +216,14 @@ void DomainReconciler::ReportMove(const json& domain, const DcMove& move,
   }
 }
 
-void DomainReconciler::Failed(const json& domain, Step step, const Status& error, Memory& memory,
+void DomainReconciler::Failed(const json& domain, Step step, const Status& error,
                               Outcome& outcome) const {
   const ErrorAction action = ActionFor(step, error);
-  spdlog::debug("{}/{}: {}", Meta(domain, "namespace"), Meta(domain, "name"), error.ToString());
-  if (!action.event_reason.empty()) {
-    std::string& reported = memory.reported_errors[action.event_reason];
-    if (reported != error.message()) {
-      reported = error.message();
-      events_.Warning(events::ObjectReference::Of(domain), action.event_reason, error.message());
-      spdlog::warn("{}/{}: {}", Meta(domain, "namespace"), Meta(domain, "name"), error.ToString());
-    }
+  if (action.event_reason.empty()) {
+    spdlog::debug("{}/{}: {}", Meta(domain, "namespace"), Meta(domain, "name"), error.ToString());
+  } else {
+    spdlog::warn("{}/{}: {}", Meta(domain, "namespace"), Meta(domain, "name"), error.ToString());
+    events_.Warning(events::ObjectReference::Of(domain), action.event_reason, error.message());
   }
   outcome.errors.push_back({step, error, action});
 }
@@ -275,11 +265,9 @@ Status DomainReconciler::WriteStatus(const json& domain, json status) {
   return Status::Ok();
 }
 
-void DomainReconciler::ReportInvalidSpec(const json& domain, const SpecError& error,
-                                         Memory& memory) {
+void DomainReconciler::ReportInvalidSpec(const json& domain, const SpecError& error) {
   const int64_t generation = object::Generation(domain);
-  if (memory.invalid_spec_generation != generation) {
-    memory.invalid_spec_generation = generation;
+  if (!ReportsInvalidSpec(domain.value("status", json()), generation)) {
     events_.Warning(events::ObjectReference::Of(domain), "InvalidSpec",
                     error.field + ": " + error.message);
   }

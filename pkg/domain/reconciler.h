@@ -57,9 +57,9 @@ struct DomainPlugins {
 // A failed step is mapped to a retry, a Degraded reason and an Event by ActionFor
 // (error_policy.h). What must survive an operator leader change (restart back-off,
 // restarts in flight, counts, failovers, the epoch) lives in the status and the Lease;
-// memory holds only what may be lost (the failure clock of failoverDelaySeconds, which
-// Events were already reported). Thread-safe for distinct domains; the controller never
-// runs two reconciles of one domain at once.
+// memory holds only what may be lost (the failure clock of failoverDelaySeconds). What
+// was reported is read from the last status; repeated Events are folded by the recorder.
+// Thread-safe for distinct domains; the controller never runs two reconciles of one domain at once.
 class DomainReconciler final : public controller::Reconciler {
  public:
   // Everything passed must outlive the reconciler.
@@ -73,26 +73,22 @@ class DomainReconciler final : public controller::Reconciler {
   // What the reconciler remembers about a domain between calls (lost on restart).
   struct Memory {
     std::optional<SteadyTime> dc_failure_seen;
-    int64_t invalid_spec_generation = -1;
-    std::map<std::string, std::string> reported_errors;  // Event reason → message reported
-    std::set<std::string> reported_unhealthy;            // pod uids with a HealthCheckFailed event
-    std::set<std::string> reported_hook_failure;         // instances with a RoleHookFailed event
   };
 
   Result<controller::ReconcileResult> ReconcileDomain(const nlohmann::json& domain,
                                                       const DomainSpec& spec, Memory& memory);
   // Carries out plan.move; fills the outcome and reports the change.
   void MoveDc(const nlohmann::json& domain, const DomainSpec& spec, DomainView& view,
-              const Plan& plan, Memory& memory, Outcome& outcome);
+              const Plan& plan, const Memory& memory, Outcome& outcome);
   void ReportMove(const nlohmann::json& domain, const DcMove& move, const HandoverResult& done,
                   const Memory& memory, Outcome& outcome);
-  // Records a failed step (its action from the error policy), its Event once per message.
-  void Failed(const nlohmann::json& domain, Step step, const Status& error, Memory& memory,
-              Outcome& outcome) const;
+  // Records a failed step with the action the error policy chose, and its Event (the
+  // recorder folds repeats of one message into one Event with a count).
+  void Failed(const nlohmann::json& domain, Step step, const Status& error, Outcome& outcome) const;
   void Restart(const nlohmann::json& domain, const DomainSpec& spec, const DomainView& view,
                const RestartPlan& restarts, Outcome& outcome);
   Status WriteStatus(const nlohmann::json& domain, nlohmann::json status);
-  void ReportInvalidSpec(const nlohmann::json& domain, const SpecError& error, Memory& memory);
+  void ReportInvalidSpec(const nlohmann::json& domain, const SpecError& error);
   std::vector<cache::ObjectPtr> PodsOf(const nlohmann::json& domain, const DomainSpec& spec) const;
   cache::ObjectPtr FindPod(const std::string& ns, const std::string& domain,
                            const std::string& name) const;
@@ -100,7 +96,8 @@ class DomainReconciler final : public controller::Reconciler {
                           const Member& member) const;
   void UpdateHealthTargets(const DomainSpec& spec, const DomainView& view);
   void UpdateRoleHooks(const DomainSpec& spec, const DomainView& view, const std::string& dc);
-  void ReportPluginFailures(const nlohmann::json& domain, const DomainView& view, Memory& memory);
+  // HealthCheckFailed / RoleHookFailed Events for members failing since the last status.
+  void ReportPluginFailures(const nlohmann::json& domain, const DomainView& view);
   void ReportCounts(const DomainView& view) const;
   void Forget(const std::string& ns, const std::string& name);
   Memory& MemoryOf(const std::string& key);

@@ -1,6 +1,4 @@
 // DomainReconciler's side of the health monitor, the role-hook runner and the observer.
-#include <set>
-
 #include "pkg/domain/reconciler.h"
 
 namespace dpcm::domain {
@@ -51,30 +49,18 @@ void DomainReconciler::UpdateRoleHooks(const DomainSpec& spec, const DomainView&
   plugins_.hooks->Update(view.ns, view.name, spec.role_hooks, assignments);
 }
 
-void DomainReconciler::ReportPluginFailures(const nlohmann::json& domain, const DomainView& view,
-                                            Memory& memory) {
-  std::set<std::string> unhealthy;
-  std::set<std::string> hook_failing;
+void DomainReconciler::ReportPluginFailures(const nlohmann::json& domain, const DomainView& view) {
   const auto reference = events::ObjectReference::Of(domain);
-  for (const auto& m : view.members) {
-    if (m.check_failed) {
-      unhealthy.insert(m.uid);
-      if (memory.reported_unhealthy.count(m.uid) == 0) {
-        events_.Warning(reference, "HealthCheckFailed",
-                        m.name + " failed its health check " + std::to_string(m.check_failures) +
-                            " times in a row: " + m.check_message);
-      }
-    }
-    if (m.unhealthy == Unhealthy::kRoleHook) {
-      hook_failing.insert(m.instance());
-      if (memory.reported_hook_failure.count(m.instance()) == 0) {
-        events_.Warning(reference, "RoleHookFailed",
-                        m.name + " does not acknowledge its role: " + m.check_message);
-      }
-    }
+  const NewFailures failures = FailuresSince(view, domain.value("status", nlohmann::json()));
+  for (const Member* m : failures.health_check) {
+    events_.Warning(reference, "HealthCheckFailed",
+                    m->name + " failed its health check " + std::to_string(m->check_failures) +
+                        " times in a row: " + m->check_message);
   }
-  memory.reported_unhealthy = std::move(unhealthy);
-  memory.reported_hook_failure = std::move(hook_failing);
+  for (const Member* m : failures.role_hook) {
+    events_.Warning(reference, "RoleHookFailed",
+                    m->name + " does not acknowledge its role: " + m->check_message);
+  }
 }
 
 void DomainReconciler::ReportCounts(const DomainView& view) const {

@@ -186,6 +186,34 @@ TEST_CASE("PlanRestarts: the back-off doubles and a quiet streak starts over") {
   CHECK(plan.restarts[0].streak == 1);
 }
 
+TEST_CASE("FailuresSince: a failure is reported once, as the last status remembers it") {
+  const json domain = DomainObject("web", 2);
+  const auto view = ViewOf(domain, {MemberPod("web", 0, DcAt(1)), MemberPod("web", 1)},
+                           LeaseObject("web", "web-0", 1), {{"web-1", kFailing}});
+  NewFailures fresh = FailuresSince(view, json());
+  REQUIRE(fresh.health_check.size() == 1);
+  CHECK(fresh.health_check[0]->name == "web-1");
+  CHECK(fresh.role_hook.empty());
+  // Once a status says so (as the next reconcile, or a new leader, reads it): not again.
+  Outcome outcome;
+  outcome.dc = "web-0";
+  const json status =
+      BuildStatus(view, SpecOf(domain), Decide(view, SpecOf(domain), {}, {}, kNow), outcome);
+  CHECK(FailuresSince(view, status).health_check.empty());
+  // A role hook failing is a new failure of another kind.
+  const auto hook =
+      ViewOf(domain, {MemberPod("web", 0, DcAt(1)), MemberPod("web", 1)},
+             LeaseObject("web", "web-0", 1), {{"web-1", {true, false, 0, "", 5, "refused"}}});
+  fresh = FailuresSince(hook, status);
+  CHECK(fresh.health_check.empty());
+  REQUIRE(fresh.role_hook.size() == 1);
+
+  const json invalid = BuildInvalidSpecStatus(json(), 3, "spec.replicas", "must be at most 100");
+  CHECK(ReportsInvalidSpec(invalid, 3));
+  CHECK_FALSE(ReportsInvalidSpec(invalid, 4));  // a new generation is reported again
+  CHECK_FALSE(ReportsInvalidSpec(status, 1));
+}
+
 TEST_CASE("ActionFor: one table from a failed step to retry, Degraded reason and Event") {
   using Retry = ErrorAction::Retry;
   const Status conflict = Status::Conflict("changed");
