@@ -8,21 +8,23 @@
 #   node-freeze NODE           SIGSTOP the kubelet and its pod processes (a hung VM)
 #   node-thaw NODE             SIGCONT them
 #   kubelet-freeze NODE        SIGSTOP only the kubelet: heartbeats and pod status stop, the pods keep
-#                              running and answering (the nearest this one-network world comes to
-#                              cutting a node off from the API server)
+#                              running and answering
 #   kubelet-thaw NODE          SIGCONT it
 #   kill-pod NS/POD            SIGKILL the pod's container process (the kubelet restarts it)
 #   delete-pod NS/POD          delete the pod (graceful, as `kubectl delete pod`)
 #   drain NODE                 `kubectl drain` (cordon, then evict through the eviction API)
 #   uncordon NODE              `kubectl uncordon`
 #   restart COMPONENT          apiserver | etcd | controller-manager | scheduler
-#   partition NODE / heal NODE not available yet: needs the network-namespace world
+#   partition NODE [--from PEERS]  drop every packet between the node's network namespace and
+#                              PEERS, a comma-separated list of apiserver | operator | clients | all
+#                              (default all; nftables inside the namespace; see hack/netns.sh)
+#   heal NODE                  remove every partition of the node
 #
 # Reverse a fault with its counterpart: node-crash -> `SimulatedNodes::Restart` (tests) or
 # starting dpcm-podsim again with the same flags; node-freeze -> node-thaw;
-# kubelet-freeze -> kubelet-thaw; drain -> uncordon. Nodes are found in
+# kubelet-freeze -> kubelet-thaw; drain -> uncordon; partition -> heal. Nodes are found in
 # $DPCM_TESTENV_DIR/nodes/<node> (written by tests/support/SimulatedNodes: kubelet_pid=,
-# state_dir=).
+# state_dir=, netns= when the node has its own network namespace).
 set -euo pipefail
 
 readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -118,10 +120,23 @@ main() {
         *) die "restart apiserver|etcd|controller-manager|scheduler" ;;
       esac
       ;;
-    partition | heal)
-      die "$verb needs each node in its own network namespace, which this test world does not have yet"
+    partition)
+      if ! { [ $# -eq 1 ] || { [ $# -eq 3 ] && [ "$2" = --from ]; }; }; then
+        die "partition NODE [--from PEERS]"
+      fi
+      local node="$1" peers="${3:-all}" peer
+      [ -n "$(node_field "$node" netns)" ] ||
+        die "$node has no network namespace of its own (single-network mode): cannot partition it"
+      log "partition $node from $peers"
+      for peer in ${peers//,/ }; do "$REPO_ROOT/hack/netns.sh" partition "$node" "$peer"; done
       ;;
-    *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    heal)
+      [ $# -eq 1 ] || die "heal NODE"
+      [ -n "$(node_field "$1" netns)" ] || die "$1 has no network namespace of its own"
+      log "heal $1"
+      "$REPO_ROOT/hack/netns.sh" heal "$1"
+      ;;
+    *) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

@@ -14,6 +14,7 @@
 #   partition NODE PEERS  drop traffic between NODE and PEERS: apiserver | operator |
 #                         clients | all (repeatable; each call adds to the cut)
 #   heal NODE             remove every cut of NODE
+#   client CMD [ARGS]     run CMD on the client host (e.g. curl a pod's address)
 #   env                   print the network's shell variables (NET_ID=, BRIDGE_IP=, ...)
 #   status                list the namespaces and cuts of this environment
 #
@@ -263,9 +264,10 @@ main() {
     del-node) [ $# -eq 1 ] || die "del-node NODE"; cmd_del_node "$1" ;;
     partition) [ $# -eq 2 ] || die "partition NODE PEERS"; cmd_partition "$1" "$2" ;;
     heal) [ $# -eq 1 ] || die "heal NODE"; cmd_heal "$1" ;;
+    client) load_env; exec ip netns exec "$CLIENT_NETNS" "$@" ;;
     env) load_env; cat "$NET_DIR/env" ;;
     status) cmd_status ;;
-    *) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

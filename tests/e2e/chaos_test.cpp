@@ -1,5 +1,5 @@
-// dpcm under the faults of hack/chaos.sh: a drained node, a frozen and thawed node, control-plane
-// restarts.
+// dpcm under the faults of hack/chaos.sh: a drained node, a frozen and thawed node, a partitioned
+// node, control-plane restarts.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -150,6 +150,70 @@ TEST_CASE("chaos kubelet-freeze of the DC's node: what happens while its pods ke
                                                       : " (never heard its demotion)"));
   CHECK(Eventually([&] { return NodeReady(s.api, node); }, 30s));
   s.WaitRunning("kf", 3);
+}
+
+// A finding, not a pass/fail on timing: what dpcm does today when the DC's node is cut off
+// from the API server (its kubelet and pods cannot reach it), with or without the operator
+// still reaching the DC; clients still reach it. The only assertion is the independent
+// watcher's: never two DC labels.
+TEST_CASE("chaos partition of the DC's node from the API server: what happens") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  if (!nodes.networked()) {
+    MESSAGE("single-network mode (no network namespaces here): nothing to partition");
+    return;
+  }
+  std::string peers;
+  SUBCASE("--from apiserver: the operator still reaches the DC") { peers = "apiserver"; }
+  SUBCASE("--from apiserver,operator: nobody in charge reaches the DC") {
+    peers = "apiserver,operator";
+  }
+  Json domain = testing::OperatorEnv::SampleDomain("pt", 3);
+  domain["spec"]["roleHooks"] = {{"http", {{"port", 8080}, {"path", "/dpcm/role"}}},
+                                 {"timeoutSeconds", 1}};
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      Json::array({{{"maxSkew", 1},
+                    {"topologyKey", "kubernetes.io/hostname"},
+                    {"whenUnsatisfiable", "DoNotSchedule"},
+                    {"labelSelector", {{"matchLabels", {{"app", "pt"}}}}}}});
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("pt", 3);
+  const std::string node = nodes.NodeOf(s.ns, dc);
+  REQUIRE_FALSE(node.empty());
+  REQUIRE(Eventually([&] { return LastRole(s, dc).rfind("dc@", 0) == 0; }));
+  REQUIRE(s.ClientReaches(dc));
+
+  const auto cut = WallClock::now();
+  const Status partitioned = Chaos({"partition", node, "--from", peers});
+  REQUIRE_MESSAGE(partitioned.ok(), partitioned.ToString());
+  const bool not_ready = Eventually([&] { return !NodeReady(s.api, node); }, 60s);
+  const auto node_lost = WallClock::now();
+  auto change = s.watcher.WaitForNewDc("pt", dc, 60s);
+  // Whether the old DC hears its demotion (only if the operator reaches it).
+  const bool demoted = Eventually([&] { return LastRole(s, dc).rfind("pc@", 0) == 0; }, 5s);
+  const std::string role_in_partition = LastRole(s, dc);
+  const bool old_dc_serves = s.ClientReaches(dc);
+  const Status healed = Chaos({"heal", node});
+  const auto heal = WallClock::now();
+  REQUIRE_MESSAGE(healed.ok(), healed.ToString());
+  CHECK_MESSAGE(not_ready, node << " stayed Ready while cut off from the API server");
+  REQUIRE_MESSAGE(change.has_value(), "no new DC while " << node << " is partitioned");
+  MESSAGE("partition of " << node << " from " << peers << ": NotReady after "
+                          << Millis(node_lost - cut) << " ms, new DC " << change->dc << " after "
+                          << Millis(change->seen - cut) << " ms; the old DC " << dc
+                          << " still answers clients: " << (old_dc_serves ? "yes" : "no")
+                          << ", its last accepted role in the partition: " << role_in_partition
+                          << (demoted ? " (demoted through its role hook)"
+                                      : " (never heard its demotion: two processes believe "
+                                        "they are DC until the heal)"));
+  CHECK(Eventually([&] { return NodeReady(s.api, node); }, 30s));
+  s.WaitRunning("pt", 3);
+  const bool rejoined = Eventually([&] { return LastRole(s, dc).rfind("pc@", 0) == 0; }, 10s);
+  MESSAGE("after heal: " << node << " Ready and the domain Running 3/3 "
+                         << Millis(WallClock::now() - heal) << " ms after the heal; the old DC "
+                         << dc << " last accepted " << LastRole(s, dc)
+                         << (rejoined ? "" : " (not demoted yet)"));
+  CHECK(s.watcher.CurrentDc("pt") == change->dc);
 }
 
 TEST_CASE("chaos restart of etcd, controller-manager and scheduler: the DC stays, failover works") {
