@@ -12,9 +12,13 @@
 #   kubelet-thaw NODE          SIGCONT it
 #   kill-pod NS/POD            SIGKILL the pod's container process (the kubelet restarts it)
 #   delete-pod NS/POD          delete the pod (graceful, as `kubectl delete pod`)
-#   drain NODE                 `kubectl drain` (cordon, then evict through the eviction API)
+#   drain NODE [--timeout D]   `kubectl drain` (cordon, then evict through the eviction API, which
+#                              honours PodDisruptionBudgets); fails after D (default 120s)
 #   uncordon NODE              `kubectl uncordon`
-#   restart COMPONENT          apiserver | etcd | controller-manager | scheduler
+#   restart COMPONENT          apiserver | etcd | controller-manager | scheduler | operator
+#                              (operator: SIGTERM each operator listed in $DPCM_TESTENV_DIR/operators/
+#                              and wait for its supervisor to start it again, as a kubelet restarts
+#                              a container; else `kubectl rollout restart` of dpcm-system/dpcm-operator)
 #   partition NODE [--from PEERS]  drop every packet between the node's network namespace and
 #                              PEERS, a comma-separated list of apiserver | operator | clients | all
 #                              (default all; nftables inside the namespace; see hack/netns.sh)
@@ -72,6 +76,34 @@ pod_pid() {
   cat "$state_dir/$ns/$pod.pid"
 }
 
+# The operators the tests run (tests/support/OperatorEnv lists each with pid= and restarts
+# it when it exits), else the chart's Deployment.
+restart_operator() {
+  local file pid new deadline restarted=false
+  for file in "$STATE"/operators/*; do
+    [ -f "$file" ] || continue
+    pid="$(sed -n 's/^pid=//p' "$file")"
+    kill -0 "$pid" 2>/dev/null || continue
+    log "restart operator: SIGTERM pid $pid"
+    kill -TERM "$pid"
+    deadline=$((SECONDS + 30))
+    until new="$(sed -n 's/^pid=//p' "$file" 2>/dev/null)" && [ -n "$new" ] && [ "$new" != "$pid" ] &&
+      kill -0 "$new" 2>/dev/null; do
+      [ "$SECONDS" -lt "$deadline" ] || die "operator $pid was not started again in 30 s"
+      sleep 0.1
+    done
+    log "restart operator: pid $pid -> $new"
+    restarted=true
+  done
+  "$restarted" && return 0
+  kube -n dpcm-system get deployment dpcm-operator >/dev/null 2>&1 ||
+    die "no operator listed in $STATE/operators and no deployment dpcm-system/dpcm-operator"
+  log "restart operator: kubectl rollout restart deployment/dpcm-operator"
+  kube -n dpcm-system rollout restart deployment/dpcm-operator >&2
+  kube -n dpcm-system rollout status deployment/dpcm-operator --timeout=120s >&2
+  log "restart operator: ready"
+}
+
 main() {
   local verb="${1:-}"
   shift || true
@@ -106,9 +138,13 @@ main() {
       kube delete pod -n "${1%%/*}" "${1#*/}" --wait=false >&2
       ;;
     drain)
-      [ $# -eq 1 ] || die "drain NODE"
+      if ! { [ $# -eq 1 ] || { [ $# -eq 3 ] && [ "$2" = --timeout ]; }; }; then
+        die "drain NODE [--timeout D]"
+      fi
       log "drain $1"
-      kube drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s >&2
+      if ! kube drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout="${3:-120s}" >&2; then
+        die "drain $1: kubectl drain failed (still cordoned; a PodDisruptionBudget may forbid an eviction)"
+      fi
       log "drain $1: done"
       ;;
     uncordon) [ $# -eq 1 ] || die "uncordon NODE"; log "uncordon $1"; kube uncordon "$1" >&2 ;;
@@ -117,7 +153,8 @@ main() {
         apiserver | controller-manager | scheduler)
           log "restart $1"; "$REPO_ROOT/hack/testenv.sh" "restart-$1"; log "restart $1: ready" ;;
         etcd) log "restart etcd"; "$REPO_ROOT/hack/testenv.sh" restart-etcd; log "restart etcd: ready" ;;
-        *) die "restart apiserver|etcd|controller-manager|scheduler" ;;
+        operator) restart_operator ;;
+        *) die "restart apiserver|etcd|controller-manager|scheduler|operator" ;;
       esac
       ;;
     partition)
@@ -136,7 +173,7 @@ main() {
       log "heal $1"
       "$REPO_ROOT/hack/netns.sh" heal "$1"
       ;;
-    *) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

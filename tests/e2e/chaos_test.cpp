@@ -1,5 +1,5 @@
-// dpcm under the faults of hack/chaos.sh: a drained node, a frozen and thawed node, a partitioned
-// node, control-plane restarts.
+// dpcm under the faults of hack/chaos.sh: a drained node (with a PodDisruptionBudget), a frozen and
+// thawed node, a partitioned node, control-plane and operator restarts.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -67,6 +67,73 @@ TEST_CASE("chaos drain of the DC's node: the DC moves and every member runs else
     CHECK_MESSAGE(nodes.NodeOf(s.ns, pod) != node, pod << " still on the drained node");
   }
   CHECK(Chaos({"uncordon", node}).ok());
+}
+
+client::ResourceRef PodDisruptionBudgets() {
+  return {"policy", "v1beta1", "poddisruptionbudgets", true};  // policy/v1 is newer than v1.20
+}
+
+TEST_CASE("chaos drain honours a PodDisruptionBudget: blocked at minAvailable 3, DC moves at 2") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  Json domain = testing::OperatorEnv::SampleDomain("pb", 3);
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      Json::array({{{"maxSkew", 1},
+                    {"topologyKey", "kubernetes.io/hostname"},
+                    {"whenUnsatisfiable", "ScheduleAnyway"},
+                    {"labelSelector", {{"matchLabels", {{"app", "pb"}}}}}}});
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("pb", 3);
+  const std::string node = nodes.NodeOf(s.ns, dc);
+  REQUIRE_FALSE(node.empty());
+  const Json budget = {
+      {"apiVersion", "policy/v1beta1"},
+      {"kind", "PodDisruptionBudget"},
+      {"metadata", {{"name", "pb"}}},
+      {"spec", {{"minAvailable", 3}, {"selector", {{"matchLabels", {{"dpcm.io/domain", "pb"}}}}}}}};
+  REQUIRE(s.api.Create(PodDisruptionBudgets(), s.ns, budget).ok());
+  auto allowed = [&](int64_t expected) {
+    return Eventually([&] {
+      auto pdb = s.api.Get(PodDisruptionBudgets(), s.ns, "pb");
+      return pdb.ok() && pdb->value("/status/currentHealthy"_json_pointer, int64_t{-1}) == 3 &&
+             pdb->value("/status/disruptionsAllowed"_json_pointer, int64_t{-1}) == expected;
+    });
+  };
+  // The disruption controller computes the budget: no eviction allowed at minAvailable 3.
+  REQUIRE(allowed(0));
+  const auto blocked_start = WallClock::now();
+  const Status blocked = Chaos({"drain", node, "--timeout", "6s"});
+  const auto blocked_end = WallClock::now();
+  CHECK_MESSAGE(!blocked.ok(), "kubectl drain evicted despite disruptionsAllowed 0");
+  CHECK(s.watcher.CurrentDc("pb") == dc);
+  CHECK(nodes.NodeOf(s.ns, dc) == node);
+  CHECK_FALSE(s.Pod(dc).contains("/metadata/deletionTimestamp"_json_pointer));
+
+  REQUIRE(s.api
+              .Patch(PodDisruptionBudgets(), s.ns, "pb", client::PatchType::kMerge,
+                     {{"spec", {{"minAvailable", 2}}}})
+              .ok());
+  REQUIRE(allowed(1));
+  const auto started = WallClock::now();
+  const Status drained = Chaos({"drain", node});
+  REQUIRE_MESSAGE(drained.ok(), drained.ToString());
+  const auto returned = WallClock::now();
+  REQUIRE(Eventually([&] {
+    const std::string now_dc = s.watcher.CurrentDc("pb");
+    return !now_dc.empty() && nodes.NodeOf(s.ns, now_dc) != node;
+  }));
+  s.WaitRunning("pb", 3);
+  for (int i = 0; i < 3; ++i) {
+    const std::string pod = "pb-" + std::to_string(i);
+    CHECK_MESSAGE(nodes.NodeOf(s.ns, pod) != node, pod << " still on the drained node");
+  }
+  CHECK(allowed(1));
+  MESSAGE("drain of " << node << " with a PodDisruptionBudget: at minAvailable 3 kubectl drain "
+                      << "evicted nothing and gave up after " << Millis(blocked_end - blocked_start)
+                      << " ms (the DC " << dc << " stayed); at minAvailable 2 it returned after "
+                      << Millis(returned - started) << " ms, new DC " << s.watcher.CurrentDc("pb"));
+  CHECK(Chaos({"uncordon", node}).ok());
+  (void)s.api.Delete(PodDisruptionBudgets(), s.ns, "pb");
 }
 
 TEST_CASE("chaos node-freeze of the DC's node: a new DC, and after node-thaw the old DC is a PC") {
@@ -216,11 +283,11 @@ TEST_CASE("chaos partition of the DC's node from the API server: what happens") 
   CHECK(s.watcher.CurrentDc("pt") == change->dc);
 }
 
-TEST_CASE("chaos restart of etcd, controller-manager and scheduler: the DC stays, failover works") {
+TEST_CASE("chaos restart of etcd, controller-manager, scheduler, operator: failover still works") {
   Scenario s;
   s.CreateDomain("rs", 3);
   const std::string dc = s.WaitRunning("rs", 3);
-  for (const char* component : {"etcd", "controller-manager", "scheduler"}) {
+  for (const char* component : {"etcd", "controller-manager", "scheduler", "operator"}) {
     const Status restarted = Chaos({"restart", component});
     CHECK_MESSAGE(restarted.ok(), component << ": " << restarted.ToString());
   }
