@@ -112,7 +112,10 @@ CLIENT_IP=10.$id.0.2
 ENV
   printf '%s\n' "$STATE" >"$RUN_DIR/$id"
   load_env
-  if ! { ip addr add "$BRIDGE_IP/16" dev "$BRIDGE" && ip link set "$BRIDGE" up &&
+  # A fixed address: a bridge otherwise takes the lowest of its ports' and changes it as
+  # nodes come and go, leaving the namespaces' ARP caches stale for tens of seconds.
+  if ! { ip link set "$BRIDGE" address "$(printf '02:00:0a:%02x:00:01' "$id")" &&
+    ip addr add "$BRIDGE_IP/16" dev "$BRIDGE" && ip link set "$BRIDGE" up &&
     ip netns add "$CLIENT_NETNS" && veth_into "$CLIENT_NETNS" "dpcm${id}c" "$CLIENT_IP"; }; then
     remove_net "$id"
     rm -rf "$NET_DIR"

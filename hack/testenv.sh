@@ -467,9 +467,11 @@ cmd_up() {
   wait_healthy controller-manager
   wait_healthy scheduler
   "$ephemeral" && touch "$STATE/ephemeral"
+  local nodes_see=""
+  [ -z "$BRIDGE_IP" ] ||
+    nodes_see="; nodes in their own network namespaces reach it at https://$BRIDGE_IP:$(cat "$STATE/apiserver.port")"
   log "control plane ready: https://127.0.0.1:$(cat "$STATE/apiserver.port") with" \
-    "controller-manager and scheduler (KUBECONFIG=$STATE/kubeconfig)${BRIDGE_IP:+; nodes in" \
-    "their own network namespaces reach it at https://$BRIDGE_IP:$(cat "$STATE/apiserver.port")}"
+    "controller-manager and scheduler (KUBECONFIG=$STATE/kubeconfig)$nodes_see"
 }
 
 stop_pidfile() {
