@@ -78,11 +78,21 @@ pick_net_id() {
   die "no free network id in 200..249"
 }
 
+# mac_of 10.N.0.H: the fixed MAC of that address (02:00:0a:N:00:H, locally administered).
+mac_of() {
+  local IFS=.
+  # shellcheck disable=SC2086
+  set -- $1
+  printf '02:00:%02x:%02x:%02x:%02x\n' "$1" "$2" "$3" "$4"
+}
+
 # veth_into NS HOST_IF ADDR: a veth pair from the bridge into NS, eth0 there with ADDR/16.
+# eth0's MAC follows from ADDR, so that a namespace made again for the same node (a
+# restart, the next test) does not leave stale ARP entries behind in its peers.
 veth_into() {
   local ns="$1" host_if="$2" addr="$3"
   ip link del "$host_if" 2>/dev/null || true
-  ip link add "$host_if" type veth peer name eth0 netns "$ns"
+  ip link add "$host_if" type veth peer name eth0 address "$(mac_of "$addr")" netns "$ns"
   ip link set "$host_if" master "$BRIDGE" up
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "$addr/16" dev eth0
@@ -114,7 +124,7 @@ ENV
   load_env
   # A fixed address: a bridge otherwise takes the lowest of its ports' and changes it as
   # nodes come and go, leaving the namespaces' ARP caches stale for tens of seconds.
-  if ! { ip link set "$BRIDGE" address "$(printf '02:00:0a:%02x:00:01' "$id")" &&
+  if ! { ip link set "$BRIDGE" address "$(mac_of "$BRIDGE_IP")" &&
     ip addr add "$BRIDGE_IP/16" dev "$BRIDGE" && ip link set "$BRIDGE" up &&
     ip netns add "$CLIENT_NETNS" && veth_into "$CLIENT_NETNS" "dpcm${id}c" "$CLIENT_IP"; }; then
     remove_net "$id"

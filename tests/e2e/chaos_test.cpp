@@ -268,18 +268,19 @@ TEST_CASE("chaos partition of the DC's node from the API server: what happens") 
   MESSAGE("partition of " << node << " from " << peers << ": NotReady after "
                           << Millis(node_lost - cut) << " ms, new DC " << change->dc << " after "
                           << Millis(change->seen - cut) << " ms; the old DC " << dc
-                          << " still answers clients: " << (old_dc_serves ? "yes" : "no")
+                          << " still answers clients: " << std::string(old_dc_serves ? "yes" : "no")
                           << ", its last accepted role in the partition: " << role_in_partition
-                          << (demoted ? " (demoted through its role hook)"
-                                      : " (never heard its demotion: two processes believe "
-                                        "they are DC until the heal)"));
+                          << std::string(demoted
+                                             ? " (demoted through its role hook)"
+                                             : " (never heard its demotion: two processes believe "
+                                               "they are DC until the heal)"));
   CHECK(Eventually([&] { return NodeReady(s.api, node); }, 30s));
   s.WaitRunning("pt", 3);
   const bool rejoined = Eventually([&] { return LastRole(s, dc).rfind("pc@", 0) == 0; }, 10s);
   MESSAGE("after heal: " << node << " Ready and the domain Running 3/3 "
                          << Millis(WallClock::now() - heal) << " ms after the heal; the old DC "
                          << dc << " last accepted " << LastRole(s, dc)
-                         << (rejoined ? "" : " (not demoted yet)"));
+                         << std::string(rejoined ? "" : " (not demoted yet)"));
   CHECK(s.watcher.CurrentDc("pt") == change->dc);
 }
 
