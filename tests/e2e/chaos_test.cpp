@@ -102,7 +102,7 @@ TEST_CASE("chaos drain honours a PodDisruptionBudget: blocked at minAvailable 3,
   // The disruption controller computes the budget: no eviction allowed at minAvailable 3.
   REQUIRE(allowed(0));
   const auto blocked_start = WallClock::now();
-  const Status blocked = Chaos({"drain", node, "--timeout", "6s"});
+  const Status blocked = Chaos({"drain", node, "--timeout", "2s"});
   const auto blocked_end = WallClock::now();
   CHECK_MESSAGE(!blocked.ok(), "kubectl drain evicted despite disruptionsAllowed 0");
   CHECK(s.watcher.CurrentDc("pb") == dc);
@@ -290,7 +290,7 @@ TEST_CASE("chaos restart of etcd, controller-manager, scheduler, operator: failo
   const std::string dc = s.WaitRunning("rs", 3);
   for (const char* component : {"etcd", "controller-manager", "scheduler", "operator"}) {
     const Status restarted = Chaos({"restart", component});
-    CHECK_MESSAGE(restarted.ok(), component << ": " << restarted.ToString());
+    CHECK_MESSAGE(restarted.ok(), std::string(component) << ": " << restarted.ToString());
   }
   CHECK(s.watcher.CurrentDc("rs") == dc);
   // Everything works again: a deleted DC is failed over, recreated and scheduled.
