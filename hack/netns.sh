@@ -61,6 +61,13 @@ remove_net() {
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^dpcm${id}-" || true); do
     kill_namespace "$ns"
   done
+  # Host ends of veths whose namespace outlives its name for a while (closed TCP
+  # connections still finishing in it keep it alive): deleting one end deletes both.
+  local link
+  for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' |
+    grep -E "^dpcm${id}[nc][0-9]*$" || true); do
+    ip link del "$link" 2>/dev/null || true
+  done
   ip link del "dpcm$id" 2>/dev/null || true
   rm -f "$RUN_DIR/$id"
 }
@@ -145,10 +152,11 @@ cmd_down() {
 
 # Networks whose owning state directory no longer holds them: left by a crash.
 cmd_sweep() {
-  local bridge id owner
-  for bridge in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' |
-    grep -E '^dpcm[0-9]+$' || true); do
-    id="${bridge#dpcm}"
+  local id owner
+  for id in $( {
+    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//'
+    ip netns list 2>/dev/null | awk '{print $1}'
+  } | sed -nE 's/^dpcm([0-9]+)([nc][0-9]*|-.*)?$/\1/p' | sort -u); do
     owner="$(cat "$RUN_DIR/$id" 2>/dev/null || true)"
     if [ -n "$owner" ] && grep -qx "NET_ID=$id" "$owner/net/env" 2>/dev/null; then continue; fi
     log "sweeping network $id (owner ${owner:-unknown} is gone)"
@@ -171,10 +179,28 @@ node_slot() {
   die "no free node slot"
 }
 
+# reclaim_slots EXCEPT: frees the slots of other nodes whose namespace runs nothing and
+# whose kubelet (kubelet_pid= in $DPCM_TESTENV_DIR/nodes/<node>, from SimulatedNodes) is
+# gone: left by a crashed test. Namespace and listing are deleted.
+reclaim_slots() {
+  local except="$1" file ns kubelet
+  for file in "$NET_DIR"/nodes/*; do
+    [ -f "$file" ] && [ "$(basename "$file")" != "$except" ] || continue
+    ns="$(sed -n 's/^netns=//p' "$file")"
+    [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || continue
+    kubelet="$(sed -n 's/^kubelet_pid=//p' "$STATE/nodes/$(basename "$file")" 2>/dev/null)"
+    [ -n "$kubelet" ] && kill -0 "$kubelet" 2>/dev/null && continue
+    log "reclaiming $ns of $(basename "$file"): nothing runs in it"
+    kill_namespace "$ns"
+    rm -f "$file"
+  done
+}
+
 cmd_add_node() {
   local node="$1" slot ns
   load_env
   mkdir -p "$NET_DIR/nodes"
+  reclaim_slots "$node"
   slot="$(node_slot "$node")"
   ns="dpcm$NET_ID-n$slot"
   kill_namespace "$ns"

@@ -495,6 +495,14 @@ cmd_down() {
   stop_pidfile "$STATE/apiserver.pid"
   stop_pidfile "$STATE/etcd.pid"
   stop_pidfile "$STATE/relay.pid"
+  # Operators the e2e tests run (tests/support/OperatorEnv lists them), left behind when a
+  # test process was killed.
+  local listed
+  for listed in "$STATE"/operators/*; do
+    [ -f "$listed" ] || continue
+    sed -n 's/^pid=//p' "$listed" >"$listed.pid"
+    stop_pidfile "$listed.pid"
+  done
   "$REPO_ROOT/hack/netns.sh" down || true
   "$REPO_ROOT/hack/netns.sh" sweep || true
   rm -rf "$STATE"
