@@ -69,7 +69,7 @@ remove_net() {
     ip link del "$link" 2>/dev/null || true
   done
   ip link del "dpcm$id" 2>/dev/null || true
-  rm -f "$RUN_DIR/$id"
+  rm -f "$RUN_DIR/$id" 2>/dev/null || true
 }
 
 # A free network id: no bridge of that name, no address or route in 10.N.0.0/16.
@@ -112,6 +112,7 @@ cmd_up() {
     if ip link show "$BRIDGE" >/dev/null 2>&1; then return 0; fi
   fi
   command -v ip >/dev/null || { log "no ip command (iproute2)"; exit 3; }
+  [ "$(id -u)" -eq 0 ] || { log "not root: cannot create network namespaces"; exit 3; }
   cmd_sweep
   local id
   id="$(pick_net_id)"
@@ -150,16 +151,27 @@ cmd_down() {
   log "network 10.$NET_ID.0.0/16 removed"
 }
 
-# Networks whose owning state directory no longer holds them: left by a crash.
+# orphaned ID: network ID's owning state directory is gone or no longer holds it. A
+# directory this user cannot look into counts as alive.
+orphaned() {
+  local id="$1" owner
+  owner="$(cat "$RUN_DIR/$id" 2>/dev/null || true)"
+  [ -n "$owner" ] && [ -d "$owner" ] || return 0
+  [ -x "$owner" ] || return 1
+  [ -r "$owner/net/env" ] || [ ! -e "$owner/net/env" ] || return 1
+  ! grep -qx "NET_ID=$id" "$owner/net/env" 2>/dev/null
+}
+
+# Networks whose owning state directory no longer holds them: left by a crash. Root only.
 cmd_sweep() {
-  local id owner
+  [ "$(id -u)" -eq 0 ] || return 0
+  local id
   for id in $( {
     ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//'
     ip netns list 2>/dev/null | awk '{print $1}'
   } | sed -nE 's/^dpcm([0-9]+)([nc][0-9]*|-.*)?$/\1/p' | sort -u); do
-    owner="$(cat "$RUN_DIR/$id" 2>/dev/null || true)"
-    if [ -n "$owner" ] && grep -qx "NET_ID=$id" "$owner/net/env" 2>/dev/null; then continue; fi
-    log "sweeping network $id (owner ${owner:-unknown} is gone)"
+    orphaned "$id" || continue
+    log "sweeping network $id (owner $(cat "$RUN_DIR/$id" 2>/dev/null || echo unknown) is gone)"
     remove_net "$id"
   done
 }
@@ -185,7 +197,7 @@ node_slot() {
 reclaim_slots() {
   local except="$1" file ns kubelet
   for file in "$NET_DIR"/nodes/*; do
-    [ -f "$file" ] && [ "$(basename "$file")" != "$except" ] || continue
+    if [ ! -f "$file" ] || [ "$(basename "$file")" = "$except" ]; then continue; fi
     ns="$(sed -n 's/^netns=//p' "$file")"
     [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || continue
     kubelet="$(sed -n 's/^kubelet_pid=//p' "$STATE/nodes/$(basename "$file")" 2>/dev/null)"
@@ -266,8 +278,8 @@ NFT
     *) die "partition NODE apiserver|operator|clients|all" ;;
   esac
   local rule
-  for rule in "${in_rules[@]}"; do ip netns exec "$ns" nft add rule inet "$CHAOS_TABLE" input $rule; done
-  for rule in "${out_rules[@]}"; do ip netns exec "$ns" nft add rule inet "$CHAOS_TABLE" output $rule; done
+  for rule in "${in_rules[@]}"; do ip netns exec "$ns" nft add rule inet "$CHAOS_TABLE" input "$rule"; done
+  for rule in "${out_rules[@]}"; do ip netns exec "$ns" nft add rule inet "$CHAOS_TABLE" output "$rule"; done
   log "partition $node from $peers (namespace $ns)"
 }
 
