@@ -284,6 +284,26 @@ TEST_CASE("chaos partition of the DC's node from the API server: what happens") 
   CHECK(s.watcher.CurrentDc("pt") == change->dc);
 }
 
+TEST_CASE("chaos partition --from clients: the client host loses the node's pods, nothing else") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  if (!nodes.networked()) {
+    MESSAGE("single-network mode (no network namespaces here): nothing to partition");
+    return;
+  }
+  s.CreateDomain("pc", 2);
+  const std::string dc = s.WaitRunning("pc", 2);
+  const std::string node = nodes.NodeOf(s.ns, dc);
+  REQUIRE(s.ClientReaches(dc));
+  REQUIRE(Chaos({"partition", node, "--from", "clients"}).ok());
+  CHECK_FALSE(s.ClientReaches(dc));
+  // The operator and the API server still reach the node: nothing moves.
+  CHECK(NodeReady(s.api, node));
+  CHECK(s.watcher.CurrentDc("pc") == dc);
+  REQUIRE(Chaos({"heal", node}).ok());
+  CHECK(s.ClientReaches(dc));
+}
+
 TEST_CASE("chaos restart of etcd, controller-manager, scheduler, operator: failover still works") {
   Scenario s;
   s.CreateDomain("rs", 3);
