@@ -2,7 +2,8 @@
 # Faults for the local test world, one verb at a time, each logged with a timestamp.
 #
 # Usage: hack/chaos.sh VERB [ARGS]
-#   nodes                      list the simulated nodes this control plane knows (and their kubelet pids)
+#   nodes                      list the simulated nodes this control plane knows, their kubelet pids
+#                              and network namespaces
 #   node-crash NODE            SIGKILL the node's kubelet (dpcm-podsim) and every pod process it ran;
 #                              heartbeats stop, the pods' statuses stay as last written
 #   node-freeze NODE           SIGSTOP the kubelet and its pod processes (a hung VM)
@@ -111,7 +112,10 @@ main() {
     nodes)
       local file
       for file in "$STATE"/nodes/*; do
-        [ -f "$file" ] && printf '%s %s\n' "$(basename "$file")" "$(node_field "$(basename "$file")" kubelet_pid)"
+        [ -f "$file" ] || continue
+        local node
+        node="$(basename "$file")"
+        printf '%s %s %s\n' "$node" "$(node_field "$node" kubelet_pid)" "$(node_field "$node" netns)"
       done
       ;;
     node-crash) [ $# -eq 1 ] || die "node-crash NODE"; log "node-crash $1"; signal_node "$1" KILL ;;

@@ -590,7 +590,7 @@ main() {
     restart-controller-manager) cmd_restart_component controller-manager ;;
     restart-scheduler) cmd_restart_component scheduler ;;
     compact) cmd_compact ;;
-    *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 
