@@ -18,7 +18,6 @@ using client::Json;
 using namespace std::chrono_literals;
 using testing::DcWatcher;
 using testing::RunCommand;
-using testing::TestEnv;
 using testing::e2e::Eventually;
 using testing::e2e::Millis;
 using testing::e2e::NodeReady;
