@@ -2,27 +2,34 @@
 # Faults for the local test world, one verb at a time, each logged with a timestamp.
 #
 # Usage: hack/chaos.sh VERB [ARGS]
-#   nodes                      list the simulated nodes this control plane knows (and their kubelet pids)
+#   nodes                      list the simulated nodes this control plane knows, their kubelet pids
+#                              and network namespaces
 #   node-crash NODE            SIGKILL the node's kubelet (dpcm-podsim) and every pod process it ran;
 #                              heartbeats stop, the pods' statuses stay as last written
 #   node-freeze NODE           SIGSTOP the kubelet and its pod processes (a hung VM)
 #   node-thaw NODE             SIGCONT them
 #   kubelet-freeze NODE        SIGSTOP only the kubelet: heartbeats and pod status stop, the pods keep
-#                              running and answering (the nearest this one-network world comes to
-#                              cutting a node off from the API server)
+#                              running and answering
 #   kubelet-thaw NODE          SIGCONT it
 #   kill-pod NS/POD            SIGKILL the pod's container process (the kubelet restarts it)
 #   delete-pod NS/POD          delete the pod (graceful, as `kubectl delete pod`)
-#   drain NODE                 `kubectl drain` (cordon, then evict through the eviction API)
+#   drain NODE [--timeout D]   `kubectl drain` (cordon, then evict through the eviction API, which
+#                              honours PodDisruptionBudgets); fails after D (default 120s)
 #   uncordon NODE              `kubectl uncordon`
-#   restart COMPONENT          apiserver | etcd | controller-manager | scheduler
-#   partition NODE / heal NODE not available yet: needs the network-namespace world
+#   restart COMPONENT          apiserver | etcd | controller-manager | scheduler | operator
+#                              (operator: SIGTERM each operator listed in $DPCM_TESTENV_DIR/operators/
+#                              and wait for its supervisor to start it again, as a kubelet restarts
+#                              a container; else `kubectl rollout restart` of dpcm-system/dpcm-operator)
+#   partition NODE [--from PEERS]  drop every packet between the node's network namespace and
+#                              PEERS, a comma-separated list of apiserver | operator | clients | all
+#                              (default all; nftables inside the namespace; see hack/netns.sh)
+#   heal NODE                  remove every partition of the node
 #
 # Reverse a fault with its counterpart: node-crash -> `SimulatedNodes::Restart` (tests) or
 # starting dpcm-podsim again with the same flags; node-freeze -> node-thaw;
-# kubelet-freeze -> kubelet-thaw; drain -> uncordon. Nodes are found in
+# kubelet-freeze -> kubelet-thaw; drain -> uncordon; partition -> heal. Nodes are found in
 # $DPCM_TESTENV_DIR/nodes/<node> (written by tests/support/SimulatedNodes: kubelet_pid=,
-# state_dir=).
+# state_dir=, netns= when the node has its own network namespace).
 set -euo pipefail
 
 readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +77,34 @@ pod_pid() {
   cat "$state_dir/$ns/$pod.pid"
 }
 
+# The operators the tests run (tests/support/OperatorEnv lists each with pid= and restarts
+# it when it exits), else the chart's Deployment.
+restart_operator() {
+  local file pid new deadline restarted=false
+  for file in "$STATE"/operators/*; do
+    [ -f "$file" ] || continue
+    pid="$(sed -n 's/^pid=//p' "$file")"
+    kill -0 "$pid" 2>/dev/null || continue
+    log "restart operator: SIGTERM pid $pid"
+    kill -TERM "$pid"
+    deadline=$((SECONDS + 30))
+    until new="$(sed -n 's/^pid=//p' "$file" 2>/dev/null)" && [ -n "$new" ] && [ "$new" != "$pid" ] &&
+      kill -0 "$new" 2>/dev/null; do
+      [ "$SECONDS" -lt "$deadline" ] || die "operator $pid was not started again in 30 s"
+      sleep 0.1
+    done
+    log "restart operator: pid $pid -> $new"
+    restarted=true
+  done
+  "$restarted" && return 0
+  kube -n dpcm-system get deployment dpcm-operator >/dev/null 2>&1 ||
+    die "no operator listed in $STATE/operators and no deployment dpcm-system/dpcm-operator"
+  log "restart operator: kubectl rollout restart deployment/dpcm-operator"
+  kube -n dpcm-system rollout restart deployment/dpcm-operator >&2
+  kube -n dpcm-system rollout status deployment/dpcm-operator --timeout=120s >&2
+  log "restart operator: ready"
+}
+
 main() {
   local verb="${1:-}"
   shift || true
@@ -77,7 +112,10 @@ main() {
     nodes)
       local file
       for file in "$STATE"/nodes/*; do
-        [ -f "$file" ] && printf '%s %s\n' "$(basename "$file")" "$(node_field "$(basename "$file")" kubelet_pid)"
+        [ -f "$file" ] || continue
+        local node
+        node="$(basename "$file")"
+        printf '%s %s %s\n' "$node" "$(node_field "$node" kubelet_pid)" "$(node_field "$node" netns)"
       done
       ;;
     node-crash) [ $# -eq 1 ] || die "node-crash NODE"; log "node-crash $1"; signal_node "$1" KILL ;;
@@ -104,9 +142,13 @@ main() {
       kube delete pod -n "${1%%/*}" "${1#*/}" --wait=false >&2
       ;;
     drain)
-      [ $# -eq 1 ] || die "drain NODE"
+      if ! { [ $# -eq 1 ] || { [ $# -eq 3 ] && [ "$2" = --timeout ]; }; }; then
+        die "drain NODE [--timeout D]"
+      fi
       log "drain $1"
-      kube drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s >&2
+      if ! kube drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout="${3:-120s}" >&2; then
+        die "drain $1: kubectl drain failed (still cordoned; a PodDisruptionBudget may forbid an eviction)"
+      fi
       log "drain $1: done"
       ;;
     uncordon) [ $# -eq 1 ] || die "uncordon NODE"; log "uncordon $1"; kube uncordon "$1" >&2 ;;
@@ -115,13 +157,27 @@ main() {
         apiserver | controller-manager | scheduler)
           log "restart $1"; "$REPO_ROOT/hack/testenv.sh" "restart-$1"; log "restart $1: ready" ;;
         etcd) log "restart etcd"; "$REPO_ROOT/hack/testenv.sh" restart-etcd; log "restart etcd: ready" ;;
-        *) die "restart apiserver|etcd|controller-manager|scheduler" ;;
+        operator) restart_operator ;;
+        *) die "restart apiserver|etcd|controller-manager|scheduler|operator" ;;
       esac
       ;;
-    partition | heal)
-      die "$verb needs each node in its own network namespace, which this test world does not have yet"
+    partition)
+      if ! { [ $# -eq 1 ] || { [ $# -eq 3 ] && [ "$2" = --from ]; }; }; then
+        die "partition NODE [--from PEERS]"
+      fi
+      local node="$1" peers="${3:-all}" peer
+      [ -n "$(node_field "$node" netns)" ] ||
+        die "$node has no network namespace of its own (single-network mode): cannot partition it"
+      log "partition $node from $peers"
+      for peer in ${peers//,/ }; do "$REPO_ROOT/hack/netns.sh" partition "$node" "$peer"; done
       ;;
-    *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    heal)
+      [ $# -eq 1 ] || die "heal NODE"
+      [ -n "$(node_field "$1" netns)" ] || die "$1 has no network namespace of its own"
+      log "heal $1"
+      "$REPO_ROOT/hack/netns.sh" heal "$1"
+      ;;
+    *) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

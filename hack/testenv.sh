@@ -18,6 +18,9 @@
 #
 # Env: DPCM_CACHE (default ~/.cache/dpcm) for the cached binaries;
 #      DPCM_TESTENV_DIR (default $TMPDIR/dpcm-testenv) for certs, tokens, logs and pids.
+#      DPCM_NETNS=0 keeps every node on the host's loopback network (single-network mode);
+#      by default `up` also creates the nodes' network (hack/netns.sh) when it can, and
+#      says so when it cannot.
 #      Node lifecycle (read by `up`; the real v1.20 defaults):
 #      DPCM_NODE_MONITOR_PERIOD (5s), DPCM_NODE_MONITOR_GRACE_PERIOD (40s),
 #      DPCM_NODE_STARTUP_GRACE_PERIOD (1m0s), DPCM_POD_EVICTION_TIMEOUT (5m0s);
@@ -184,6 +187,43 @@ free_port() {
 
 random_token() { openssl rand -hex 24; }
 
+# The test world's network (hack/netns.sh): a bridge the nodes' namespaces reach the API
+# server on, through a relay from the bridge address to its loopback port (everything of
+# the control plane stays bound to loopback). Sets BRIDGE_IP, or leaves it empty in
+# single-network mode.
+BRIDGE_IP=""
+setup_network() {
+  if [ "${DPCM_NETNS:-1}" = 0 ]; then
+    log "single-network mode (DPCM_NETNS=0): every node shares the host's loopback network"
+    return
+  fi
+  if ! command -v socat >/dev/null; then
+    log "no network namespaces: socat (the API server's relay) is missing; run hack/deps.sh." \
+      "Single-network mode: every node shares the host's loopback network"
+    return
+  fi
+  if ! "$REPO_ROOT/hack/netns.sh" up; then
+    log "no network namespaces (see above): single-network mode, every node shares the" \
+      "host's loopback network"
+    return
+  fi
+  BRIDGE_IP="$(sed -n 's/^BRIDGE_IP=//p' "$STATE/net/env")"
+}
+
+# Restarts the relay from the bridge to the API server's loopback port unless it runs.
+ensure_relay() {
+  [ -f "$STATE/net/env" ] || return 0
+  local bridge_ip port
+  bridge_ip="$(sed -n 's/^BRIDGE_IP=//p' "$STATE/net/env")"
+  port="$(cat "$STATE/apiserver.port")"
+  if [ -f "$STATE/relay.pid" ] && kill -0 "$(cat "$STATE/relay.pid")" 2>/dev/null; then return; fi
+  setsid socat "TCP4-LISTEN:$port,bind=$bridge_ip,fork,reuseaddr" "TCP4:127.0.0.1:$port" \
+    >>"$STATE/relay.log" 2>&1 </dev/null &
+  echo $! >"$STATE/relay.pid"
+  # The nodes' kubeconfig: the admin identity, the API server at its bridge address.
+  sed "s#https://127.0.0.1:#https://$bridge_ip:#" "$STATE/kubeconfig" >"$STATE/kubeconfig-node"
+}
+
 # client_cert NAME SUBJECT: $STATE/pki/NAME.{key,crt} signed by the test CA.
 client_cert() {
   local pki="$STATE/pki" name="$1" subject="$2"
@@ -200,8 +240,8 @@ make_pki() {
     -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
     -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' \
-    >"$pki/apiserver.ext"
+  printf 'subjectAltName=IP:127.0.0.1,%sDNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' \
+    "${BRIDGE_IP:+IP:$BRIDGE_IP,}" >"$pki/apiserver.ext"
   openssl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
     -days 30 -extfile "$pki/apiserver.ext" -out "$pki/apiserver.crt" 2>/dev/null
   printf 'extendedKeyUsage=clientAuth\n' >"$pki/client.ext"
@@ -392,6 +432,7 @@ cmd_up() {
   [ "${1:-}" = "--ephemeral" ] && ephemeral=true
   if running && [ -f "$STATE/kubeconfig-scheduler" ]; then
     ensure_controllers
+    ensure_relay
     log "reusing the control plane at $STATE"
     return
   fi
@@ -400,6 +441,7 @@ cmd_up() {
   command -v etcd >/dev/null || die "etcd is missing: run hack/deps.sh first"
   mkdir -p "$STATE"
   chmod 700 "$STATE"
+  setup_network
   make_pki
   make_tokens
   free_port >"$STATE/apiserver.port"
@@ -418,14 +460,18 @@ cmd_up() {
       "    client-certificate: $STATE/pki/$component.crt
     client-key: $STATE/pki/$component.key"
   done
+  ensure_relay
   save_node_lifecycle
   start_controller_manager
   start_scheduler
   wait_healthy controller-manager
   wait_healthy scheduler
   "$ephemeral" && touch "$STATE/ephemeral"
+  local nodes_see=""
+  [ -z "$BRIDGE_IP" ] ||
+    nodes_see="; nodes in their own network namespaces reach it at https://$BRIDGE_IP:$(cat "$STATE/apiserver.port")"
   log "control plane ready: https://127.0.0.1:$(cat "$STATE/apiserver.port") with" \
-    "controller-manager and scheduler (KUBECONFIG=$STATE/kubeconfig)"
+    "controller-manager and scheduler (KUBECONFIG=$STATE/kubeconfig)$nodes_see"
 }
 
 stop_pidfile() {
@@ -448,6 +494,17 @@ cmd_down() {
   stop_pidfile "$STATE/controller-manager.pid"
   stop_pidfile "$STATE/apiserver.pid"
   stop_pidfile "$STATE/etcd.pid"
+  stop_pidfile "$STATE/relay.pid"
+  # Operators the e2e tests run (tests/support/OperatorEnv lists them), left behind when a
+  # test process was killed.
+  local listed
+  for listed in "$STATE"/operators/*; do
+    [ -f "$listed" ] || continue
+    sed -n 's/^pid=//p' "$listed" >"$listed.pid"
+    stop_pidfile "$listed.pid"
+  done
+  "$REPO_ROOT/hack/netns.sh" down || true
+  "$REPO_ROOT/hack/netns.sh" sweep || true
   rm -rf "$STATE"
   log "control plane stopped"
 }
@@ -496,6 +553,8 @@ cmd_status() {
     if healthz "$component"; then log "$(printf 'kube-%-18s healthy' "$component") log $STATE/$component.log"
     else log "$(printf 'kube-%-18s down' "$component")"; ok=1; fi
   done
+  if [ -f "$STATE/net/env" ]; then "$REPO_ROOT/hack/netns.sh" status || ok=1
+  else log "network             single (every node on the host's loopback)"; fi
   return "$ok"
 }
 
@@ -531,7 +590,7 @@ main() {
     restart-controller-manager) cmd_restart_component controller-manager ;;
     restart-scheduler) cmd_restart_component scheduler ;;
     compact) cmd_compact ;;
-    *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

@@ -33,6 +33,7 @@ using WallClock = DcWatcher::WallClock;
 client::ResourceRef EndpointSlices() {
   return {"discovery.k8s.io", "v1beta1", "endpointslices", true};
 }
+client::ResourceRef Endpoints() { return {"", "v1", "endpoints", true}; }
 client::ResourceRef StatefulSets() { return {"apps", "v1", "statefulsets", true}; }
 
 // Watches the EndpointSlices of one Service and records, with the time it saw them, the
@@ -255,6 +256,50 @@ TEST_CASE("adopt mode over a real StatefulSet: a deleted member is recreated and
   s.WaitRunning("web", 3);
   CHECK(s.watcher.CurrentDc("web") == change->dc);
   (void)s.api.Delete(StatefulSets(), s.ns, "web");
+}
+
+TEST_CASE("nodes in their own network namespaces: pods on their node's network, real Endpoints") {
+  Scenario s;
+  auto& nodes = s.env.nodes();
+  if (!nodes.networked()) {
+    MESSAGE("single-network mode (no network namespaces here): every pod on loopback");
+    return;
+  }
+  Json domain = OperatorEnv::SampleDomain("nw", 3);
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      Json::array({{{"maxSkew", 1},
+                    {"topologyKey", "kubernetes.io/hostname"},
+                    {"whenUnsatisfiable", "DoNotSchedule"},
+                    {"labelSelector", {{"matchLabels", {{"app", "nw"}}}}}}});
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("nw", 3);
+  std::set<std::string> networks;
+  for (int i = 0; i < 3; ++i) {
+    const std::string pod = "nw-" + std::to_string(i);
+    const Json object = s.Pod(pod);
+    const std::string ip = object.value("/status/podIP"_json_pointer, "");
+    auto node = s.api.Get(client::resources::Nodes(), "", nodes.NodeOf(s.ns, pod));
+    REQUIRE(node.ok());
+    CHECK_MESSAGE(!ip.starts_with("127."), pod << " on loopback: " << ip);
+    CHECK(object.value("/status/hostIP"_json_pointer, "") ==
+          node->value("/status/addresses/0/address"_json_pointer, ""));
+    networks.insert(ip.substr(0, ip.rfind('.')));
+    CHECK_MESSAGE(s.ClientReaches(pod), "the client host does not reach " << pod << " at " << ip);
+  }
+  CHECK_MESSAGE(networks.size() == 3, "the three nodes' pods share a network");
+  // Pods off loopback get v1 Endpoints too (the API server refuses 127.0.0.0/8 there).
+  const std::string dc_ip = PodIp(s, dc);
+  CHECK(Eventually([&] {
+    auto endpoints = s.api.Get(Endpoints(), s.ns, "nw-dc");
+    if (!endpoints.ok()) return false;
+    std::set<std::string> ready;
+    for (const auto& subset : endpoints->value("subsets", Json::array())) {
+      for (const auto& address : subset.value("addresses", Json::array())) {
+        ready.insert(address.value("ip", ""));
+      }
+    }
+    return ready == std::set<std::string>{dc_ip};
+  }));
 }
 
 TEST_CASE("a crash of the DC's node: node lifecycle marks it NotReady, dpcm elects a new DC") {

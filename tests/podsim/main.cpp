@@ -1,9 +1,10 @@
 // dpcm-podsim: plays the kubelet for the local control plane (no kubelet runs there).
 //
 // Keeps a Node alive (status and node Lease), runs each pod the scheduler bound to it as
-// a local process on its own loopback IP, and reports the pod's status the way a kubelet
-// would. One process is one node; run several for several nodes. See
-// pod_simulator.h for what it does and tests/podsim/README.md for the flags.
+// a local process on its own IP (loopback, or in its node's network namespace), and
+// reports the pod's status the way a kubelet would. One process is one node; run several
+// for several nodes. See pod_simulator.h for what it does and tests/podsim/README.md for
+// the flags.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -47,6 +48,7 @@ Flags:
                              doubles on quick repeated failures up to --max-restart-delay-ms
   --max-restart-delay-ms N   (default 10000)
   --ip-base A.B.C.D          pods get base+1, base+2, ... (default 127.1.0.0)
+  --ip-count N               at most base+N (default 65534)
   --max-probe-period-ms N    probes run at least this often (default 1000)
   --max-grace-ms N           cap on a deleted pod's grace period before SIGKILL (default 5000)
   --workers N                reconcile workers (default 4)
@@ -124,6 +126,8 @@ int main(int argc, char** argv) {
       options.max_restart_delay = std::chrono::milliseconds(integer(0));
     } else if (arg == "--ip-base") {
       options.ip_base = value;
+    } else if (arg == "--ip-count") {
+      options.ip_count = static_cast<uint32_t>(integer(1));
     } else if (arg == "--max-probe-period-ms") {
       options.max_probe_period = std::chrono::milliseconds(integer(10));
     } else if (arg == "--max-grace-ms") {

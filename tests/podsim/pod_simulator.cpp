@@ -107,7 +107,7 @@ struct PodSimulator::ApiActions {
 
 Result<std::unique_ptr<PodSimulator>> PodSimulator::Create(client::ApiClient& client,
                                                            SimulatorOptions options, Clock& clock) {
-  auto ips = IpAllocator::Create(options.ip_base);
+  auto ips = IpAllocator::Create(options.ip_base, options.ip_count);
   if (!ips.ok()) return ips.status();
   if (!IsDns1123Subdomain(options.node.name)) {
     return Status::Config("--node-name: not a valid node name: " + options.node.name);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -40,6 +41,9 @@ struct SimulatorOptions {
   // How long a process of a pod that vanished from the API gets between SIGTERM and SIGKILL.
   std::chrono::milliseconds vanished_grace{2000};
   std::string ip_base = "127.1.0.0";
+  // How many addresses after ip_base pods may get (a node's /24 in its own network
+  // namespace holds 254).
+  uint32_t ip_count = 65534;
   int workers = 4;
   int probe_threads = 4;
   std::vector<std::string> base_env;  // the environment every container inherits

@@ -135,6 +135,14 @@ struct Scenario {
              std::to_string(Domain(name).value("/status/epoch"_json_pointer, int64_t{-2})) == epoch;
     }));
   }
+  // Whether the client host of the node network reaches the sample app in `pod` (GET
+  // /healthz on the pod's address; hack/netns.sh client). False in single-network mode.
+  bool ClientReaches(const std::string& pod) {
+    const std::string ip = Pod(pod).value("/status/podIP"_json_pointer, "");
+    return TestEnv::Netns(
+               {"client", "curl", "-fsS", "--max-time", "2", "http://" + ip + ":8080/healthz"})
+        .ok();
+  }
   int64_t Epoch(const std::string& name) {
     return Domain(name).value("/status/epoch"_json_pointer, int64_t{0});
   }

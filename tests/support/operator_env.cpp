@@ -35,12 +35,24 @@ OperatorEnv::OperatorEnv() {
                                              .extra_args = {}});
   if (!nodes.ok()) throw std::runtime_error(nodes.status().ToString());
   nodes_ = std::move(*nodes);
-  if (Status s = StartOperator(); !s.ok()) throw std::runtime_error(s.ToString());
+  {
+    std::lock_guard lock(mutex_);
+    if (Status s = StartOperator(); !s.ok()) throw std::runtime_error(s.ToString());
+  }
+  supervisor_ = std::jthread([this](const std::stop_token& stop) { Supervise(stop); });
 }
 
 OperatorEnv::~OperatorEnv() {
+  supervisor_.request_stop();
+  if (supervisor_.joinable()) supervisor_.join();
   if (operator_) operator_->Stop();
+  std::error_code error;
+  std::filesystem::remove(RegistryPath(), error);
   nodes_.reset();
+}
+
+std::string OperatorEnv::RegistryPath() const {
+  return TestEnv::Dir() + "/operators/" + std::to_string(getpid());
 }
 
 Status OperatorEnv::StartOperator() {
@@ -50,12 +62,31 @@ Status OperatorEnv::StartOperator() {
       log_dir_ + "/operator.log", {});
   if (!started.ok()) return started.status();
   operator_ = std::move(*started);
+  std::error_code error;
+  std::filesystem::create_directories(TestEnv::Dir() + "/operators", error);
+  std::ofstream(RegistryPath(), std::ios::trunc) << "pid=" << operator_->pid() << "\n"
+                                                 << "log=" << operator_->log_path() << "\n";
   return Status::Ok();
 }
 
+void OperatorEnv::Supervise(const std::stop_token& stop) {
+  std::unique_lock lock(mutex_);
+  // A child's exit cannot be awaited beside a stop request: look every 100 ms.
+  while (!stop.stop_requested()) {
+    stopped_.wait_for(lock, stop, std::chrono::milliseconds(100), [] { return false; });
+    if (!stop.stop_requested() && operator_ && !operator_->Running()) (void)StartOperator();
+  }
+}
+
 Status OperatorEnv::RestartOperator() {
+  std::lock_guard lock(mutex_);
   operator_->Stop();
   return StartOperator();
+}
+
+pid_t OperatorEnv::OperatorPid() {
+  std::lock_guard lock(mutex_);
+  return operator_->pid();
 }
 
 Result<std::string> OperatorEnv::Kubectl(const std::vector<std::string>& args) {

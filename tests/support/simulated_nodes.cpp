@@ -4,6 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
 
 #include "tests/support/eventually.h"
 #include "tests/support/testenv.h"
@@ -20,6 +23,18 @@ bool NodeReady(const Json& node) {
   return false;
 }
 
+// The key=value lines `hack/netns.sh add-node` prints.
+std::map<std::string, std::string> ParseFields(const std::string& text) {
+  std::map<std::string, std::string> fields;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) fields[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return fields;
+}
+
 }  // namespace
 
 SimulatedNodes::SimulatedNodes(client::ApiClient& api, SimulatedNodesOptions options)
@@ -28,6 +43,7 @@ SimulatedNodes::SimulatedNodes(client::ApiClient& api, SimulatedNodesOptions opt
     names_.push_back(options_.name_prefix + "-" + std::to_string(i));
   }
   kubelets_.resize(names_.size());
+  netns_.resize(names_.size());
 }
 
 Result<std::unique_ptr<SimulatedNodes>> SimulatedNodes::Start(client::ApiClient& api,
@@ -36,6 +52,18 @@ Result<std::unique_ptr<SimulatedNodes>> SimulatedNodes::Start(client::ApiClient&
   std::filesystem::create_directories(options.state_dir, error);
   std::filesystem::create_directories(options.log_dir, error);
   std::unique_ptr<SimulatedNodes> nodes(new SimulatedNodes(api, std::move(options)));
+  nodes->networked_ = nodes->options_.network_namespaces && TestEnv::HasNodeNetwork();
+  if (nodes->networked_) {
+    std::cerr << "[SimulatedNodes] " << nodes->names_.size()
+              << " nodes, each in its own network namespace (hack/netns.sh)\n";
+  } else {
+    std::cerr << "[SimulatedNodes] single-network mode: every node shares the host's loopback "
+              << "network ("
+              << (nodes->options_.network_namespaces
+                      ? "the control plane has no node network; hack/testenv.sh up said why"
+                      : "network namespaces not asked for")
+              << ")\n";
+  }
   for (size_t i = 0; i < nodes->names_.size(); ++i) {
     if (Status s = nodes->StartNode(i); !s.ok()) return s;
   }
@@ -45,19 +73,24 @@ Result<std::unique_ptr<SimulatedNodes>> SimulatedNodes::Start(client::ApiClient&
 
 Status SimulatedNodes::StartNode(size_t index) {
   const int octet = 2 + (options_.first_octet - 2 + static_cast<int>(index)) % 250;
-  std::vector<std::string> argv = {TestEnv::BinDir() + "/dpcm-podsim",
-                                   "--kubeconfig",
-                                   TestEnv::Kubeconfig(),
-                                   "--state-dir",
-                                   options_.state_dir,
-                                   "--node-name",
-                                   names_[index],
-                                   "--ip-base",
-                                   "127." + std::to_string(octet) + ".0.0",
-                                   "--lease-renew-ms",
-                                   "2000",
-                                   "--node-status-update-ms",
-                                   "2000"};
+  std::vector<std::string> argv;
+  std::vector<std::string> network = {"--kubeconfig", TestEnv::Kubeconfig(), "--ip-base",
+                                      "127." + std::to_string(octet) + ".0.0"};
+  if (networked_) {
+    auto added = TestEnv::Netns({"add-node", names_[index]});
+    if (!added.ok()) return added.status().WithContext("namespace of " + names_[index]);
+    auto fields = ParseFields(*added);
+    netns_[index] = fields["netns"];
+    argv = {"ip", "netns", "exec", netns_[index]};
+    network = {"--kubeconfig", TestEnv::Kubeconfig("kubeconfig-node"),
+               "--host-ip",    fields["host_ip"],
+               "--ip-base",    fields["pod_ip_base"],
+               "--ip-count",   fields["pod_ip_count"]};
+  }
+  argv.insert(argv.end(),
+              {TestEnv::BinDir() + "/dpcm-podsim", "--state-dir", options_.state_dir, "--node-name",
+               names_[index], "--lease-renew-ms", "2000", "--node-status-update-ms", "2000"});
+  argv.insert(argv.end(), network.begin(), network.end());
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   auto started = ManagedProcess::Start(argv, options_.log_dir + "/podsim-" + names_[index] + ".log",
                                        {TestEnv::PathWithBinDir()});
@@ -74,6 +107,7 @@ void SimulatedNodes::WriteRegistry(size_t index) const {
   std::ofstream out(dir + "/" + names_[index], std::ios::trunc);
   out << "kubelet_pid=" << kubelets_[index]->pid() << "\n"
       << "state_dir=" << std::filesystem::absolute(options_.state_dir).string() << "\n";
+  if (!netns_[index].empty()) out << "netns=" << netns_[index] << "\n";
 }
 
 Status SimulatedNodes::WaitReady(std::chrono::milliseconds timeout) {
@@ -101,7 +135,15 @@ SimulatedNodes::~SimulatedNodes() {
     (void)api_.Delete(client::resources::Nodes(), "", name);
     std::error_code error;
     std::filesystem::remove(TestEnv::Dir() + "/nodes/" + name, error);
+    if (networked_) (void)TestEnv::Netns({"del-node", name});
   }
+}
+
+std::string SimulatedNodes::Netns(const std::string& node) const {
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == node) return netns_[i];
+  }
+  return "";
 }
 
 std::string SimulatedNodes::NodeOf(const std::string& ns, const std::string& pod) {

@@ -1,4 +1,5 @@
-// SimulatedNodes runs the test world's nodes: one dpcm-podsim (a kubelet stand-in) per Node.
+// SimulatedNodes runs the test world's nodes: one dpcm-podsim (a kubelet stand-in) per Node, each
+// in its own network namespace when the control plane has a node network.
 #pragma once
 
 #include <chrono>
@@ -17,18 +18,23 @@ struct SimulatedNodesOptions {
   int count = 3;
   std::string state_dir;  // the --state-dir every node shares (<ns>/<pod>.pid and .log)
   std::string log_dir;    // each node's log: <log_dir>/podsim-<node>.log
-  // Node i's pods get 127.<first_octet + i>.0.x (wrapping within 2..251).
+  // Single-network mode: node i's pods get 127.<first_octet + i>.0.x (wrapping within
+  // 2..251).
   int first_octet = 2;
   std::vector<std::string> extra_args;  // more dpcm-podsim flags for every node
+  // Each node in its own network namespace (hack/netns.sh add-node: its pods on its /24 of
+  // the bridge network) when the control plane has a node network; otherwise, or when
+  // false, every node shares the host's loopback network, and Start says so on stderr.
+  bool network_namespaces = true;
 };
 
 // Starts `count` dpcm-podsim processes, each registering its own Node (status Ready,
 // Lease in kube-node-lease renewed every 2 s, status checked every 2 s), and running the
 // pods the real scheduler binds to it. The real scheduler spreads pods over them.
-// Each node is listed in $DPCM_TESTENV_DIR/nodes/<node> (kubelet_pid=, state_dir=) for
-// hack/chaos.sh. On destruction it stops every node (pod processes are killed), deletes
-// the Nodes and their listings, so that no later test's pods are scheduled onto a node
-// nobody runs. Not thread-safe.
+// Each node is listed in $DPCM_TESTENV_DIR/nodes/<node> (kubelet_pid=, state_dir=, and
+// netns= in its own namespace) for hack/chaos.sh. On destruction it stops every node (pod
+// processes are killed), deletes the Nodes, their listings and their namespaces, so that
+// no later test's pods are scheduled onto a node nobody runs. Not thread-safe.
 class SimulatedNodes {
  public:
   // Starts the nodes and waits until every Node is Ready on the server.
@@ -39,6 +45,10 @@ class SimulatedNodes {
   SimulatedNodes& operator=(const SimulatedNodes&) = delete;
 
   const std::vector<std::string>& names() const { return names_; }
+  // Whether each node lives in its own network namespace (else all share loopback).
+  bool networked() const { return networked_; }
+  // The network namespace of `node` ("" in single-network mode or for an unknown node).
+  std::string Netns(const std::string& node) const;
   // The node the pod is bound to ("" if unbound or unknown).
   std::string NodeOf(const std::string& ns, const std::string& pod);
   // The pid of the pod's running container process, read from the shared state dir.
@@ -48,7 +58,8 @@ class SimulatedNodes {
   // A node crash: SIGKILLs the node's kubelet and every pod process it ran. Heartbeats
   // stop; the pods' statuses stay as last written (Running, Ready).
   Status Crash(const std::string& node);
-  // Starts the kubelet of a crashed node again (it re-registers the same Node).
+  // Starts the kubelet of a crashed node again (it re-registers the same Node; in its own
+  // namespace again, with the same addresses).
   Status Restart(const std::string& node);
 
  private:
@@ -62,6 +73,8 @@ class SimulatedNodes {
   SimulatedNodesOptions options_;
   std::vector<std::string> names_;
   std::vector<std::unique_ptr<ManagedProcess>> kubelets_;
+  bool networked_ = false;
+  std::vector<std::string> netns_;  // node i's namespace ("" in single-network mode)
 };
 
 }  // namespace dpcm::testing

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <stdexcept>
 
@@ -102,6 +103,18 @@ Result<std::string> TestEnv::Script(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {std::string(DPCM_SOURCE_DIR) + "/hack/testenv.sh"};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv);
+}
+
+Result<std::string> TestEnv::Netns(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {std::string(DPCM_SOURCE_DIR) + "/hack/netns.sh"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
+bool TestEnv::HasNodeNetwork() {
+  std::error_code error;
+  return std::filesystem::exists(Dir() + "/net/env", error) &&
+         std::filesystem::exists(Kubeconfig("kubeconfig-node"), error);
 }
 
 Result<std::string> TestEnv::Kubectl(const std::vector<std::string>& args) {

@@ -26,6 +26,12 @@ class TestEnv {
   // Runs `hack/testenv.sh ARGS...` (argv, no shell) and returns its stdout; fails on a
   // non-zero exit.
   static Result<std::string> Script(const std::vector<std::string>& args);
+  // Runs `hack/netns.sh ARGS...` (the test world's network) against this control plane and
+  // returns its stdout; fails on a non-zero exit.
+  static Result<std::string> Netns(const std::vector<std::string>& args);
+  // Whether `hack/testenv.sh up` gave this control plane a network for nodes in their own
+  // namespaces ($DPCM_TESTENV_DIR/net/env and the nodes' kubeconfig exist).
+  static bool HasNodeNetwork();
   // Runs kubectl as the admin of the local control plane; returns its stdout.
   static Result<std::string> Kubectl(const std::vector<std::string>& args);
   // Applies manifests/crd/ and waits until the API serves ProcessDomains.
