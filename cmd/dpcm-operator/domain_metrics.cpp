@@ -5,10 +5,15 @@
 namespace dpcm {
 
 void MetricsDomainObserver::Failover(const std::string& ns, const std::string& domain,
-                                     const std::string& reason,
-                                     std::chrono::steady_clock::duration took) {
-  metrics_.FailoversTotal(ns, domain, reason)->Increment();
-  metrics_.FailoverDuration(ns, domain)->Observe(std::chrono::duration<double>(took).count());
+                                     const domain::FailoverRecord& record) {
+  const auto seconds = [](std::chrono::steady_clock::duration d) {
+    return std::chrono::duration<double>(d).count();
+  };
+  metrics_.FailoversTotal(ns, domain, record.reason)->Increment();
+  metrics_.FailoverDuration(ns, domain)->Observe(seconds(record.took()));
+  for (const auto& [phase, at] : record.phases) {
+    metrics_.FailoverPhaseDuration(ns, domain, phase)->Observe(seconds(at));
+  }
 }
 
 void MetricsDomainObserver::Restarted(const std::string& ns, const std::string& domain,

@@ -11,8 +11,8 @@ namespace dpcm {
 class MetricsDomainObserver final : public domain::DomainObserver {
  public:
   explicit MetricsDomainObserver(metrics::Metrics& metrics) : metrics_(metrics) {}
-  void Failover(const std::string& ns, const std::string& domain, const std::string& reason,
-                std::chrono::steady_clock::duration took) override;
+  void Failover(const std::string& ns, const std::string& domain,
+                const domain::FailoverRecord& record) override;
   void Restarted(const std::string& ns, const std::string& domain,
                  const std::string& reason) override;
   void Counts(const std::string& ns, const std::string& domain,

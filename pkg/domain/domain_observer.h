@@ -3,7 +3,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dpcm::domain {
 
@@ -16,14 +19,30 @@ struct DomainCounts {
   int64_t epoch = 0;
 };
 
+// One failover as the flight recorder saw it: each phase's end, counted from the moment
+// the failure of the old DC was first seen. Phases in order: "decided" (the reconcile
+// chose the new DC), "fenced" (every other suspect fenced), "leaseWritten", "labeled"
+// (the new DC labeled; absent when the promote failed and is left to a later reconcile).
+struct FailoverRecord {
+  std::string from;
+  std::string to;
+  std::string reason;
+  int64_t epoch = 0;
+  std::vector<std::pair<std::string, std::chrono::steady_clock::duration>> phases;
+
+  // The last phase's end: the failover's duration so far.
+  std::chrono::steady_clock::duration took() const {
+    return phases.empty() ? std::chrono::steady_clock::duration::zero() : phases.back().second;
+  }
+};
+
 // Called from reconcile workers (any thread); implementations must be thread-safe.
 class DomainObserver {
  public:
   virtual ~DomainObserver() = default;
-  // The DC role left a member that is no longer fit (`reason`, e.g. "pod-deleted"),
-  // `took` after the failure was first seen.
-  virtual void Failover(const std::string& ns, const std::string& domain, const std::string& reason,
-                        std::chrono::steady_clock::duration took) = 0;
+  // The DC role left a member that is no longer fit (record.reason, e.g. "pod-deleted").
+  virtual void Failover(const std::string& ns, const std::string& domain,
+                        const FailoverRecord& record) = 0;
   // A member was restarted for `reason` ("health-check-failed").
   virtual void Restarted(const std::string& ns, const std::string& domain,
                          const std::string& reason) = 0;

@@ -1,6 +1,7 @@
 #include "pkg/domain/domain_status.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace dpcm::domain {
@@ -93,6 +94,7 @@ json BuildStatus(const DomainView& view, const DomainSpec& spec, const Plan& pla
                  {"members", members},
                  {"memberRestarts", RestartBookJson(outcome.restarts)}};
   if (!outcome.last_failover_time.empty()) status["lastFailoverTime"] = outcome.last_failover_time;
+  if (outcome.last_failover.is_object()) status["lastFailover"] = outcome.last_failover;
   status["conditions"] = json::array(
       {Condition("Ready", dc_healthy, dc_healthy ? "DcElected" : "NoHealthyDc",
                  dc_healthy ? outcome.dc + " is DC" : "no healthy DC", view.generation),
@@ -100,6 +102,16 @@ json BuildStatus(const DomainView& view, const DomainSpec& spec, const Plan& pla
        Condition("Progressing", progressing_reason != "Stable", progressing_reason, "",
                  view.generation)});
   return status;
+}
+
+json FailoverJson(const FailoverRecord& record, const std::string& time) {
+  json phases = json::array();
+  for (const auto& [name, at] : record.phases) {
+    const double ms = std::chrono::duration<double, std::milli>(at).count();
+    phases.push_back({{"name", name}, {"ms", std::round(ms * 1000) / 1000}});
+  }
+  return {{"from", record.from},   {"to", record.to}, {"reason", record.reason},
+          {"epoch", record.epoch}, {"time", time},    {"phases", phases}};
 }
 
 NewFailures FailuresSince(const DomainView& view, const json& previous_status) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "pkg/domain/decide.h"
+#include "pkg/domain/domain_observer.h"
 #include "pkg/domain/error_policy.h"
 #include "pkg/domain/restarts.h"
 #include "pkg/domain/spec.h"
@@ -28,6 +29,7 @@ struct Outcome {
   int64_t epoch = 0;               // the Lease's epoch afterwards
   int64_t failovers = 0;           // status.failovers afterwards
   std::string last_failover_time;  // status.lastFailoverTime afterwards ("" when never)
+  nlohmann::json last_failover;    // status.lastFailover afterwards (null when never)
   RestartBook restarts;            // status.memberRestarts afterwards
   int restarts_in_flight = 0;
   std::vector<StepError> errors;
@@ -51,6 +53,10 @@ NewFailures FailuresSince(const DomainView& view, const nlohmann::json& previous
 
 // True when `previous_status` already reports an invalid spec of this generation.
 bool ReportsInvalidSpec(const nlohmann::json& previous_status, int64_t generation);
+
+// status.lastFailover for `record`, completed at `time` (RFC 3339):
+// {from, to, reason, epoch, time, phases: [{name, ms}]}, ms counted from the failure.
+nlohmann::json FailoverJson(const FailoverRecord& record, const std::string& time);
 
 // The status for a spec that failed to parse: Degraded/InvalidSpec naming the field,
 // the rest of `previous` kept.

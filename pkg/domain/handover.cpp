@@ -94,6 +94,8 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
     if (Status s = Fence(request.ns, suspect, result.epoch); !s.ok()) return s;
   }
 
+  result.fenced_at = clock_.Now();
+
   // 2. The Lease.
   result.lease = request.lease;
   if (rewrite) {
@@ -101,6 +103,7 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
     if (!written.ok()) return written.status();
     result.lease = std::move(*written);
     result.lease_written = true;
+    result.lease_written_at = clock_.Now();
     if (!seen.holder.empty() && seen.holder != request.target) {
       result.lease_moved_from = seen.holder;
     }
@@ -110,6 +113,7 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
   auto promoted = Promote(request, result.epoch);
   if (!promoted.ok()) return promoted.status();
   result.promoted = *promoted;
+  result.labeled_at = clock_.Now();
   return Status::Ok();
 }
 

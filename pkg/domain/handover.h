@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ struct HandoverResult {
   bool lease_written = false;
   std::string lease_moved_from;  // the previous holder, when the Lease changed hands
   bool promoted = false;         // the label was written (false: already DC at this epoch)
+  // When each step ended (the flight recorder); unset for a step not reached.
+  std::optional<Clock::Monotonic::time_point> fenced_at;
+  std::optional<Clock::Monotonic::time_point> lease_written_at;
+  std::optional<Clock::Monotonic::time_point> labeled_at;
 };
 
 // The request that carries out `move` from `view`: suspects are the members labeled DC

@@ -97,6 +97,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   const Bookkeeping book{memory.dc_failure_seen, ParseRestartBook(domain)};
   Plan plan = Decide(view, spec, book, clock_.Now(), clock_.WallNow());
   memory.dc_failure_seen = plan.dc_failure_seen;
+  const SteadyTime decided_at = clock_.Now();
 
   // Act.
   Outcome outcome;
@@ -104,11 +105,12 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   outcome.epoch = view.lease.transitions;
   outcome.failovers = domain.value("/status/failovers"_json_pointer, int64_t{0});
   outcome.last_failover_time = object::StringAt(domain, "/status/lastFailoverTime"_json_pointer);
+  outcome.last_failover = domain.value("/status/lastFailover"_json_pointer, json());
   if (!spec.paused) {
     Status pods = children_.CreatePods(domain, spec, plan.create_ordinals);
     if (pods.ok()) pods = children_.DeletePods(view, plan.scale_down);
     if (!pods.ok()) Failed(domain, Step::kPods, pods, outcome);
-    if (plan.move) MoveDc(domain, spec, view, plan, memory, outcome);
+    if (plan.move) MoveDc(domain, spec, view, plan, memory, decided_at, outcome);
     if (plan.move && outcome.dc != plan.move->target && !plan.move->previous.empty()) {
       // The role did not leave the old DC: it must not be restarted yet.
       plan.restarts =
@@ -149,7 +151,8 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
 }
 
 void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, DomainView& view,
-                              const Plan& plan, const Memory& memory, Outcome& outcome) {
+                              const Plan& plan, const Memory& memory, SteadyTime decided_at,
+                              Outcome& outcome) {
   const DcMove& move = *plan.move;
   const HandoverRequest request =
       RequestFor(view, move, OwnerReference(domain), spec.election.lease_duration_seconds);
@@ -179,41 +182,53 @@ void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Domain
     spdlog::info("{}/{}: moving the DC to {}: {}", view.ns, view.name, move.target,
                  status.ToString());
   }
-  ReportMove(domain, move, done, memory, outcome);
+  ReportMove(domain, move, done, memory, decided_at, outcome);
 }
 
 void DomainReconciler::ReportMove(const json& domain, const DcMove& move,
                                   const HandoverResult& done, const Memory& memory,
-                                  Outcome& outcome) {
+                                  SteadyTime decided_at, Outcome& outcome) {
   const std::string ns = Meta(domain, "namespace");
   const std::string name = Meta(domain, "name");
   const auto reference = events::ObjectReference::Of(domain);
   const std::string epoch = std::to_string(done.epoch);
   const bool failover = !move.previous.empty() && done.lease_written;
-  const auto took =
-      memory.dc_failure_seen ? clock_.Now() - *memory.dc_failure_seen : SteadyDuration::zero();
   if (failover) {
-    const std::string reason = move.reason.empty() ? "unknown" : move.reason;
-    events_.Warning(reference, "FailingOver", "DC " + move.previous + " is " + reason);
+    // The flight recorder: each phase's end since the failure was first seen.
+    const SteadyTime seen = memory.dc_failure_seen.value_or(decided_at);
+    FailoverRecord record{
+        move.previous, move.target, move.reason.empty() ? "unknown" : move.reason, done.epoch, {}};
+    record.phases.emplace_back("decided", decided_at - seen);
+    for (const auto& [phase, at] :
+         {std::pair{"fenced", done.fenced_at}, std::pair{"leaseWritten", done.lease_written_at},
+          std::pair{"labeled", done.labeled_at}}) {
+      if (at) record.phases.emplace_back(phase, *at - seen);
+    }
+    events_.Warning(reference, "FailingOver", "DC " + move.previous + " is " + record.reason);
     if (move.previous != move.target) {
       events_.Normal(reference, "Demoted", move.previous + " is no longer DC");
     }
     outcome.failovers += 1;
     outcome.last_failover_time = election::FormatTime(clock_.WallNow());
-    if (plugins_.observer != nullptr) plugins_.observer->Failover(ns, name, reason, took);
+    outcome.last_failover = FailoverJson(record, outcome.last_failover_time);
+    if (plugins_.observer != nullptr) plugins_.observer->Failover(ns, name, record);
     spdlog::info("{}/{}: failover {} -> {} at epoch {} ({}, took {})", ns, name, move.previous,
-                 move.target, epoch, reason, Milliseconds(took));
+                 move.target, epoch, record.reason, Milliseconds(record.took()));
+    if (done.promoted) {
+      std::string phases;
+      for (const auto& [phase, at] : record.phases) {
+        phases += (phases.empty() ? "" : ", ") + phase + " " + Milliseconds(at);
+      }
+      events_.Normal(reference, "Promoted",
+                     move.target + " is DC at epoch " + epoch + " (failover took " +
+                         Milliseconds(record.took()) + "; " + phases + ")");
+    }
+    return;
   }
   if (!done.promoted) return;
-  if (failover) {
-    events_.Normal(
-        reference, "Promoted",
-        move.target + " is DC at epoch " + epoch + " (failover took " + Milliseconds(took) + ")");
-  } else {
-    events_.Normal(reference, done.lease_written && move.previous.empty() ? "Elected" : "Promoted",
-                   move.target + " is DC at epoch " + epoch);
-    spdlog::info("{}/{}: {} is DC at epoch {}", ns, name, move.target, epoch);
-  }
+  events_.Normal(reference, done.lease_written && move.previous.empty() ? "Elected" : "Promoted",
+                 move.target + " is DC at epoch " + epoch);
+  spdlog::info("{}/{}: {} is DC at epoch {}", ns, name, move.target, epoch);
 }
 
 void DomainReconciler::Failed(const json& domain, Step step, const Status& error,

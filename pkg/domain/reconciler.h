@@ -79,9 +79,10 @@ class DomainReconciler final : public controller::Reconciler {
                                                       const DomainSpec& spec, Memory& memory);
   // Carries out plan.move; fills the outcome and reports the change.
   void MoveDc(const nlohmann::json& domain, const DomainSpec& spec, DomainView& view,
-              const Plan& plan, const Memory& memory, Outcome& outcome);
+              const Plan& plan, const Memory& memory, SteadyTime decided_at, Outcome& outcome);
+  // Events, metrics and the flight recorder's status.lastFailover for a move.
   void ReportMove(const nlohmann::json& domain, const DcMove& move, const HandoverResult& done,
-                  const Memory& memory, Outcome& outcome);
+                  const Memory& memory, SteadyTime decided_at, Outcome& outcome);
   // Records a failed step with the action the error policy chose, and its Event (the
   // recorder folds repeats of one message into one Event with a count).
   void Failed(const nlohmann::json& domain, Step step, const Status& error, Outcome& outcome) const;

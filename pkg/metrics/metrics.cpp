@@ -145,6 +145,13 @@ class Metrics::DomainFamilies {
       MetricType::Histogram,
       {},
       MakeHistogram(FailoverDurationBuckets())};
+  DomainFamily<Histogram> failover_phase_duration{
+      "dpcm_failover_phase_duration_seconds",
+      "Time from a failure of the DC being seen to the end of each phase of its failover "
+      "(decided, fenced, leaseWritten, labeled).",
+      MetricType::Histogram,
+      {"phase"},
+      MakeHistogram(FailoverDurationBuckets())};
   DomainFamily<Gauge> active_pods{"dpcm_domain_active_pods",
                                   "Pods of the domain labeled as DC (1 when healthy).",
                                   MetricType::Gauge,
@@ -179,6 +186,7 @@ class Metrics::DomainFamilies {
   void Forget(const std::string& ns, const std::string& domain) {
     failovers_total.Forget(ns, domain);
     failover_duration.Forget(ns, domain);
+    failover_phase_duration.Forget(ns, domain);
     active_pods.Forget(ns, domain);
     members.Forget(ns, domain);
     health_checks_total.Forget(ns, domain);
@@ -190,6 +198,7 @@ class Metrics::DomainFamilies {
   void CollectInto(std::vector<MetricFamily>& out) const {
     failovers_total.CollectInto(out);
     failover_duration.CollectInto(out);
+    failover_phase_duration.CollectInto(out);
     active_pods.CollectInto(out);
     members.CollectInto(out);
     health_checks_total.CollectInto(out);
@@ -291,6 +300,12 @@ std::shared_ptr<Counter> Metrics::FailoversTotal(const std::string& ns, const st
 std::shared_ptr<Histogram> Metrics::FailoverDuration(const std::string& ns,
                                                      const std::string& domain) {
   return domains_->failover_duration.Get({ns, domain});
+}
+
+std::shared_ptr<Histogram> Metrics::FailoverPhaseDuration(const std::string& ns,
+                                                          const std::string& domain,
+                                                          const std::string& phase) {
+  return domains_->failover_phase_duration.Get({ns, domain, phase});
 }
 
 std::shared_ptr<Gauge> Metrics::DomainActivePods(const std::string& ns, const std::string& domain) {

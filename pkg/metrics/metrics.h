@@ -52,6 +52,11 @@ class Metrics {
   // dpcm_failover_duration_seconds{namespace,domain}: failure seen to new DC labeled.
   std::shared_ptr<prometheus::Histogram> FailoverDuration(const std::string& ns,
                                                           const std::string& domain);
+  // dpcm_failover_phase_duration_seconds{namespace,domain,phase}: failure seen to the end
+  // of each phase of a failover ("decided", "fenced", "leaseWritten", "labeled").
+  std::shared_ptr<prometheus::Histogram> FailoverPhaseDuration(const std::string& ns,
+                                                               const std::string& domain,
+                                                               const std::string& phase);
   // dpcm_domain_active_pods{namespace,domain}: pods labeled DC (must be 1).
   std::shared_ptr<prometheus::Gauge> DomainActivePods(const std::string& ns,
                                                       const std::string& domain);

@@ -90,6 +90,26 @@ TEST_CASE("the DC moves when its process is killed, its pod is deleted, or it tu
         "failover after SIGKILL took "
         << std::chrono::duration_cast<std::chrono::milliseconds>(change->seen - killed_at).count()
         << " ms");
+    // The flight recorder: who, why, and each phase in order, in the status.
+    Json last;
+    REQUIRE(Eventually([&] {
+      last = s.Domain("beta").value("/status/lastFailover"_json_pointer, Json());
+      return last.is_object() && last.value("to", "") == change->dc;
+    }));
+    CHECK(last.value("from", "") == dc);
+    // Seen exited, or (if the kubelet restarted it before a reconcile looked) restarted.
+    CHECK((last.value("reason", "") == "container-exited" ||
+           last.value("reason", "") == "container-restarted"));
+    CHECK(last.value("epoch", int64_t{0}) > epoch);
+    std::vector<std::string> names;
+    double previous = 0;
+    for (const auto& phase : last["phases"]) {
+      names.push_back(phase.value("name", ""));
+      CHECK(phase.value("ms", -1.0) >= previous);
+      previous = phase.value("ms", -1.0);
+    }
+    CHECK(names == std::vector<std::string>{"decided", "fenced", "leaseWritten", "labeled"});
+    MESSAGE("flight recorder: " << last.dump());
     // The old DC's container is restarted and the pod comes back as a PC.
     CHECK(Eventually([&] {
       const Json pod = s.Pod(dc);

@@ -122,6 +122,14 @@ TEST_CASE("Prometheus scrapes the operator and reads a failover back, and promto
       "}))");
   CHECK(count.value_or(0) >= 1);
   CHECK(inf_bucket == count);
+  // The flight recorder: one observation per phase, and the last phase is the whole.
+  for (const char* phase : {"decided", "fenced", "leaseWritten", "labeled"}) {
+    CHECK_MESSAGE(prometheus
+                          .Query("dpcm_failover_phase_duration_seconds_count{" + labels +
+                                 ",phase=\"" + phase + "\"}")
+                          .value_or(0) >= 1,
+                  (std::string("no dpcm_failover_phase_duration_seconds for ") + phase));
+  }
   CHECK(sum.value_or(-1) > 0);
   CHECK(sum.value_or(100) < 30);
   MESSAGE("Prometheus: dpcm_failovers_total "
@@ -138,8 +146,9 @@ TEST_CASE("Prometheus scrapes the operator and reads a failover back, and promto
   REQUIRE(lint.ok());
   CHECK_MESSAGE(*lint == "exit=0\n", ("promtool check metrics: " + *lint));
   for (const char* name :
-       {"dpcm_failovers_total", "dpcm_failover_duration_seconds", "dpcm_domain_active_pods",
-        "dpcm_domain_members", "dpcm_domain_epoch", "controller_runtime_reconcile_total",
+       {"dpcm_failovers_total", "dpcm_failover_duration_seconds",
+        "dpcm_failover_phase_duration_seconds", "dpcm_domain_active_pods", "dpcm_domain_members",
+        "dpcm_domain_epoch", "controller_runtime_reconcile_total",
         "controller_runtime_reconcile_errors_total", "controller_runtime_reconcile_time_seconds",
         "workqueue_depth", "workqueue_adds_total", "workqueue_queue_duration_seconds",
         "workqueue_retries_total", "leader_election_master_status", "rest_client_requests_total",

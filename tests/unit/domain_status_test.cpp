@@ -214,6 +214,28 @@ TEST_CASE("FailuresSince: a failure is reported once, as the last status remembe
   CHECK_FALSE(ReportsInvalidSpec(status, 1));
 }
 
+TEST_CASE("FailoverJson: the flight recorder's record as status.lastFailover") {
+  FailoverRecord record{"web-0", "web-1", "pod-deleted", 7, {}};
+  record.phases = {{"decided", 1500us}, {"fenced", 4ms}, {"leaseWritten", 6ms}, {"labeled", 9ms}};
+  CHECK(record.took() == std::chrono::steady_clock::duration(9ms));
+  const json last = FailoverJson(record, "2026-12-02T10:00:00Z");
+  CHECK(last["from"] == "web-0");
+  CHECK(last["to"] == "web-1");
+  CHECK(last["reason"] == "pod-deleted");
+  CHECK(last["epoch"] == 7);
+  REQUIRE(last["phases"].size() == 4);
+  CHECK(last["phases"][0]["name"] == "decided");
+  CHECK(last["phases"][0]["ms"] == 1.5);
+  CHECK(last["phases"][3]["ms"] == 9.0);
+  // Kept by every later status until the next failover.
+  const json domain = DomainObject("web", 1);
+  const auto view = ViewOf(domain, {MemberPod("web", 0, DcAt(7))}, LeaseObject("web", "web-0", 7));
+  Outcome outcome;
+  outcome.last_failover = last;
+  CHECK(BuildStatus(view, SpecOf(domain), Decide(view, SpecOf(domain), {}, {}, kNow),
+                    outcome)["lastFailover"] == last);
+}
+
 TEST_CASE("ActionFor: one table from a failed step to retry, Degraded reason and Event") {
   using Retry = ErrorAction::Retry;
   const Status conflict = Status::Conflict("changed");
