@@ -4,12 +4,16 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <system_error>
 
 #include "pkg/base64/base64.h"
 #include "pkg/object/object.h"
@@ -119,7 +123,9 @@ Status DecodeErrorResponse(int http_status, std::string_view body, std::string_v
 HttpTransport::HttpTransport(restconfig::RestConfig config, Endpoint endpoint, Timeouts timeouts)
     : config_(std::move(config)), endpoint_(std::move(endpoint)), timeouts_(timeouts) {}
 
-HttpTransport::~HttpTransport() = default;
+HttpTransport::~HttpTransport() {
+  if (ca_fd_ >= 0) ::close(ca_fd_);
+}
 
 Result<std::unique_ptr<HttpTransport>> HttpTransport::Create(restconfig::RestConfig config,
                                                              Timeouts timeouts) {
@@ -179,8 +185,19 @@ Result<std::unique_ptr<HttpTransport>> HttpTransport::Create(restconfig::RestCon
       return Status::Config("the client key is not a PEM private key");
     }
   }
-  return std::unique_ptr<HttpTransport>(
+  const bool has_ca = !config.ca_pem.empty();
+  std::unique_ptr<HttpTransport> transport(
       new HttpTransport(std::move(config), std::move(endpoint), timeouts));
+  if (has_ca) {
+    const std::string& pem = transport->config_.ca_pem;
+    transport->ca_fd_ = ::memfd_create("dpcm-kubeconfig-ca", MFD_CLOEXEC);
+    if (transport->ca_fd_ < 0 ||
+        ::write(transport->ca_fd_, pem.data(), pem.size()) != static_cast<ssize_t>(pem.size())) {
+      return Status::Config("cannot hold the certificate authority data: " +
+                            std::generic_category().message(errno));
+    }
+  }
+  return transport;
 }
 
 std::unique_ptr<httplib::ClientImpl> HttpTransport::Connect(
@@ -198,8 +215,9 @@ std::unique_ptr<httplib::ClientImpl> HttpTransport::Connect(
       ssl = std::make_unique<ProbedSslClient>(endpoint_.host, endpoint_.port);
     }
     ssl->enable_server_certificate_verification(!config_.insecure_skip_tls_verify);
-    if (!config_.ca_pem.empty()) {
-      ssl->set_ca_cert_store(ParseCaBundle(config_.ca_pem).release());  // takes ownership
+    if (ca_fd_ >= 0) {
+      // Read by OpenSSL at the first handshake: exactly the kubeconfig's CA bundle.
+      ssl->set_ca_cert_path("/proc/self/fd/" + std::to_string(ca_fd_));
     }
     connection = std::move(ssl);
   } else {

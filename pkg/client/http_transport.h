@@ -78,6 +78,10 @@ class HttpTransport {
   const restconfig::RestConfig config_;
   const Endpoint endpoint_;
   const Timeouts timeouts_;
+  // The kubeconfig's CA bundle as a file (an anonymous memfd, -1 when there is none):
+  // cpp-httplib adds the system trust store to every client not given a CA *file*, even
+  // after set_ca_cert_store, and the kubeconfig's CA must be the only root (client-go).
+  int ca_fd_ = -1;
   std::mutex pool_mutex_;
   std::vector<std::unique_ptr<httplib::ClientImpl>> idle_;  // guarded by pool_mutex_
 };

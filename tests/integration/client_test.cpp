@@ -2,6 +2,9 @@
 #include <doctest/doctest.h>
 
 #include "pkg/client/api_client.h"
+#include "tests/support/scoped_env.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_pki.h"
 #include "tests/support/testenv.h"
 
 namespace dpcm {
@@ -242,6 +245,21 @@ TEST_CASE("authentication and authorization") {
     REQUIRE(api.ok());
     auto refused = (*api)->List(client::resources::Pods(), "default", {});
     CHECK(refused.status().IsTransport());
+  }
+  SUBCASE("with a CA in the kubeconfig, that CA alone is trusted, not the system roots too") {
+    auto config = restconfig::LoadKubeconfig(TestEnv::Kubeconfig());
+    REQUIRE(config.ok());
+    // The system trust store (OpenSSL's default file) knows the API server's CA...
+    testing::TempDir dir;
+    testing::ScopedEnv env;
+    env.Set("SSL_CERT_FILE", dir.Write("system-roots.pem", config->ca_pem));
+    // ...but the kubeconfig names another one: as with client-go, the server is refused.
+    config->ca_pem = std::string(testing::kTestCertPem);
+    auto api = client::ApiClient::Create(*config);
+    REQUIRE(api.ok());
+    auto refused = (*api)->List(client::resources::Pods(), "default", {});
+    CHECK_MESSAGE(refused.status().IsTransport(),
+                  "a server certificate from a CA outside the kubeconfig was accepted");
   }
 }
 
