@@ -118,6 +118,13 @@ TEST_CASE("kubectl dpcm: status, why and check on a live domain, through a failo
   REQUIRE_MESSAGE(status.exit == 0, status.err);
   MESSAGE("kubectl dpcm status web:\n" << status.out);
   CHECK(Contains(status.out, new_dc));
+  // kubectl itself finds the plugin in PATH, as installed by the README's steps.
+  auto via_kubectl =
+      testing::RunCommand({"env", TestEnv::PathWithBinDir(), "kubectl", "dpcm", "status", "web",
+                           "-n", s.ns, "--kubeconfig", TestEnv::Kubeconfig()});
+  REQUIRE_MESSAGE(via_kubectl.ok(), via_kubectl.status().ToString());
+  CHECK(via_kubectl->rfind("DOMAIN   PHASE", 0) == 0);  // same screen (ages may tick)
+  CHECK(Contains(*via_kubectl, "web      web-2"));
   PluginRun json = Admin(s.ns, {"status", "web", "-o", "json"});
   REQUIRE(json.exit == 0);
   const Json parsed = Json::parse(json.out);
