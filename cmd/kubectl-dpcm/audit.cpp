@@ -1,11 +1,15 @@
 #include "cmd/kubectl-dpcm/audit.h"
 
+#include <algorithm>
 #include <set>
 
-#include "cmd/kubectl-dpcm/report.h"
+#include "cmd/kubectl-dpcm/table.h"
 #include "pkg/object/object.h"
 
 namespace dpcm::kubectl_plugin {
+
+using Json = nlohmann::json;
+
 namespace {
 
 constexpr const char* kDomainLabel = "dpcm.io/domain";

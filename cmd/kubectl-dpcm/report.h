@@ -8,23 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "cmd/kubectl-dpcm/table.h"
+
 namespace dpcm::kubectl_plugin {
 
 using Json = nlohmann::json;
-using WallTime = std::chrono::system_clock::time_point;
-
-// Renders rows under upper-case headers as kubectl does: columns left-aligned, three
-// spaces apart, no trailing blanks. A row shorter than the headers is padded with "".
-std::string RenderTable(const std::vector<std::string>& headers,
-                        const std::vector<std::vector<std::string>>& rows);
-
-// Parses an RFC 3339 time ("2026-12-02T11:00:00Z", with optional fraction and offset);
-// nullopt when `text` is not one.
-std::optional<WallTime> ParseTime(const std::string& text);
-
-// "45s", "3m", "2h", "5d": how long before `now` `then` was (kubectl's short ages);
-// "0s" for a time in the future.
-std::string ShortAge(WallTime then, WallTime now);
 
 // One phase of a failover: its name and the milliseconds since the failure was first
 // seen at which it finished (cumulative).
