@@ -26,14 +26,17 @@ using testing::OperatorEnv;
 using testing::OperatorReplicas;
 using testing::TestEnv;
 
-// A Prometheus server (Debian's /usr/bin/prometheus) scraping one target every second,
-// with its data in a scratch directory; stopped and removed on destruction.
+// A Prometheus server (Debian's /usr/bin/prometheus) scraping one target every second and
+// evaluating dpcm's alert rules (manifests/prometheus/dpcm-alerts.yaml), with its data in
+// a scratch directory; stopped and removed on destruction.
 class PrometheusServer {
  public:
   PrometheusServer(int target_port, const std::string& log_path) : port_(testing::FreePort()) {
     const std::string config = dir_.Write("prometheus.yml", R"(global:
   scrape_interval: 1s
   evaluation_interval: 1s
+rule_files:
+  - ")" + std::string(DPCM_SOURCE_DIR) + R"(/manifests/prometheus/dpcm-alerts.yaml"
 scrape_configs:
   - job_name: dpcm-operator
     static_configs:
@@ -68,6 +71,21 @@ scrape_configs:
     const Json result = body.value("/data/result"_json_pointer, Json::array());
     if (!result.is_array() || result.empty()) return std::nullopt;
     return std::stod(result[0]["value"][1].get<std::string>());
+  }
+
+  // The alerting rules as /api/v1/rules lists them (each with its health and state), or
+  // an empty array when the server does not answer.
+  Json AlertingRules() {
+    httplib::Client http("127.0.0.1", port_);
+    auto response = http.Get("/api/v1/rules", httplib::Params{{"type", "alert"}}, {});
+    if (!response || response->status != 200) return Json::array();
+    const Json body = Json::parse(response->body, nullptr, false);
+    Json rules = Json::array();
+    if (body.is_discarded()) return rules;
+    for (const auto& group : body.value("/data/groups"_json_pointer, Json::array())) {
+      for (const auto& rule : group.value("rules", Json::array())) rules.push_back(rule);
+    }
+    return rules;
   }
 
  private:
@@ -160,6 +178,42 @@ TEST_CASE("Prometheus scrapes the operator and reads a failover back, and promto
   CHECK(testing::SampleValue(*exposition, "leader_election_master_status{name=\"" +
                                               std::string(OperatorReplicas::kLeaseName) + "\"}") ==
         1.0);
+
+  // The alert rules on the real series: each evaluates without error, the series they
+  // read exist with the labels and bucket they match on, and after one quick failover with
+  // a leader elected, none of the safety alerts fires.
+  Json rules;
+  CHECK_MESSAGE(testing::Eventually(
+                    [&] {
+                      rules = prometheus.AlertingRules();
+                      if (rules.size() != 7) return false;
+                      for (const auto& rule : rules) {
+                        if (rule.value("health", "") != "ok" ||
+                            rule.value("lastEvaluation", "").rfind("0001-", 0) == 0) {
+                          return false;
+                        }
+                      }
+                      return true;
+                    },
+                    30s, 250ms),
+                "the alert rules were not all evaluated cleanly: " << rules.dump());
+  CHECK(prometheus.Query("dpcm_domain_active_pods{" + labels + "}") == 1.0);
+  CHECK(prometheus.Query("sum(dpcm_domain_members{" + labels + "})") == 2.0);
+  CHECK(prometheus.Query("leader_election_master_status{name=\"dpcm-operator\"}") == 1.0);
+  // DpcmFailoverSlow's left side and DpcmFailoverFlapping's sum, without their thresholds.
+  CHECK(prometheus
+            .Query("dpcm_failover_duration_seconds_count{" + labels +
+                   "} - ignoring (le) dpcm_failover_duration_seconds_bucket{" + labels +
+                   ",le=\"1\"}")
+            .has_value());
+  CHECK(prometheus
+            .Query("sum by (namespace, domain) (dpcm_failovers_total{" + labels +
+                   "} - (dpcm_failovers_total offset 15m or dpcm_failovers_total * 0))")
+            .value_or(0) >= 1);
+  CHECK_FALSE(
+      prometheus
+          .Query("ALERTS{alertname=~\"DpcmDomainNoDC|DpcmDomainTwoDCs|DpcmOperatorNoLeader\"}")
+          .has_value());
 
   CHECK(prometheus.Stop() == 0);
   CHECK_FALSE(prometheus.Running());
