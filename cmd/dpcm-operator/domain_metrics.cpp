@@ -29,6 +29,10 @@ void MetricsDomainObserver::Counts(const std::string& ns, const std::string& dom
   metrics_.DomainMembers(ns, domain, domain::kRoleDc, false)->Set(counts.dc_unhealthy);
   metrics_.DomainMembers(ns, domain, domain::kRolePc, true)->Set(counts.pc_healthy);
   metrics_.DomainMembers(ns, domain, domain::kRolePc, false)->Set(counts.pc_unhealthy);
+  metrics_.DomainTerminatingMembers(ns, domain)->Set(counts.terminating);
+  for (const auto& [type, status] : counts.conditions) {
+    metrics_.DomainCondition(ns, domain, type)->Set(status ? 1 : 0);
+  }
 }
 
 void MetricsDomainObserver::Forget(const std::string& ns, const std::string& domain) {

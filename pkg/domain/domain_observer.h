@@ -16,7 +16,10 @@ struct DomainCounts {
   int dc_unhealthy = 0;
   int pc_healthy = 0;
   int pc_unhealthy = 0;
+  int terminating = 0;  // members whose pod is being deleted
   int64_t epoch = 0;
+  // The status conditions as written: type (Ready, Degraded, Progressing) → True?
+  std::vector<std::pair<std::string, bool>> conditions;
 };
 
 // One failover as the flight recorder saw it: each phase's end, counted from the moment

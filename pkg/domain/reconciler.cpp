@@ -133,8 +133,9 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   // Status, then the restarts it records (write-ahead).
   outcome.restarts = plan.restarts.book;
   outcome.restarts_in_flight = plan.restarts.in_flight;
-  ReportCounts(view);
-  if (Status s = WriteStatus(domain, BuildStatus(view, spec, plan, outcome)); !s.ok()) {
+  json status = BuildStatus(view, spec, plan, outcome);
+  ReportCounts(view, status);
+  if (Status s = WriteStatus(domain, std::move(status)); !s.ok()) {
     Failed(domain, Step::kStatus, s, outcome);
   } else if (!spec.paused) {
     Restart(domain, spec, view, plan.restarts, outcome);

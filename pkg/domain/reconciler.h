@@ -99,7 +99,8 @@ class DomainReconciler final : public controller::Reconciler {
   void UpdateRoleHooks(const DomainSpec& spec, const DomainView& view, const std::string& dc);
   // HealthCheckFailed / RoleHookFailed Events for members failing since the last status.
   void ReportPluginFailures(const nlohmann::json& domain, const DomainView& view);
-  void ReportCounts(const DomainView& view) const;
+  // Member counts and the conditions of `status` to the observer (metrics).
+  void ReportCounts(const DomainView& view, const nlohmann::json& status) const;
   void Forget(const std::string& ns, const std::string& name);
   Memory& MemoryOf(const std::string& key);
 

@@ -63,7 +63,7 @@ void DomainReconciler::ReportPluginFailures(const nlohmann::json& domain, const 
   }
 }
 
-void DomainReconciler::ReportCounts(const DomainView& view) const {
+void DomainReconciler::ReportCounts(const DomainView& view, const nlohmann::json& status) const {
   if (plugins_.observer == nullptr) return;
   DomainCounts counts;
   counts.epoch = view.lease.transitions;
@@ -73,6 +73,11 @@ void DomainReconciler::ReportCounts(const DomainView& view) const {
     } else {
       (m.healthy() ? counts.pc_healthy : counts.pc_unhealthy) += 1;
     }
+    counts.terminating += m.terminating() ? 1 : 0;
+  }
+  for (const auto& c : status.value("conditions", nlohmann::json::array())) {
+    if (c.is_object())
+      counts.conditions.emplace_back(c.value("type", ""), c.value("status", "") == "True");
   }
   plugins_.observer->Counts(view.ns, view.name, counts);
 }

@@ -177,6 +177,16 @@ class Metrics::DomainFamilies {
                                          MetricType::Counter,
                                          {"result"},
                                          Make<Counter>()};
+  DomainFamily<Gauge> condition{"dpcm_domain_condition",
+                                "The domain's status conditions: 1 when True, 0 when False.",
+                                MetricType::Gauge,
+                                {"type"},
+                                Make<Gauge>()};
+  DomainFamily<Gauge> terminating{"dpcm_domain_terminating_members",
+                                  "Members of the domain whose pod is being deleted.",
+                                  MetricType::Gauge,
+                                  {},
+                                  Make<Gauge>()};
   DomainFamily<Gauge> epoch{"dpcm_domain_epoch",
                             "The domain's epoch (its Lease's leaseTransitions).",
                             MetricType::Gauge,
@@ -193,6 +203,8 @@ class Metrics::DomainFamilies {
     pod_restarts_total.Forget(ns, domain);
     role_hooks_total.Forget(ns, domain);
     epoch.Forget(ns, domain);
+    condition.Forget(ns, domain);
+    terminating.Forget(ns, domain);
   }
 
   void CollectInto(std::vector<MetricFamily>& out) const {
@@ -205,6 +217,8 @@ class Metrics::DomainFamilies {
     pod_restarts_total.CollectInto(out);
     role_hooks_total.CollectInto(out);
     epoch.CollectInto(out);
+    condition.CollectInto(out);
+    terminating.CollectInto(out);
   }
 };
 
@@ -335,6 +349,16 @@ std::shared_ptr<Counter> Metrics::RoleHooksTotal(const std::string& ns, const st
 
 std::shared_ptr<Gauge> Metrics::DomainEpoch(const std::string& ns, const std::string& domain) {
   return domains_->epoch.Get({ns, domain});
+}
+
+std::shared_ptr<Gauge> Metrics::DomainCondition(const std::string& ns, const std::string& domain,
+                                                const std::string& type) {
+  return domains_->condition.Get({ns, domain, type});
+}
+
+std::shared_ptr<Gauge> Metrics::DomainTerminatingMembers(const std::string& ns,
+                                                         const std::string& domain) {
+  return domains_->terminating.Get({ns, domain});
 }
 
 void Metrics::ForgetDomain(const std::string& ns, const std::string& domain) {

@@ -80,6 +80,14 @@ class Metrics {
                                                       const std::string& result);
   // dpcm_domain_epoch{namespace,domain}: the Lease's leaseTransitions.
   std::shared_ptr<prometheus::Gauge> DomainEpoch(const std::string& ns, const std::string& domain);
+  // dpcm_domain_condition{namespace,domain,type}: the status condition `type` (Ready,
+  // Degraded, Progressing), 1 when True.
+  std::shared_ptr<prometheus::Gauge> DomainCondition(const std::string& ns,
+                                                     const std::string& domain,
+                                                     const std::string& type);
+  // dpcm_domain_terminating_members{namespace,domain}: members whose pod is being deleted.
+  std::shared_ptr<prometheus::Gauge> DomainTerminatingMembers(const std::string& ns,
+                                                              const std::string& domain);
   // Drops every dpcm_* series of the domain `ns`/`domain` from the exposition (call when
   // the ProcessDomain is deleted). A later accessor call starts the series from zero.
   void ForgetDomain(const std::string& ns, const std::string& domain);
