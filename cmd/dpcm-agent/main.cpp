@@ -53,6 +53,12 @@ void RouteRole(httplib::Server& server, Agent& agent, bool long_poll) {
 
 // Binds `server` to host:port now (so that a taken port fails the start), serves it on a thread.
 bool Serve(httplib::Server& server, const std::string& host, int port, std::thread& thread) {
+  // cpp-httplib's default adds SO_REUSEPORT, which would let a second agent bind the same
+  // address and port and take half the requests: with SO_REUSEADDR alone that bind fails.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (!server.bind_to_port(host, port)) {
     spdlog::error("cannot listen on {}:{}", host, port);
     return false;
@@ -111,6 +117,8 @@ int main(int argc, char** argv) {
   });
   RouteRole(server, agent, /*long_poll=*/false);  // the same record, answered at once
   httplib::Server role_server;
+  // Each waiting long-poll holds one thread.
+  role_server.new_task_queue = [] { return new httplib::ThreadPool(32); };
   RouteRole(role_server, agent, /*long_poll=*/true);
 
   std::thread serving;
