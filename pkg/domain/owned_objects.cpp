@@ -92,7 +92,16 @@ json BuildPod(const json& domain, const DomainSpec& spec, int ordinal,
     const bool present = std::any_of(containers.begin(), containers.end(), [](const json& c) {
       return c.is_object() && c.value("name", "") == kAgentContainerName;
     });
-    if (!present) containers.push_back(AgentContainer(name, spec.agent, agent));
+    if (!present) {
+      json sidecar = AgentContainer(name, spec.agent, agent);
+      // The commands run in the agent's container: give them the application's volumes
+      // (scripts from a ConfigMap, the state an emptyDir holds) at the same paths.
+      if (!containers.empty() && containers[0].is_object() &&
+          containers[0].contains("volumeMounts") && containers[0]["volumeMounts"].is_array()) {
+        sidecar["volumeMounts"] = containers[0]["volumeMounts"];
+      }
+      containers.push_back(std::move(sidecar));
+    }
   }
   return pod;
 }

@@ -19,7 +19,8 @@ bool OwnedByDomain(const nlohmann::json& object, const std::string& domain_name)
 // Pod "<domain>-<ordinal>" from spec.template, labeled dpcm.io/domain=<domain> and
 // dpcm.io/role=pc (a pod is never created as DC), owned by the domain. With
 // spec.agent.enabled, the dpcm-agent container is added (unless the template has a
-// container of that name already): AgentContainer().
+// container of that name already): AgentContainer(), with the first container's
+// volumeMounts, so that the commands it runs see the application's volumes.
 nlohmann::json BuildPod(const nlohmann::json& domain, const DomainSpec& spec, int ordinal,
                         const AgentInjection& agent = {});
 

@@ -82,6 +82,14 @@ TEST_CASE("BuildPod adds the dpcm-agent sidecar to domains that enable it") {
   CHECK(json::parse(env["DPCM_AGENT_HEALTH_COMMAND"]["value"].get<std::string>())["command"][0] ==
         "/bin/check");
   CHECK(env.count("DPCM_AGENT_ROLE_HOOK_COMMAND") == 0);
+  CHECK_FALSE(agent.contains("volumeMounts"));
+
+  // The commands see the application's volumes at the same paths.
+  json mounted = spec;
+  mounted["template"]["spec"]["containers"][0]["volumeMounts"] =
+      json::array({{{"name", "scripts"}, {"mountPath", "/scripts"}}});
+  const json with_volumes = BuildPod(Domain(mounted), Parse(Domain(mounted)), 0, {});
+  CHECK(with_volumes["spec"]["containers"][1]["volumeMounts"][0]["mountPath"] == "/scripts");
 
   // A template that brings its own agent keeps it; without spec.agent nothing is added.
   json own = spec;
