@@ -51,6 +51,11 @@ std::vector<RoleLine> ReadRoles(const std::string& path) {
 Json AgentDomain(const std::string& name, const std::string& dir) {
   Json domain = OperatorEnv::SampleDomain(name, 2);
   domain["spec"]["agent"] = {{"enabled", true}};
+  // The application follows its agent's role API (on the pod's address in the test world).
+  Json& app = domain["spec"]["template"]["spec"]["containers"][0];
+  app["env"] = Json::array(
+      {{{"name", "POD_IP"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}});
+  app["args"].push_back("--role-api=$(POD_IP):8720");
   const Json env = Json::array({{{"name", "DIR"}, {"value", dir}}});
   domain["spec"]["health"] = {
       {"periodSeconds", 1},
@@ -176,6 +181,23 @@ TEST_CASE("agent: command checks and role hooks run in the member, and a failove
   }
   CHECK(demoted_at > 0);
   CHECK(demoted_at < promoted_at);
+
+  // The sample app took its new role from the agent's role API, and the old DC's app its
+  // demotion.
+  auto took = [&](const std::string& pod, const std::string& role) {
+    std::istringstream log(s.env.PodLog(s.ns, pod));
+    for (std::string line; std::getline(log, line);) {
+      const Json entry = Json::parse(line, nullptr, false);
+      if (entry.is_object() && entry.value("event", "") == "role" &&
+          entry.value("source", "") == "agent" && entry.value("role", "") == role &&
+          entry.value("epoch", int64_t{-1}) == new_epoch) {
+        return true;
+      }
+    }
+    return false;
+  };
+  CHECK(Eventually([&] { return took(pc, "dc"); }));
+  CHECK(Eventually([&] { return took(dc, "pc"); }));
   s.WaitRunning("ag", 2);
   std::filesystem::remove_all(dir);
 }
