@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -199,6 +200,43 @@ TEST_CASE("agent: command checks and role hooks run in the member, and a failove
   CHECK(Eventually([&] { return took(pc, "dc"); }));
   CHECK(Eventually([&] { return took(dc, "pc"); }));
   s.WaitRunning("ag", 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("agent: the new DC's application learns its role through GET /role within ms") {
+  // Figures, not a timed test: label change (seen by the watcher) -> long-poll answer.
+  Scenario s;
+  const std::string dir = TestEnv::Dir() + "/agent-e2e-" + s.ns;
+  std::filesystem::create_directories(dir);
+  s.Create(AgentDomain("al", dir));
+  std::vector<long long> latencies;
+  for (int trial = 0; trial < 5; ++trial) {
+    const std::string dc = s.WaitRunning("al", 2);
+    const std::string pc = dc == "al-0" ? "al-1" : "al-0";
+    const std::string pc_ip = s.Pod(pc).value("/status/podIP"_json_pointer, "");
+    Json before;
+    REQUIRE(Eventually([&] {
+      before = GetRole(pc_ip, "", 2);
+      return before.is_object() && before.value("role", "") == "pc";
+    }));
+    auto long_poll = std::async(std::launch::async, [&] {
+      Json role =
+          GetRole(pc_ip, "?after=" + std::to_string(before.value("version", 0)) + "&wait=30s", 30);
+      return std::make_pair(role, WallClock::now());
+    });
+    REQUIRE(s.env.KillPodProcess(s.ns, dc).ok());  // the application, not its agent
+    auto change = s.watcher.WaitForNewDc("al", dc, 30s);
+    REQUIRE(change.has_value());
+    const auto [role, answered] = long_poll.get();
+    REQUIRE(role.is_object());
+    CHECK(role.value("role", "") == "dc");
+    latencies.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(answered - change->seen).count());
+  }
+  std::sort(latencies.begin(), latencies.end());
+  MESSAGE("label -> GET /role long-poll answer over "
+          << latencies.size() << " failovers: p50 " << latencies[latencies.size() / 2] / 1000.0
+          << " ms, max " << latencies.back() / 1000.0 << " ms");
   std::filesystem::remove_all(dir);
 }
 
