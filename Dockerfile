@@ -22,8 +22,8 @@ COPY CMakeLists.txt ./
 COPY cmd/ cmd/
 COPY pkg/ pkg/
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DDPCM_BUILD_TESTS=OFF \
- && cmake --build /build --target dpcm-operator -j"$(nproc)" \
- && strip /build/bin/dpcm-operator
+ && cmake --build /build --target dpcm-operator dpcm-agent -j"$(nproc)" \
+ && strip /build/bin/dpcm-operator /build/bin/dpcm-agent
 
 FROM debian:bookworm-slim
 # The packages of the shared libraries `ldd dpcm-operator` lists beyond the base
@@ -36,6 +36,8 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/bin/dpcm-operator /usr/local/bin/dpcm-operator
+# The agent sidecar (--agent-image defaults to this image; it runs `dpcm-agent` by name).
+COPY --from=build /build/bin/dpcm-agent /usr/local/bin/dpcm-agent
 # The distroless "nonroot" ids; the chart and manifests run as 65532:65532 too.
 USER 65532:65532
 EXPOSE 8080 8081

@@ -46,14 +46,19 @@ node_field() {
   sed -n "s/^$2=//p" "$file"
 }
 
-# pod_pids NODE: the container pids of the pods bound to NODE, from the shared state dir.
+# pod_pids NODE: the container pids of the pods bound to NODE, from the shared state dir
+# (the first container's is <pod>.pid, each other container's <pod>.<container>.pid).
 pod_pids() {
-  local node="$1" state_dir ns pod
+  local node="$1" state_dir ns pod first others name
   state_dir="$(node_field "$node" state_dir)"
   kube get pods -A --field-selector "spec.nodeName=$node" \
-    -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' |
-    while read -r ns pod; do
-      [ -n "$pod" ] && [ -f "$state_dir/$ns/$pod.pid" ] && cat "$state_dir/$ns/$pod.pid"
+    -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{" "}{.spec.containers[*].name}{"\n"}{end}' |
+    while read -r ns pod first others; do
+      [ -n "$pod" ] || continue
+      [ -f "$state_dir/$ns/$pod.pid" ] && cat "$state_dir/$ns/$pod.pid"
+      for name in $others; do
+        [ -f "$state_dir/$ns/$pod.$name.pid" ] && cat "$state_dir/$ns/$pod.$name.pid"
+      done
     done
   return 0
 }

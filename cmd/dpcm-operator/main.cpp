@@ -212,7 +212,9 @@ int Run(int argc, char** argv) {
   MetricsDomainObserver domain_metrics(metrics);
   domain::DomainReconciler reconciler(
       **client, {domains.store(), pods.store(), leases.store(), services.store(), &adoption},
-      recorder, {&health_monitor, &role_hooks, &domain_metrics});
+      recorder,
+      {&health_monitor, &role_hooks, &domain_metrics,
+       domain::AgentInjection{options->agent_image, options->agent_role_bind_address}});
   controller::ControllerOptions controller_options;
   controller_options.name = "processdomain";
   controller_options.workers = options->workers;

@@ -52,6 +52,10 @@ Flags:
   --kube-api-burst B                 client-side burst (default 30)
   --log-level LEVEL                  trace|debug|info|warn|error (default info)
   --log-format FORMAT                text|json (default text)
+  --agent-image IMAGE                dpcm-agent sidecar for domains with spec.agent.enabled
+                                     (default ghcr.io/dpcm/dpcm-operator:0.1.0, which holds it)
+  --agent-role-bind-address ADDR     the agent's role API in each member (default 127.0.0.1:8720;
+                                     $(POD_IP):8720 where pods share a loopback, as in the test world)
   --help
 )";
 }
@@ -83,6 +87,8 @@ Result<OperatorOptions> ParseOptions(int argc, const char* const* argv) {
       {"leader-election-renew-deadline", integer(o.renew_deadline_seconds, 1)},
       {"leader-election-retry-period", integer(o.retry_period_seconds, 1)},
       {"metrics-bind-address", str(o.metrics_bind_address)},
+      {"agent-image", str(o.agent_image)},
+      {"agent-role-bind-address", str(o.agent_role_bind_address)},
       {"health-probe-bind-address", str(o.health_probe_bind_address)},
       {"workers", integer(o.workers, 1)},
       {"kube-api-burst", integer(o.kube_api_burst, 1)},

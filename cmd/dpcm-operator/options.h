@@ -24,6 +24,10 @@ struct OperatorOptions {
   int kube_api_burst = 30;
   std::string log_level = "info";
   std::string log_format = "text";
+  // The image of the dpcm-agent sidecar added to members of domains with spec.agent
+  // enabled (the operator's image holds the agent too), and the agent's role API address.
+  std::string agent_image = "ghcr.io/dpcm/dpcm-operator:0.1.0";
+  std::string agent_role_bind_address = "127.0.0.1:8720";
   bool help = false;
 };
 

@@ -11,15 +11,21 @@ using nlohmann::json;
 using object::Meta;
 
 ChildWriter::ChildWriter(client::ApiClient& client, const cache::Store& pods,
-                         const cache::Store& leases, const cache::Store& services)
-    : client_(client), pods_(pods), leases_(leases), services_(services) {}
+                         const cache::Store& leases, const cache::Store& services,
+                         AgentInjection agent)
+    : client_(client),
+      pods_(pods),
+      leases_(leases),
+      services_(services),
+      agent_(std::move(agent)) {}
 
 Status ChildWriter::CreatePods(const json& domain, const DomainSpec& spec,
                                const std::vector<int>& ordinals) {
   const std::string ns = Meta(domain, "namespace");
   for (const int ordinal : ordinals) {
     const std::string pod_name = Meta(domain, "name") + "-" + std::to_string(ordinal);
-    auto created = client_.Create(client::resources::Pods(), ns, BuildPod(domain, spec, ordinal));
+    auto created =
+        client_.Create(client::resources::Pods(), ns, BuildPod(domain, spec, ordinal, agent_));
     if (!created.ok() && !created.status().IsAlreadyExists()) {
       return created.status().WithContext("create pod " + pod_name);
     }

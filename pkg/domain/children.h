@@ -19,8 +19,9 @@ namespace dpcm::domain {
 class ChildWriter {
  public:
   // Everything passed must outlive the writer. The stores are read, never written.
+  // `agent` says how dpcm-agent is added to the pods of domains that enable it.
   ChildWriter(client::ApiClient& client, const cache::Store& pods, const cache::Store& leases,
-              const cache::Store& services);
+              const cache::Store& services, AgentInjection agent = {});
 
   // Creates the managed pods "<domain>-<ordinal>" from the template.
   Status CreatePods(const nlohmann::json& domain, const DomainSpec& spec,
@@ -43,6 +44,7 @@ class ChildWriter {
   const cache::Store& pods_;
   const cache::Store& leases_;
   const cache::Store& services_;
+  const AgentInjection agent_;
 };
 
 }  // namespace dpcm::domain

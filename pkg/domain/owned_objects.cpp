@@ -1,5 +1,7 @@
 #include "pkg/domain/owned_objects.h"
 
+#include <algorithm>
+
 namespace dpcm::domain {
 
 using nlohmann::json;
@@ -30,7 +32,42 @@ bool OwnedByDomain(const json& object, const std::string& domain_name) {
   return false;
 }
 
-json BuildPod(const json& domain, const DomainSpec& spec, int ordinal) {
+json AgentContainer(const std::string& domain_name, const AgentSpec& spec,
+                    const AgentInjection& injection) {
+  auto field = [](const char* name, const char* path) {
+    return json{{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
+  };
+  json env = json::array({field("POD_NAME", "metadata.name"),
+                          field("POD_NAMESPACE", "metadata.namespace"),
+                          field("POD_IP", "status.podIP"),
+                          {{"name", "DPCM_DOMAIN"}, {"value", domain_name}}});
+  if (!spec.health_command_json.empty()) {
+    env.push_back({{"name", "DPCM_AGENT_HEALTH_COMMAND"}, {"value", spec.health_command_json}});
+  }
+  if (!spec.role_hook_command_json.empty()) {
+    env.push_back(
+        {{"name", "DPCM_AGENT_ROLE_HOOK_COMMAND"}, {"value", spec.role_hook_command_json}});
+  }
+  return {
+      {"name", kAgentContainerName},
+      {"image", injection.image},
+      {"command", json::array({"dpcm-agent"})},
+      {"args",
+       json::array({"--port=" + std::to_string(spec.port),
+                    "--role-bind-address=" + injection.role_bind_address,
+                    "--health-timeout-ms=" + std::to_string(spec.health_timeout.count()),
+                    "--role-hook-timeout-ms=" + std::to_string(spec.role_hook_timeout.count())})},
+      {"env", std::move(env)},
+      {"ports",
+       json::array({{{"name", "dpcm-agent"}, {"containerPort", spec.port}, {"protocol", "TCP"}}})},
+      {"securityContext",
+       {{"allowPrivilegeEscalation", false},
+        {"readOnlyRootFilesystem", true},
+        {"capabilities", {{"drop", json::array({"ALL"})}}}}}};
+}
+
+json BuildPod(const json& domain, const DomainSpec& spec, int ordinal,
+              const AgentInjection& agent) {
   const std::string name = domain["metadata"].value("name", "");
   const json& tmpl = *spec.pod_template;
   json metadata =
@@ -49,6 +86,23 @@ json BuildPod(const json& domain, const DomainSpec& spec, int ordinal) {
   pod["spec"] = tmpl["spec"];
   // Stable network identity inside the pod, as a StatefulSet gives.
   if (!pod["spec"].contains("hostname")) pod["spec"]["hostname"] = metadata["name"];
+  if (spec.agent.enabled && pod["spec"].contains("containers") &&
+      pod["spec"]["containers"].is_array()) {
+    json& containers = pod["spec"]["containers"];
+    const bool present = std::any_of(containers.begin(), containers.end(), [](const json& c) {
+      return c.is_object() && c.value("name", "") == kAgentContainerName;
+    });
+    if (!present) {
+      json sidecar = AgentContainer(name, spec.agent, agent);
+      // The commands run in the agent's container: give them the application's volumes
+      // (scripts from a ConfigMap, the state an emptyDir holds) at the same paths.
+      if (!containers.empty() && containers[0].is_object() &&
+          containers[0].contains("volumeMounts") && containers[0]["volumeMounts"].is_array()) {
+        sidecar["volumeMounts"] = containers[0]["volumeMounts"];
+      }
+      containers.push_back(std::move(sidecar));
+    }
+  }
   return pod;
 }
 

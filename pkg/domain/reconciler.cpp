@@ -35,7 +35,7 @@ std::string Milliseconds(SteadyDuration d) {
 }  // namespace
 
 DomainReconciler::DomainReconciler(client::ApiClient& client, DomainCaches caches,
-                                   events::EventRecorder& events, DomainPlugins plugins,
+                                   events::EventRecorder& events, const DomainPlugins& plugins,
                                    Clock& clock)
     : client_(client),
       caches_(caches),
@@ -43,7 +43,7 @@ DomainReconciler::DomainReconciler(client::ApiClient& client, DomainCaches cache
       plugins_(plugins),
       clock_(clock),
       pod_lease_api_(client),
-      children_(client, caches.pods, caches.leases, caches.services) {}
+      children_(client, caches.pods, caches.leases, caches.services, plugins.agent) {}
 
 DomainReconciler::Memory& DomainReconciler::MemoryOf(const std::string& key) {
   std::lock_guard lock(memory_mutex_);

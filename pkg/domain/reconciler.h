@@ -46,6 +46,8 @@ struct DomainPlugins {
   health::HealthMonitor* health = nullptr;
   rolehook::RoleHookRunner* hooks = nullptr;
   DomainObserver* observer = nullptr;
+  // How dpcm-agent is added to the managed pods of domains that enable it (spec.agent).
+  AgentInjection agent;
 };
 
 // Level-based: each call looks at the domain as the caches show it now and moves the
@@ -64,7 +66,7 @@ class DomainReconciler final : public controller::Reconciler {
  public:
   // Everything passed must outlive the reconciler.
   DomainReconciler(client::ApiClient& client, DomainCaches caches, events::EventRecorder& events,
-                   DomainPlugins plugins = {}, Clock& clock = RealClock::Instance());
+                   const DomainPlugins& plugins = {}, Clock& clock = RealClock::Instance());
 
   Result<controller::ReconcileResult> Reconcile(const controller::Request& request,
                                                 const std::stop_token& stop) override;

@@ -117,8 +117,11 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
     return Fail(error);
   }
 
+  if (s.contains("agent") && !s["agent"].is_null() && !ParseAgent(s["agent"], spec.agent, error)) {
+    return Fail(error);
+  }
   if (s.contains("health") && !s["health"].is_null() &&
-      !ParseHealth(s["health"], spec.health, error)) {
+      !ParseHealth(s["health"], spec.health, spec.agent, error)) {
     return Fail(error);
   }
   if (s.contains("restart") && !s["restart"].is_null() &&
@@ -126,7 +129,7 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
     return Fail(error);
   }
   if (s.contains("roleHooks") && !s["roleHooks"].is_null() &&
-      !ParseRoleHooks(s["roleHooks"], spec.role_hooks, error)) {
+      !ParseRoleHooks(s["roleHooks"], spec.role_hooks, spec.agent, error)) {
     return Fail(error);
   }
 

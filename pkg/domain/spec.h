@@ -1,6 +1,7 @@
 // The ProcessDomain spec as C++ values, with defaults, and the checks a CRD schema cannot make.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -45,6 +46,35 @@ struct RestartSpec {
   int max_concurrent = 1;
 };
 
+// The container name and port of dpcm-agent in a member pod.
+inline constexpr const char* kAgentContainerName = "dpcm-agent";
+inline constexpr int kDefaultAgentPort = 8719;
+
+// spec.agent: dpcm-agent as a sidecar in every member. With it, `command` health checks
+// and role hooks are allowed: the agent runs them inside the member pod and the operator
+// reaches the agent over HTTP (GET /healthz, POST /dpcm/role on `port`); the operator
+// itself never runs them. Managed mode injects the agent container; adopt mode expects it
+// in the pods.
+struct AgentSpec {
+  bool enabled = false;
+  int port = kDefaultAgentPort;
+  // spec.health.command and spec.roleHooks.command as JSON, for the agent's environment;
+  // empty when not set.
+  std::string health_command_json;
+  std::string role_hook_command_json;
+  // The agent's own time limits for them: shorter than the operator's HTTP timeout, so that
+  // the agent's answer (with its reason) arrives before the operator gives up.
+  std::chrono::milliseconds health_timeout{800};
+  std::chrono::milliseconds role_hook_timeout{1800};
+};
+
+// How the operator injects the agent into managed pods (operator flags, not the spec).
+struct AgentInjection {
+  std::string image;  // --agent-image
+  // --agent-role-bind-address: the agent's --role-bind-address ($(POD_IP) is expanded).
+  std::string role_bind_address = "127.0.0.1:8720";
+};
+
 // Only the parts the reconciler acts on; the rest of the object stays JSON.
 struct DomainSpec {
   int replicas = 1;
@@ -54,6 +84,7 @@ struct DomainSpec {
   health::ProbeSpec health;
   RestartSpec restart;
   rolehook::HookSpec role_hooks;
+  AgentSpec agent;
   std::vector<ServicePort> service_ports;
   bool paused = false;
 
@@ -71,8 +102,10 @@ struct SpecError {
 // usable (renewDeadline >= leaseDuration, a template without containers, both or
 // neither of template and selector, two health plugins, timeoutSeconds > periodSeconds,
 // backoff maxSeconds < initialSeconds), is a SpecError; nothing here throws. A `command`
-// health check or role hook is a SpecError too: the operator never runs a program named
-// by a ProcessDomain (such programs belong in the member pod).
+// health check or role hook is a SpecError too unless spec.agent.enabled: the operator
+// never runs a program named by a ProcessDomain. With the agent, such a command is handed
+// to the agent (AgentSpec) and the parsed health check / role hook becomes http to the
+// agent's port, so that nothing the operator runs can be a command.
 Result<DomainSpec> ParseSpec(const nlohmann::json& domain, SpecError* error);
 
 }  // namespace dpcm::domain

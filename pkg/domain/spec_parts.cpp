@@ -99,7 +99,13 @@ bool ReadPath(const json& parent, const std::string& path, std::string& out, Spe
 // operator's rights, which whoever may write a ProcessDomain would then borrow.
 constexpr const char* kCommandRefused =
     "is not run: the operator never runs a program named by a ProcessDomain (it would run "
-    "with the operator's rights, not in the member pod); use http or tcp";
+    "with the operator's rights, not in the member pod); use http or tcp, or enable "
+    "spec.agent to run it in the member pod";
+
+// What the agent is given for a command: less time than the operator waits for its answer.
+std::chrono::milliseconds AgentTimeout(std::chrono::milliseconds operator_timeout) {
+  return std::max(operator_timeout * 4 / 5, operator_timeout - std::chrono::milliseconds(500));
+}
 
 // command: {command: [argv...], env: [{name, value}]}: its shape is checked before it is
 // refused, so that a malformed one is named as such.
@@ -149,7 +155,23 @@ int CountSet(const json& parent, std::initializer_list<const char*> keys) {
 
 }  // namespace
 
-bool ParseHealth(const json& h, health::ProbeSpec& out, SpecError* error) {
+bool ParseAgent(const json& a, AgentSpec& out, SpecError* error) {
+  const std::string path = "spec.agent";
+  if (!a.is_object()) {
+    *error = {path, "must be an object"};
+    return false;
+  }
+  if (a.contains("enabled")) {
+    if (!a["enabled"].is_boolean()) {
+      *error = {path + ".enabled", "must be true or false"};
+      return false;
+    }
+    out.enabled = a["enabled"].get<bool>();
+  }
+  return !a.contains("port") || ReadPort(a, path, out.port, error);
+}
+
+bool ParseHealth(const json& h, health::ProbeSpec& out, AgentSpec& agent, SpecError* error) {
   const std::string path = "spec.health";
   if (!h.is_object()) {
     *error = {path, "must be an object"};
@@ -209,8 +231,18 @@ bool ParseHealth(const json& h, health::ProbeSpec& out, SpecError* error) {
     if (!ReadCommand(h["command"], path + ".command", out.command.argv, out.command.env, error)) {
       return false;
     }
-    *error = {path + ".command", kCommandRefused};
-    return false;
+    if (!agent.enabled) {
+      *error = {path + ".command", kCommandRefused};
+      return false;
+    }
+    // The agent runs it; the operator only asks the agent.
+    agent.health_command_json = h["command"].dump();
+    agent.health_timeout = AgentTimeout(out.timeout);
+    out.kind = health::ProbeKind::kHttp;
+    out.command = {};
+    out.http = {};
+    out.http.port = agent.port;
+    out.http.path = "/healthz";
   }
   return true;
 }
@@ -241,7 +273,7 @@ bool ParseRestart(const json& r, RestartSpec& out, SpecError* error) {
   return true;
 }
 
-bool ParseRoleHooks(const json& r, rolehook::HookSpec& out, SpecError* error) {
+bool ParseRoleHooks(const json& r, rolehook::HookSpec& out, AgentSpec& agent, SpecError* error) {
   const std::string path = "spec.roleHooks";
   if (!r.is_object()) {
     *error = {path, "must be an object"};
@@ -267,8 +299,18 @@ bool ParseRoleHooks(const json& r, rolehook::HookSpec& out, SpecError* error) {
     }
   } else if (r.contains("command") && !r["command"].is_null()) {
     if (!ReadCommand(r["command"], path + ".command", out.argv, out.env, error)) return false;
-    *error = {path + ".command", kCommandRefused};
-    return false;
+    if (!agent.enabled) {
+      *error = {path + ".command", kCommandRefused};
+      return false;
+    }
+    // The agent runs it (ensure-active / ensure-passive) and answers the operator's POST.
+    agent.role_hook_command_json = r["command"].dump();
+    agent.role_hook_timeout = AgentTimeout(out.timeout);
+    out.kind = rolehook::HookKind::kHttp;
+    out.argv.clear();
+    out.env.clear();
+    out.http_port = agent.port;
+    out.http_path = "/dpcm/role";
   }
   return true;
 }

@@ -26,8 +26,14 @@ bool IsLabelSegment(std::string_view text, bool may_be_empty);
 // A label key: an optional DNS subdomain prefix and '/', then a name segment.
 bool IsLabelKey(std::string_view key);
 
-bool ParseHealth(const nlohmann::json& h, health::ProbeSpec& out, SpecError* error);
+// spec.agent: enabled and port.
+bool ParseAgent(const nlohmann::json& a, AgentSpec& out, SpecError* error);
+// spec.health and spec.roleHooks. A `command` is refused unless agent.enabled; then it is
+// stored in `agent` and `out` becomes http to the agent (GET /healthz, POST /dpcm/role).
+bool ParseHealth(const nlohmann::json& h, health::ProbeSpec& out, AgentSpec& agent,
+                 SpecError* error);
 bool ParseRestart(const nlohmann::json& r, RestartSpec& out, SpecError* error);
-bool ParseRoleHooks(const nlohmann::json& r, rolehook::HookSpec& out, SpecError* error);
+bool ParseRoleHooks(const nlohmann::json& r, rolehook::HookSpec& out, AgentSpec& agent,
+                    SpecError* error);
 
 }  // namespace dpcm::domain

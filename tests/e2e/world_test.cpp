@@ -348,5 +348,40 @@ TEST_CASE("a crash of the DC's node: node lifecycle marks it NotReady, dpcm elec
   s.WaitRunning("nc", 3);
 }
 
+TEST_CASE("every container of a pod runs on the pod's address, each with its own status") {
+  Scenario s;
+  Json domain = OperatorEnv::SampleDomain("mc", 1);
+  Json sidecar = OperatorEnv::SampleContainer();
+  sidecar["name"] = "sidecar";
+  sidecar["args"] = Json::array({"--port=8081"});
+  // Ready only when it answers on the pod's address: the containers share it.
+  sidecar["readinessProbe"] = {{"httpGet", {{"path", "/healthz"}, {"port", 8081}}},
+                               {"periodSeconds", 1},
+                               {"failureThreshold", 1}};
+  domain["spec"]["template"]["spec"]["containers"].push_back(sidecar);
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("mc", 1);
+  auto statuses = [&] { return s.Pod(dc).value("/status/containerStatuses"_json_pointer, Json()); };
+  const Json before = statuses();
+  REQUIRE(before.size() == 2);
+  CHECK(before[0].value("name", "") == "app");
+  CHECK(before[1].value("name", "") == "sidecar");
+  for (const auto& container : before) {
+    CHECK(container.value("ready", false));
+    CHECK(container.contains("/state/running"_json_pointer));
+  }
+  CHECK(before[0].value("containerID", "") != before[1].value("containerID", ""));
+
+  // The sidecar dies: only its own restartCount grows, the app's process is untouched, and
+  // the pod is not Ready while it is down (as the kubelet reports it).
+  REQUIRE(s.env.nodes().KillPodProcess(s.ns, dc, "sidecar").ok());
+  CHECK(Eventually([&] {
+    const Json now = statuses();
+    return now.size() == 2 && now[1].value("restartCount", 0) == 1 &&
+           now[1].value("ready", false) && now[0].value("restartCount", -1) == 0 &&
+           now[0].value("containerID", "") == before[0].value("containerID", "");
+  }));
+}
+
 }  // namespace
 }  // namespace dpcm

@@ -28,9 +28,9 @@ namespace {
 constexpr const char* kUsage = R"(Usage: dpcm-podsim [flags]
 
 Plays the kubelet of one node for a control plane without one: registers a Ready
-Node, renews its Lease in kube-node-lease and keeps its status Ready; runs the first
+Node, renews its Lease in kube-node-lease and keeps its status Ready; runs every
 container of each pod the scheduler bound to it as a local process (command + args, no
-shell) on its own loopback IP, probes it, restarts it, and writes pod status.
+shell), all on the pod's own IP, probes them, restarts them, and writes pod status.
 
 Flags:
   --kubeconfig PATH          kubeconfig (default $KUBECONFIG, then in-cluster, ~/.kube/config)

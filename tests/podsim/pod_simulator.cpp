@@ -56,20 +56,17 @@ milliseconds Until(Clock::Monotonic::time_point at, Clock::Monotonic::time_point
 
 }  // namespace
 
-struct PodSimulator::PodRuntime {
-  std::string uid;
-  std::string ns;
+// One container of a pod as it runs here: its process, probes and restart back-off. Its
+// reported state is the matching entry of PodRuntime::state.containers.
+struct PodSimulator::ContainerRuntime {
+  size_t index = 0;  // in spec.containers
   std::string name;
-  std::string key;
-  PodRunState state;
   std::filesystem::path pid_path;
   std::filesystem::path log_path;
 
   pid_t pid = 0;     // the running instance's process, 0 when none
   int instance = 0;  // counts started instances; probes carry it to spot stale results
   Clock::Monotonic::time_point started_mono;
-  std::string restart_policy = "Always";
-  std::chrono::seconds termination_grace{30};  // spec.terminationGracePeriodSeconds
 
   std::optional<ProbeSpec> readiness;
   std::optional<ProbeSpec> liveness;
@@ -84,11 +81,29 @@ struct PodSimulator::PodRuntime {
   bool terminating = false;  // SIGTERM sent to the running instance
   bool killed = false;       // SIGKILL sent to it
   Clock::Monotonic::time_point kill_at;
+};
+
+struct PodSimulator::PodRuntime {
+  std::string uid;
+  std::string ns;
+  std::string name;
+  std::string key;
+  PodRunState state;
+  std::vector<ContainerRuntime> containers;  // parallel to state.containers
+
+  std::string restart_policy = "Always";
+  std::chrono::seconds termination_grace{30};  // spec.terminationGracePeriodSeconds
+
   bool deleting = false;  // the pod has a deletionTimestamp
   bool delete_sent = false;
   bool stale = false;  // the pod vanished or was replaced (another uid)
 
   Json last_status;  // the status last written successfully
+
+  bool AnyRunning() const {
+    return std::any_of(containers.begin(), containers.end(),
+                       [](const ContainerRuntime& c) { return c.pid != 0; });
+  }
 };
 
 // What a reconcile pass asks of the API server, done after the lock is released.
@@ -213,10 +228,15 @@ std::optional<milliseconds> PodSimulator::Reconcile(const std::string& key) {
     if (written.ok()) {
       const auto took =
           std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now() - started);
-      const Json& cs = (*actions.status)["containerStatuses"][0];
-      spdlog::info("pod {}: status written: phase={} ready={} restarts={} state={} ({} us)", key,
-                   (*actions.status)["phase"].get<std::string>(), cs["ready"].get<bool>(),
-                   cs["restartCount"].get<int>(), cs["state"].begin().key(), took.count());
+      std::string containers;
+      for (const Json& cs : (*actions.status)["containerStatuses"]) {
+        containers += " " + cs["name"].get<std::string>() + "=" + cs["state"].begin().key() +
+                      (cs["ready"].get<bool>() ? "/ready" : "") + "/restarts " +
+                      std::to_string(cs["restartCount"].get<int>());
+      }
+      spdlog::info("pod {}: status written: phase={} ready={}{} ({} us)", key,
+                   (*actions.status)["phase"].get<std::string>(),
+                   ConditionOf(*actions.status, "Ready"), containers, took.count());
       std::lock_guard lock(mutex_);
       const auto it = runtimes_.find(actions.uid);
       if (it != runtimes_.end()) it->second->last_status = *actions.status;
@@ -287,33 +307,43 @@ void PodSimulator::ReconcileLocked(const std::string& key, const cache::ObjectPt
   const auto now = clock_.Now();
 
   rt.deleting = deleting;
-  if (deleting && rt.pid != 0 && !rt.terminating) {
-    const int64_t grace = IntField(*pod, "/metadata/deletionGracePeriodSeconds"_json_pointer)
-                              .value_or(rt.termination_grace.count());
-    TerminateLocked(
-        rt, std::min<milliseconds>(std::chrono::seconds(grace), options_.max_termination_grace),
-        "pod is being deleted", actions);
-  }
-  if (rt.pid != 0 && rt.terminating && !rt.killed) {
-    if (now >= rt.kill_at) {
-      spdlog::info("pod {}: grace period over, SIGKILL pid {}", key, rt.pid);
-      SignalProcess(rt.pid, SIGKILL);
-      rt.killed = true;
-    } else {
-      actions.RequeueAfter(Until(rt.kill_at, now));
+  for (ContainerRuntime& c : rt.containers) {
+    if (deleting && c.pid != 0 && !c.terminating) {
+      const int64_t grace = IntField(*pod, "/metadata/deletionGracePeriodSeconds"_json_pointer)
+                                .value_or(rt.termination_grace.count());
+      TerminateLocked(
+          rt, c,
+          std::min<milliseconds>(std::chrono::seconds(grace), options_.max_termination_grace),
+          "pod is being deleted", actions);
+    }
+    if (c.pid != 0 && c.terminating && !c.killed) {
+      if (now >= c.kill_at) {
+        spdlog::info("pod {}: container {}: grace period over, SIGKILL pid {}", key, c.name, c.pid);
+        SignalProcess(c.pid, SIGKILL);
+        c.killed = true;
+      } else {
+        actions.RequeueAfter(Until(c.kill_at, now));
+      }
     }
   }
   if (deleting) {
-    if (rt.pid == 0) {
-      rt.state.waiting_reason.clear();  // no restart is coming: show how it ended
-      rt.state.waiting_message.clear();
+    if (!rt.AnyRunning()) {
+      for (ContainerRunState& c : rt.state.containers) {
+        c.waiting_reason.clear();  // no restart is coming: show how it ended
+        c.waiting_message.clear();
+      }
       if (!rt.delete_sent) actions.delete_pod = true;
     }
-  } else if (rt.pid == 0 && !rt.state.finished) {
-    if (!rt.start_at || now >= *rt.start_at) {
-      StartContainerLocked(rt, *pod, actions);
-    } else {
-      actions.RequeueAfter(Until(*rt.start_at, now));
+  } else {
+    // Every container of the pod runs (all sharing the pod's address), each restarted on
+    // its own back-off, as the kubelet does.
+    for (ContainerRuntime& c : rt.containers) {
+      if (c.pid != 0 || rt.state.containers[c.index].finished) continue;
+      if (!c.start_at || now >= *c.start_at) {
+        StartContainerLocked(rt, c, *pod, actions);
+      } else {
+        actions.RequeueAfter(Until(*c.start_at, now));
+      }
     }
   }
 
@@ -339,18 +369,21 @@ void PodSimulator::HandleStaleRuntimesLocked(const std::string& key, const std::
       rt.stale = true;
       spdlog::info("pod {} (uid {}): gone from the API", key, uid);
     }
-    if (rt.pid == 0) {
+    if (!rt.AnyRunning()) {
       DropRuntimeLocked(uid);
       continue;
     }
-    if (!rt.terminating) {
-      TerminateLocked(rt, options_.vanished_grace, "pod vanished", actions);
-    } else if (!rt.killed && now >= rt.kill_at) {
-      spdlog::info("pod {} (uid {}): SIGKILL pid {}", key, uid, rt.pid);
-      SignalProcess(rt.pid, SIGKILL);
-      rt.killed = true;
-    } else if (!rt.killed) {
-      actions.RequeueAfter(Until(rt.kill_at, now));
+    for (ContainerRuntime& c : rt.containers) {
+      if (c.pid == 0) continue;
+      if (!c.terminating) {
+        TerminateLocked(rt, c, options_.vanished_grace, "pod vanished", actions);
+      } else if (!c.killed && now >= c.kill_at) {
+        spdlog::info("pod {} (uid {}): container {}: SIGKILL pid {}", key, uid, c.name, c.pid);
+        SignalProcess(c.pid, SIGKILL);
+        c.killed = true;
+      } else if (!c.killed) {
+        actions.RequeueAfter(Until(c.kill_at, now));
+      }
     }
   }
 }
@@ -372,11 +405,11 @@ PodSimulator::PodRuntime* PodSimulator::RuntimeForLocked(const Json& pod, ApiAct
     actions.RequeueAfter(milliseconds(5000));
     return nullptr;
   }
-  rt->pid_path = dir / StateFileName(rt->name, ".pid");
-  rt->log_path = dir / StateFileName(rt->name, ".log");
-  if (rt->pid_path.filename() != rt->name + ".pid") {
-    spdlog::info("pod {}: name too long for a file name; state files are {} and {}", rt->key,
-                 rt->pid_path.string(), rt->log_path.string());
+  const Json& specs = Field(pod, "/spec/containers"_json_pointer);
+  if (!specs.is_array() || specs.empty()) {
+    spdlog::error("pod {}: the pod has no container", rt->key);
+    actions.RequeueAfter(milliseconds(5000));
+    return nullptr;
   }
   const auto ip = ips_.Allocate(StringField(pod, "/status/podIP"_json_pointer));
   if (!ip) {
@@ -384,17 +417,37 @@ PodSimulator::PodRuntime* PodSimulator::RuntimeForLocked(const Json& pod, ApiAct
     actions.RequeueAfter(milliseconds(5000));
     return nullptr;
   }
-  const Json& container = Field(pod, "/spec/containers/0"_json_pointer);
-  rt->state.container_name = container.value("name", "");
-  rt->state.image = container.value("image", "");
   rt->state.pod_ip = *ip;
   rt->state.host_ip = options_.node.host_ip;
   rt->state.start_time = clock_.WallNow();
-  // A pod that ran under an earlier simulator process keeps counting its restarts.
-  const Json& previous = Field(pod, "/status/containerStatuses/0"_json_pointer);
-  if (previous.is_object() && !previous.value("containerID", "").empty()) {
-    rt->state.restart_count = previous.value("restartCount", 0);
-    rt->state.ever_started = true;
+  const Json& previous_statuses = Field(pod, "/status/containerStatuses"_json_pointer);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ContainerRuntime c;
+    c.index = i;
+    c.name = specs[i].is_object() ? specs[i].value("name", "") : "";
+    // The first container keeps the pod's own state file names; the others add their name.
+    const std::string infix = i == 0 ? "" : "." + c.name;
+    c.pid_path = dir / StateFileName(rt->name, infix + ".pid");
+    c.log_path = dir / StateFileName(rt->name, infix + ".log");
+    if (c.pid_path.filename() != rt->name + infix + ".pid") {
+      spdlog::info("pod {}: name too long for a file name; state files are {} and {}", rt->key,
+                   c.pid_path.string(), c.log_path.string());
+    }
+    ContainerRunState state;
+    state.container_name = c.name;
+    state.image = specs[i].is_object() ? specs[i].value("image", "") : "";
+    // A pod that ran under an earlier simulator process keeps counting its restarts.
+    if (previous_statuses.is_array()) {
+      for (const Json& previous : previous_statuses) {
+        if (!previous.is_object() || previous.value("name", "") != c.name) continue;
+        if (!previous.value("containerID", "").empty()) {
+          state.restart_count = previous.value("restartCount", 0);
+          state.ever_started = true;
+        }
+      }
+    }
+    rt->containers.push_back(std::move(c));
+    rt->state.containers.push_back(std::move(state));
   }
   if (const auto grace = IntField(pod, "/spec/terminationGracePeriodSeconds"_json_pointer)) {
     rt->termination_grace = std::chrono::seconds(std::max<int64_t>(0, *grace));
@@ -406,20 +459,24 @@ PodSimulator::PodRuntime* PodSimulator::RuntimeForLocked(const Json& pod, ApiAct
   return raw;
 }
 
-void PodSimulator::StartContainerLocked(PodRuntime& rt, const Json& pod, ApiActions& actions) {
+void PodSimulator::StartContainerLocked(PodRuntime& rt, ContainerRuntime& c, const Json& pod,
+                                        ApiActions& actions) {
   const auto now = clock_.Now();
+  ContainerRunState& state = rt.state.containers[c.index];
   auto retry_later = [&](const std::string& reason, const std::string& message) {
-    rt.state.waiting_reason = reason;
-    rt.state.waiting_message = message;
-    rt.backoff = rt.backoff.count() == 0 ? options_.restart_delay
-                                         : std::min(rt.backoff * 2, options_.max_restart_delay);
-    rt.start_at = now + rt.backoff;
-    actions.RequeueAfter(rt.backoff);
-    spdlog::warn("pod {}: {}: {}; retrying in {} ms", rt.key, reason, message, rt.backoff.count());
+    state.waiting_reason = reason;
+    state.waiting_message = message;
+    c.backoff = c.backoff.count() == 0 ? options_.restart_delay
+                                       : std::min(c.backoff * 2, options_.max_restart_delay);
+    c.start_at = now + c.backoff;
+    actions.RequeueAfter(c.backoff);
+    spdlog::warn("pod {}: container {}: {}: {}; retrying in {} ms", rt.key, c.name, reason, message,
+                 c.backoff.count());
   };
-  const Json& container = Field(pod, "/spec/containers/0"_json_pointer);
+  const Json& container =
+      Field(pod, Json::json_pointer("/spec/containers/" + std::to_string(c.index)));
   if (!container.is_object()) {
-    retry_later("CreateContainerConfigError", "the pod has no container");
+    retry_later("CreateContainerConfigError", "the container is not in the pod's spec");
     return;
   }
   rt.restart_policy = StringField(pod, "/spec/restartPolicy"_json_pointer);
@@ -431,27 +488,28 @@ void PodSimulator::StartContainerLocked(PodRuntime& rt, const Json& pod, ApiActi
     retry_later("CreateContainerConfigError", launch.status().message());
     return;
   }
-  rt.readiness.reset();
-  rt.liveness.reset();
-  rt.readiness_unsupported = false;
+  c.readiness.reset();
+  c.liveness.reset();
+  c.readiness_unsupported = false;
   auto readiness = ParseProbe(container.value("readinessProbe", Json()), container, rt.state.pod_ip,
                               options_.max_probe_period);
   if (readiness.ok()) {
-    rt.readiness = *readiness;
+    c.readiness = *readiness;
   } else {
-    rt.readiness_unsupported = true;
-    spdlog::warn("pod {}: readinessProbe: {}; the container will never be ready", rt.key,
+    c.readiness_unsupported = true;
+    spdlog::warn("pod {}: container {}: readinessProbe: {}; it will never be ready", rt.key, c.name,
                  readiness.status().message());
   }
   auto liveness = ParseProbe(container.value("livenessProbe", Json()), container, rt.state.pod_ip,
                              options_.max_probe_period);
   if (liveness.ok()) {
-    rt.liveness = *liveness;
+    c.liveness = *liveness;
   } else {
-    spdlog::warn("pod {}: livenessProbe ignored: {}", rt.key, liveness.status().message());
+    spdlog::warn("pod {}: container {}: livenessProbe ignored: {}", rt.key, c.name,
+                 liveness.status().message());
   }
 
-  SpawnRequest request{launch->argv, launch->env, launch->working_dir, rt.log_path.string()};
+  SpawnRequest request{launch->argv, launch->env, launch->working_dir, c.log_path.string()};
   auto pid = SpawnProcess(request);
   if (!pid.ok()) {
     if (rt.restart_policy == "Never") {
@@ -460,55 +518,55 @@ void PodSimulator::StartContainerLocked(PodRuntime& rt, const Json& pod, ApiActi
       failed.reason = "StartError";
       failed.message = pid.status().message();
       failed.started_at = failed.finished_at = clock_.WallNow();
-      rt.state.terminated = failed;
-      rt.state.finished = true;
-      spdlog::warn("pod {}: cannot start: {}; restartPolicy Never: Failed", rt.key,
-                   pid.status().message());
+      state.terminated = failed;
+      state.finished = true;
+      spdlog::warn("pod {}: container {}: cannot start: {}; restartPolicy Never: not run again",
+                   rt.key, c.name, pid.status().message());
     } else {
       retry_later("RunContainerError", pid.status().message());
     }
     return;
   }
-  rt.pid = *pid;
-  uid_by_pid_[rt.pid] = rt.uid;
+  c.pid = *pid;
+  owner_by_pid_[c.pid] = {rt.uid, c.index};
   reaper_.ChildStarted();
-  ++rt.instance;
-  if (rt.state.ever_started) ++rt.state.restart_count;
-  const bool ready_now = !rt.readiness && !rt.readiness_unsupported;
-  rt.state.Started("sim://" + std::to_string(rt.pid), clock_.WallNow(), ready_now);
-  rt.started_mono = now;
-  rt.start_at.reset();
-  rt.terminating = false;
-  rt.killed = false;
-  if (rt.readiness) {
-    rt.readiness_counter.emplace(false, rt.readiness->success_threshold,
-                                 rt.readiness->failure_threshold);
+  ++c.instance;
+  if (state.ever_started) ++state.restart_count;
+  const bool ready_now = !c.readiness && !c.readiness_unsupported;
+  state.Started("sim://" + std::to_string(c.pid), clock_.WallNow(), ready_now);
+  c.started_mono = now;
+  c.start_at.reset();
+  c.terminating = false;
+  c.killed = false;
+  if (c.readiness) {
+    c.readiness_counter.emplace(false, c.readiness->success_threshold,
+                                c.readiness->failure_threshold);
   }
-  if (rt.liveness) {
-    rt.liveness_counter.emplace(true, rt.liveness->success_threshold,
-                                rt.liveness->failure_threshold);
+  if (c.liveness) {
+    c.liveness_counter.emplace(true, c.liveness->success_threshold, c.liveness->failure_threshold);
   }
-  rt.readiness_seen_success = false;
-  WritePidFile(rt);
+  c.readiness_seen_success = false;
+  WritePidFile(rt, c);
   std::string command;
   for (const auto& word : launch->argv) command += (command.empty() ? "" : " ") + word;
-  spdlog::info("pod {}: started pid {} (restart {}) at {}: {}", rt.key, rt.pid,
-               rt.state.restart_count, rt.state.pod_ip, command);
-  ScheduleProbes(rt.uid, rt.instance);
+  spdlog::info("pod {}: container {}: started pid {} (restart {}) at {}: {}", rt.key, c.name, c.pid,
+               state.restart_count, rt.state.pod_ip, command);
+  ScheduleProbes(rt.uid, c.index, c.instance);
 }
 
-void PodSimulator::TerminateLocked(PodRuntime& rt, milliseconds grace, const char* why,
-                                   ApiActions& actions) {
-  rt.terminating = true;
-  rt.kill_at = clock_.Now() + grace;
+void PodSimulator::TerminateLocked(PodRuntime& rt, ContainerRuntime& c, milliseconds grace,
+                                   const char* why, ApiActions& actions) {
+  c.terminating = true;
+  c.kill_at = clock_.Now() + grace;
   if (grace.count() <= 0) {
-    spdlog::info("pod {}: {}: SIGKILL pid {}", rt.key, why, rt.pid);
-    SignalProcess(rt.pid, SIGKILL);
-    rt.killed = true;
+    spdlog::info("pod {}: container {}: {}: SIGKILL pid {}", rt.key, c.name, why, c.pid);
+    SignalProcess(c.pid, SIGKILL);
+    c.killed = true;
     return;
   }
-  spdlog::info("pod {}: {}: SIGTERM pid {}, SIGKILL in {} ms", rt.key, why, rt.pid, grace.count());
-  SignalProcess(rt.pid, SIGTERM);
+  spdlog::info("pod {}: container {}: {}: SIGTERM pid {}, SIGKILL in {} ms", rt.key, c.name, why,
+               c.pid, grace.count());
+  SignalProcess(c.pid, SIGTERM);
   actions.RequeueAfter(grace);
 }
 
@@ -524,57 +582,65 @@ void PodSimulator::DropRuntimeLocked(const std::string& uid) {
   runtimes_.erase(it);
 }
 
-void PodSimulator::ScheduleProbes(const std::string& uid, int instance) {
-  const PodRuntime& rt = *runtimes_.at(uid);
-  if (rt.readiness) {
-    probers_.Schedule(rt.readiness->initial_delay,
-                      [this, uid, instance] { return ProbeTick(uid, instance, true); });
+void PodSimulator::ScheduleProbes(const std::string& uid, size_t container, int instance) {
+  const ContainerRuntime& c = runtimes_.at(uid)->containers.at(container);
+  if (c.readiness) {
+    probers_.Schedule(c.readiness->initial_delay, [this, uid, container, instance] {
+      return ProbeTick(uid, container, instance, true);
+    });
   }
-  if (rt.liveness) {
-    probers_.Schedule(rt.liveness->initial_delay,
-                      [this, uid, instance] { return ProbeTick(uid, instance, false); });
+  if (c.liveness) {
+    probers_.Schedule(c.liveness->initial_delay, [this, uid, container, instance] {
+      return ProbeTick(uid, container, instance, false);
+    });
   }
 }
 
-std::optional<milliseconds> PodSimulator::ProbeTick(const std::string& uid, int instance,
-                                                    bool readiness) {
+PodSimulator::ContainerRuntime* PodSimulator::LiveInstanceLocked(const std::string& uid,
+                                                                 size_t container, int instance) {
+  const auto it = runtimes_.find(uid);
+  if (shutting_down_ || it == runtimes_.end() || container >= it->second->containers.size()) {
+    return nullptr;
+  }
+  ContainerRuntime& c = it->second->containers[container];
+  return c.instance == instance && c.pid != 0 ? &c : nullptr;
+}
+
+std::optional<milliseconds> PodSimulator::ProbeTick(const std::string& uid, size_t container,
+                                                    int instance, bool readiness) {
   ProbeSpec spec;
   {
     std::lock_guard lock(mutex_);
-    const auto it = runtimes_.find(uid);
-    if (shutting_down_ || it == runtimes_.end() || it->second->instance != instance ||
-        it->second->pid == 0) {
-      return std::nullopt;  // that instance is gone: its probes end
-    }
-    spec = readiness ? *it->second->readiness : *it->second->liveness;
+    const ContainerRuntime* c = LiveInstanceLocked(uid, container, instance);
+    if (c == nullptr) return std::nullopt;  // that instance is gone: its probes end
+    spec = readiness ? *c->readiness : *c->liveness;
   }
   std::string message;
   const bool success = RunProbe(spec, message);
 
   std::lock_guard lock(mutex_);
-  const auto it = runtimes_.find(uid);
-  if (shutting_down_ || it == runtimes_.end() || it->second->instance != instance ||
-      it->second->pid == 0) {
-    return std::nullopt;
-  }
-  PodRuntime& rt = *it->second;
+  ContainerRuntime* found = LiveInstanceLocked(uid, container, instance);
+  if (found == nullptr) return std::nullopt;
+  ContainerRuntime& c = *found;
+  PodRuntime& rt = *runtimes_.at(uid);
+  ContainerRunState& state = rt.state.containers[c.index];
   if (readiness) {
-    if (success) rt.readiness_seen_success = true;
-    if (rt.readiness_counter->Record(success)) {
-      rt.state.ready = rt.readiness_counter->result();
-      spdlog::info("pod {}: readiness probe {}: {}{}", rt.key, success ? "succeeded" : "failed",
-                   rt.state.ready ? "ready" : "not ready",
+    if (success) c.readiness_seen_success = true;
+    if (c.readiness_counter->Record(success)) {
+      state.ready = c.readiness_counter->result();
+      spdlog::info("pod {}: container {}: readiness probe {}: {}{}", rt.key, c.name,
+                   success ? "succeeded" : "failed", state.ready ? "ready" : "not ready",
                    message.empty() ? "" : " (" + message + ")");
       Enqueue(rt.key);
     }
-    return rt.readiness_seen_success ? spec.period : std::min(spec.period, kStartupProbePeriod);
+    return c.readiness_seen_success ? spec.period : std::min(spec.period, kStartupProbePeriod);
   }
-  if (rt.liveness_counter->Record(success) && !rt.liveness_counter->result() && !rt.terminating) {
+  if (c.liveness_counter->Record(success) && !c.liveness_counter->result() && !c.terminating) {
     ApiActions ignored;
-    TerminateLocked(rt,
+    TerminateLocked(rt, c,
                     std::min<milliseconds>(rt.termination_grace, options_.max_termination_grace),
                     "liveness probe failed", ignored);
-    spdlog::info("pod {}: liveness failure: {}", rt.key, message);
+    spdlog::info("pod {}: container {}: liveness failure: {}", rt.key, c.name, message);
     if (ignored.requeue) queue_.AddAfter(rt.key, *ignored.requeue);
   }
   return spec.period;
@@ -582,79 +648,82 @@ std::optional<milliseconds> PodSimulator::ProbeTick(const std::string& uid, int 
 
 void PodSimulator::OnChildExit(pid_t pid, int wait_status) {
   std::lock_guard lock(mutex_);
-  const auto owner = uid_by_pid_.find(pid);
-  if (owner == uid_by_pid_.end()) {
+  const auto owner = owner_by_pid_.find(pid);
+  if (owner == owner_by_pid_.end()) {
     // A child that failed to exec (posix_spawn reports that itself), or a stray.
     spdlog::debug("reaped child pid {} of no pod ({})", pid, DescribeWaitStatus(wait_status));
     return;
   }
-  PodRuntime& rt = *runtimes_.at(owner->second);
-  uid_by_pid_.erase(owner);
+  PodRuntime& rt = *runtimes_.at(owner->second.first);
+  ContainerRuntime& c = rt.containers.at(owner->second.second);
+  ContainerRunState& state = rt.state.containers[c.index];
+  owner_by_pid_.erase(owner);
   ::kill(-pid, SIGKILL);  // whatever the container left behind in its process group
   const auto now = clock_.Now();
-  rt.pid = 0;
-  rt.state.running = false;
-  rt.state.ready = false;
-  rt.state.waiting_reason.clear();
-  rt.state.waiting_message.clear();
-  rt.state.terminated = TerminationFromWaitStatus(wait_status, rt.state.started_at,
-                                                  clock_.WallNow(), rt.state.container_id);
-  RemovePidFile(rt, pid);
-  spdlog::info("pod {}: pid {} exited: {}", rt.key, pid, DescribeWaitStatus(wait_status));
+  c.pid = 0;
+  state.running = false;
+  state.ready = false;
+  state.waiting_reason.clear();
+  state.waiting_message.clear();
+  state.terminated = TerminationFromWaitStatus(wait_status, state.started_at, clock_.WallNow(),
+                                               state.container_id);
+  RemovePidFile(c, pid);
+  spdlog::info("pod {}: container {}: pid {} exited: {}", rt.key, c.name, pid,
+               DescribeWaitStatus(wait_status));
   children_changed_.notify_all();
   if (shutting_down_) return;
   if (!rt.deleting && !rt.stale) {
-    const int code = rt.state.terminated->exit_code;
+    const int code = state.terminated->exit_code;
     const bool restart =
         rt.restart_policy == "Always" || (rt.restart_policy == "OnFailure" && code != 0);
     if (restart) {
-      const bool quick = now - rt.started_mono < kBackoffResetAfter;
-      rt.backoff = rt.backoff.count() == 0 || !quick
-                       ? options_.restart_delay
-                       : std::min(rt.backoff * 2, options_.max_restart_delay);
-      rt.start_at = now + rt.backoff;
-      if (rt.backoff > options_.restart_delay) {
-        rt.state.waiting_reason = "CrashLoopBackOff";
-        rt.state.waiting_message = "back-off " + std::to_string(rt.backoff.count()) +
-                                   "ms restarting failed container=" + rt.state.container_name +
-                                   " pod=" + rt.name + "_" + rt.ns + "(" + rt.uid + ")";
+      const bool quick = now - c.started_mono < kBackoffResetAfter;
+      c.backoff = c.backoff.count() == 0 || !quick
+                      ? options_.restart_delay
+                      : std::min(c.backoff * 2, options_.max_restart_delay);
+      c.start_at = now + c.backoff;
+      if (c.backoff > options_.restart_delay) {
+        state.waiting_reason = "CrashLoopBackOff";
+        state.waiting_message = "back-off " + std::to_string(c.backoff.count()) +
+                                "ms restarting failed container=" + c.name + " pod=" + rt.name +
+                                "_" + rt.ns + "(" + rt.uid + ")";
       }
-      spdlog::info("pod {}: restarting in {} ms (restartPolicy {})", rt.key, rt.backoff.count(),
-                   rt.restart_policy);
+      spdlog::info("pod {}: container {}: restarting in {} ms (restartPolicy {})", rt.key, c.name,
+                   c.backoff.count(), rt.restart_policy);
     } else {
-      rt.state.finished = true;
-      spdlog::info("pod {}: finished (restartPolicy {}): {}", rt.key, rt.restart_policy,
-                   PhaseOf(rt.state));
+      state.finished = true;
+      spdlog::info("pod {}: container {}: finished (restartPolicy {}); pod {}", rt.key, c.name,
+                   rt.restart_policy, PhaseOf(rt.state));
     }
   }
   Enqueue(rt.key);
 }
 
-void PodSimulator::WritePidFile(const PodRuntime& rt) const {
+void PodSimulator::WritePidFile(const PodRuntime& rt, const ContainerRuntime& c) const {
   // Written aside and renamed, so that a reader never sees half a number. The temporary
   // name is short: "<pod>.pid.tmp" may not fit in NAME_MAX.
   const auto tmp =
-      (rt.pid_path.parent_path() / (".podsim-" + std::to_string(::getpid()) + ".tmp")).string();
+      (c.pid_path.parent_path() / (".podsim-" + std::to_string(::getpid()) + ".tmp")).string();
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << rt.pid << "\n";
+    out << c.pid << "\n";
     if (!out) {
       spdlog::warn("pod {}: cannot write {}", rt.key, tmp);
       return;
     }
   }
   std::error_code error;
-  std::filesystem::rename(tmp, rt.pid_path, error);
+  std::filesystem::rename(tmp, c.pid_path, error);
   if (error)
-    spdlog::warn("pod {}: cannot write {}: {}", rt.key, rt.pid_path.string(), error.message());
+    spdlog::warn("pod {}: cannot write {}: {}", rt.key, c.pid_path.string(), error.message());
 }
 
-void PodSimulator::RemovePidFile(const PodRuntime& rt, pid_t pid) const {
-  std::ifstream in(rt.pid_path);
+void PodSimulator::RemovePidFile(const ContainerRuntime& c, pid_t pid) const {
+  std::ifstream in(c.pid_path);
   pid_t written = 0;
   if (in >> written && written == pid) {
     std::error_code error;
-    std::filesystem::remove(rt.pid_path, error);
+    std::filesystem::remove(c.pid_path, error);
   }
 }
 
@@ -663,15 +732,15 @@ void PodSimulator::Shutdown(milliseconds grace) {
   {
     std::unique_lock lock(mutex_);
     shutting_down_ = true;
-    if (!uid_by_pid_.empty()) {
-      spdlog::info("shutting down: SIGTERM to {} processes", uid_by_pid_.size());
-      for (const auto& [pid, uid] : uid_by_pid_) SignalProcess(pid, SIGTERM);
-      if (!children_changed_.wait_for(lock, grace, [this] { return uid_by_pid_.empty(); })) {
-        spdlog::info("shutting down: SIGKILL to {} processes", uid_by_pid_.size());
-        for (const auto& [pid, uid] : uid_by_pid_) SignalProcess(pid, SIGKILL);
+    if (!owner_by_pid_.empty()) {
+      spdlog::info("shutting down: SIGTERM to {} processes", owner_by_pid_.size());
+      for (const auto& [pid, uid] : owner_by_pid_) SignalProcess(pid, SIGTERM);
+      if (!children_changed_.wait_for(lock, grace, [this] { return owner_by_pid_.empty(); })) {
+        spdlog::info("shutting down: SIGKILL to {} processes", owner_by_pid_.size());
+        for (const auto& [pid, uid] : owner_by_pid_) SignalProcess(pid, SIGKILL);
         if (!children_changed_.wait_for(lock, std::chrono::seconds(10),
-                                        [this] { return uid_by_pid_.empty(); })) {
-          spdlog::error("shutting down: {} processes did not die", uid_by_pid_.size());
+                                        [this] { return owner_by_pid_.empty(); })) {
+          spdlog::error("shutting down: {} processes did not die", owner_by_pid_.size());
         }
       }
     }
@@ -683,7 +752,7 @@ void PodSimulator::Shutdown(milliseconds grace) {
   probers_.Stop();
   {
     std::lock_guard lock(mutex_);
-    if (!uid_by_pid_.empty()) return;  // the reaper would wait for them forever
+    if (!owner_by_pid_.empty()) return;  // the reaper would wait for them forever
   }
   reaper_.Stop();
   spdlog::info("shut down");

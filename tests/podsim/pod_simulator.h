@@ -55,9 +55,9 @@ struct SimulatorOptions {
 // handled level-based: every pod event, process exit, probe result change and timer
 // queues the pod's namespace/name, and a worker compares what the API says with what
 // runs here and acts:
-// - a pod bound here gets its first container run as a process (posix_spawnp, no
-//   shell), restarted per restartPolicy with CrashLoopBackOff-like delays, probed for
-//   readiness and liveness, and its status written (merge patch on pods/status) when it
+// - a pod bound here gets every container run as a process (posix_spawnp, no shell), all
+//   on the pod's one address, each restarted per restartPolicy with CrashLoopBackOff-like delays,
+//   probed for readiness and liveness, and its status written (merge patch on pods/status) when it
 //   changes;
 // - a pod with a deletionTimestamp gets SIGTERM, SIGKILL after its grace period (capped),
 //   and once its process is gone a DELETE with gracePeriodSeconds=0 and a uid precondition;
@@ -83,6 +83,7 @@ class PodSimulator {
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
 
  private:
+  struct ContainerRuntime;
   struct PodRuntime;
   struct ApiActions;
 
@@ -99,17 +100,21 @@ class PodSimulator {
   void HandleStaleRuntimesLocked(const std::string& key, const std::string& live_uid,
                                  ApiActions& actions);
   PodRuntime* RuntimeForLocked(const nlohmann::json& pod, ApiActions& actions);
-  void StartContainerLocked(PodRuntime& runtime, const nlohmann::json& pod, ApiActions& actions);
-  void TerminateLocked(PodRuntime& runtime, std::chrono::milliseconds grace, const char* why,
-                       ApiActions& actions);
+  void StartContainerLocked(PodRuntime& runtime, ContainerRuntime& container,
+                            const nlohmann::json& pod, ApiActions& actions);
+  void TerminateLocked(PodRuntime& runtime, ContainerRuntime& container,
+                       std::chrono::milliseconds grace, const char* why, ApiActions& actions);
   void DropRuntimeLocked(const std::string& uid);
-  void ScheduleProbes(const std::string& uid, int instance);
-  // Runs one probe of instance `instance` of pod `uid`; returns the delay to the next.
-  std::optional<std::chrono::milliseconds> ProbeTick(const std::string& uid, int instance,
-                                                     bool readiness);
+  void ScheduleProbes(const std::string& uid, size_t container, int instance);
+  // The container `container` of pod `uid` if instance `instance` of it still runs.
+  ContainerRuntime* LiveInstanceLocked(const std::string& uid, size_t container, int instance);
+  // Runs one probe of instance `instance` of a container of pod `uid`; returns the delay to
+  // the next.
+  std::optional<std::chrono::milliseconds> ProbeTick(const std::string& uid, size_t container,
+                                                     int instance, bool readiness);
   void OnChildExit(pid_t pid, int wait_status);
-  void WritePidFile(const PodRuntime& runtime) const;
-  void RemovePidFile(const PodRuntime& runtime, pid_t pid) const;
+  void WritePidFile(const PodRuntime& runtime, const ContainerRuntime& container) const;
+  void RemovePidFile(const ContainerRuntime& container, pid_t pid) const;
 
   client::ApiClient& client_;
   const SimulatorOptions options_;
@@ -127,8 +132,9 @@ class PodSimulator {
   IpAllocator ips_;                                              // guarded by mutex_
   std::map<std::string, std::unique_ptr<PodRuntime>> runtimes_;  // by uid; guarded by mutex_
   std::map<std::string, std::set<std::string>> uids_by_key_;     // guarded by mutex_
-  std::map<pid_t, std::string> uid_by_pid_;                      // guarded by mutex_
-  std::set<std::string> refused_;                                // keys logged as unusable
+  // The pod uid and container index of each running process; guarded by mutex_.
+  std::map<pid_t, std::pair<std::string, size_t>> owner_by_pid_;
+  std::set<std::string> refused_;  // keys logged as unusable
   std::atomic<bool> shut_down_{false};
 };
 

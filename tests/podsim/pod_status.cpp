@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace dpcm::podsim {
@@ -20,7 +21,43 @@ Json TerminationJson(const Termination& t) {
   return out;
 }
 
-bool ContainerReady(const PodRunState& state) { return state.running && state.ready; }
+bool ContainerReady(const ContainerRunState& state) { return state.running && state.ready; }
+
+Json ContainerStatusJson(const ContainerRunState& state) {
+  Json container = {{"name", state.container_name},      {"image", state.image},
+                    {"imageID", "sim://" + state.image}, {"started", state.running},
+                    {"ready", ContainerReady(state)},    {"restartCount", state.restart_count}};
+  if (!state.container_id.empty()) container["containerID"] = state.container_id;
+  Json current = Json::object();
+  Json last = Json::object();
+  if (state.running) {
+    current["running"] = {{"startedAt", FormatTime(state.started_at)}};
+    if (state.last_terminated) last["terminated"] = TerminationJson(*state.last_terminated);
+  } else if (!state.waiting_reason.empty()) {
+    Json waiting = {{"reason", state.waiting_reason}};
+    if (!state.waiting_message.empty()) waiting["message"] = state.waiting_message;
+    current["waiting"] = std::move(waiting);
+    if (state.terminated) {
+      last["terminated"] = TerminationJson(*state.terminated);
+    } else if (state.last_terminated) {
+      last["terminated"] = TerminationJson(*state.last_terminated);
+    }
+  } else if (state.terminated) {
+    current["terminated"] = TerminationJson(*state.terminated);
+    if (state.last_terminated) last["terminated"] = TerminationJson(*state.last_terminated);
+  } else {
+    current["waiting"] = {{"reason", "ContainerCreating"}};
+  }
+  container["state"] = std::move(current);
+  container["lastState"] = std::move(last);
+  return container;
+}
+
+bool AllFinished(const PodRunState& state) {
+  if (state.containers.empty()) return false;
+  return std::all_of(state.containers.begin(), state.containers.end(),
+                     [](const ContainerRunState& c) { return c.finished; });
+}
 
 }  // namespace
 
@@ -49,7 +86,7 @@ Termination TerminationFromWaitStatus(int wait_status, WallTime started_at, Wall
   return t;
 }
 
-void PodRunState::Started(std::string id, WallTime at, bool ready_at_start) {
+void ContainerRunState::Started(std::string id, WallTime at, bool ready_at_start) {
   if (terminated) last_terminated = std::move(terminated);
   terminated.reset();
   waiting_reason.clear();
@@ -62,14 +99,24 @@ void PodRunState::Started(std::string id, WallTime at, bool ready_at_start) {
 }
 
 std::string PhaseOf(const PodRunState& state) {
-  if (state.finished) {
-    return state.terminated && state.terminated->exit_code == 0 ? "Succeeded" : "Failed";
+  if (AllFinished(state)) {
+    const bool all_zero = std::all_of(
+        state.containers.begin(), state.containers.end(),
+        [](const ContainerRunState& c) { return c.terminated && c.terminated->exit_code == 0; });
+    return all_zero ? "Succeeded" : "Failed";
   }
-  return state.running || state.ever_started ? "Running" : "Pending";
+  const bool started = std::any_of(state.containers.begin(), state.containers.end(),
+                                   [](const ContainerRunState& c) { return c.ever_started; });
+  return started ? "Running" : "Pending";
+}
+
+bool AllContainersReady(const PodRunState& state) {
+  return !state.containers.empty() &&
+         std::all_of(state.containers.begin(), state.containers.end(), ContainerReady);
 }
 
 void UpdateConditions(PodRunState& state, WallTime now) {
-  const bool ready = ContainerReady(state);
+  const bool ready = AllContainersReady(state);
   for (const auto& [type, status] : {std::pair<const char*, bool>{"PodScheduled", true},
                                      {"Initialized", true},
                                      {"ContainersReady", ready},
@@ -97,11 +144,16 @@ Json BuildPodStatus(const PodRunState& state) {
               {"lastTransitionTime", FormatTime(it->second.since)}};
     const std::string t = type;
     if (!it->second.status && (t == "Ready" || t == "ContainersReady")) {
-      if (state.finished) {
+      if (AllFinished(state)) {
         c["reason"] = "PodCompleted";
       } else {
+        std::string unready;
+        for (const auto& container : state.containers) {
+          if (ContainerReady(container)) continue;
+          unready += (unready.empty() ? "" : " ") + container.container_name;
+        }
         c["reason"] = "ContainersNotReady";
-        c["message"] = "containers with unready status: [" + state.container_name + "]";
+        c["message"] = "containers with unready status: [" + unready + "]";
       }
     }
     conditions.push_back(std::move(c));
@@ -114,33 +166,9 @@ Json BuildPodStatus(const PodRunState& state) {
   }
   status["startTime"] = FormatTime(state.start_time);
 
-  Json container = {{"name", state.container_name},      {"image", state.image},
-                    {"imageID", "sim://" + state.image}, {"started", state.running},
-                    {"ready", ContainerReady(state)},    {"restartCount", state.restart_count}};
-  if (!state.container_id.empty()) container["containerID"] = state.container_id;
-  Json current = Json::object();
-  Json last = Json::object();
-  if (state.running) {
-    current["running"] = {{"startedAt", FormatTime(state.started_at)}};
-    if (state.last_terminated) last["terminated"] = TerminationJson(*state.last_terminated);
-  } else if (!state.waiting_reason.empty()) {
-    Json waiting = {{"reason", state.waiting_reason}};
-    if (!state.waiting_message.empty()) waiting["message"] = state.waiting_message;
-    current["waiting"] = std::move(waiting);
-    if (state.terminated) {
-      last["terminated"] = TerminationJson(*state.terminated);
-    } else if (state.last_terminated) {
-      last["terminated"] = TerminationJson(*state.last_terminated);
-    }
-  } else if (state.terminated) {
-    current["terminated"] = TerminationJson(*state.terminated);
-    if (state.last_terminated) last["terminated"] = TerminationJson(*state.last_terminated);
-  } else {
-    current["waiting"] = {{"reason", "ContainerCreating"}};
-  }
-  container["state"] = std::move(current);
-  container["lastState"] = std::move(last);
-  status["containerStatuses"] = Json::array({std::move(container)});
+  Json statuses = Json::array();
+  for (const auto& container : state.containers) statuses.push_back(ContainerStatusJson(container));
+  status["containerStatuses"] = std::move(statuses);
   return status;
 }
 

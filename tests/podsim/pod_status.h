@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace dpcm::podsim {
 
@@ -35,13 +36,10 @@ struct ConditionState {
   WallTime since;
 };
 
-// The run state of a pod's (first) container. Plain data; the simulator guards it.
-struct PodRunState {
+// The run state of one container of a pod. Plain data; the simulator guards it.
+struct ContainerRunState {
   std::string container_name;
   std::string image;
-  std::string pod_ip;
-  std::string host_ip;
-  WallTime start_time;  // status.startTime: when the simulator accepted the pod
 
   bool running = false;
   std::string container_id;  // "sim://<pid>" of the current or last instance
@@ -56,21 +54,35 @@ struct PodRunState {
   std::optional<Termination> last_terminated;  // the exit before `terminated`
   std::string waiting_reason;                  // CrashLoopBackOff, RunContainerError, ...
   std::string waiting_message;
-  std::map<std::string, ConditionState> conditions;  // by type, with transition times
 
   // Moves to a new running instance: the shown exit becomes lastState.
   void Started(std::string id, WallTime at, bool ready_at_start);
+};
+
+// The run state of a pod: its address, conditions and every container (in spec order).
+// Plain data; the simulator guards it.
+struct PodRunState {
+  std::string pod_ip;
+  std::string host_ip;
+  WallTime start_time;                               // when the simulator accepted the pod
+  std::vector<ContainerRunState> containers;         // spec.containers, in order
+  std::map<std::string, ConditionState> conditions;  // by type, with transition times
 };
 
 // Records condition transitions (PodScheduled, Initialized, ContainersReady, Ready) at
 // `now` where the run state changed them.
 void UpdateConditions(PodRunState& state, WallTime now);
 
-// The pod status for `state`: phase, conditions, hostIP, podIP(s), startTime and the
-// first container's status. Conditions must have been updated first.
+// The pod status for `state`: phase, conditions, hostIP, podIP(s), startTime and one
+// containerStatuses entry per container, in spec order. Conditions must have been updated
+// first.
 nlohmann::json BuildPodStatus(const PodRunState& state);
 
-// Pending, Running, Succeeded or Failed.
+// As the kubelet: Pending until a container started; Succeeded when every container finished
+// with exit code 0, Failed when every container finished and one did not; Running otherwise.
 std::string PhaseOf(const PodRunState& state);
+
+// Whether every container of the pod runs and is ready (ContainersReady).
+bool AllContainersReady(const PodRunState& state);
 
 }  // namespace dpcm::podsim

@@ -166,21 +166,23 @@ TEST_CASE("a tcp probe against a closed port fails quickly") {
 }
 
 TEST_CASE("pod status: running, exit, CrashLoopBackOff, terminal phases") {
-  PodRunState state;
+  PodRunState pod;
+  pod.containers.resize(1);
+  ContainerRunState& state = pod.containers[0];
   state.container_name = "app";
   state.image = "img";
-  state.pod_ip = "127.1.0.1";
-  state.host_ip = "127.0.0.1";
+  pod.pod_ip = "127.1.0.1";
+  pod.host_ip = "127.0.0.1";
   const auto t0 = std::chrono::system_clock::from_time_t(1700000000);
-  state.start_time = t0;
-  UpdateConditions(state, t0);
-  Json status = BuildPodStatus(state);
+  pod.start_time = t0;
+  UpdateConditions(pod, t0);
+  Json status = BuildPodStatus(pod);
   CHECK(status["phase"] == "Pending");
   CHECK(status["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating");
 
   state.Started("sim://10", t0, true);
-  UpdateConditions(state, t0 + 1s);
-  status = BuildPodStatus(state);
+  UpdateConditions(pod, t0 + 1s);
+  status = BuildPodStatus(pod);
   CHECK(status["phase"] == "Running");
   CHECK(status["podIP"] == "127.1.0.1");
   CHECK(status["podIPs"][0]["ip"] == "127.1.0.1");
@@ -191,13 +193,13 @@ TEST_CASE("pod status: running, exit, CrashLoopBackOff, terminal phases") {
   CHECK(ready["type"] == "Ready");
   CHECK(ready["status"] == "True");
   CHECK(ready["lastTransitionTime"] == "2023-11-14T22:13:21Z");
-  CHECK(BuildPodStatus(state) == status);  // same facts, same bytes
+  CHECK(BuildPodStatus(pod) == status);  // same facts, same bytes
 
   state.running = false;
   state.ready = false;
   state.terminated = TerminationFromWaitStatus(SIGKILL, t0, t0 + 5s, "sim://10");
-  UpdateConditions(state, t0 + 5s);
-  status = BuildPodStatus(state);
+  UpdateConditions(pod, t0 + 5s);
+  status = BuildPodStatus(pod);
   const Json& cs = status["containerStatuses"][0];
   CHECK(status["phase"] == "Running");
   CHECK(cs["ready"] == false);
@@ -209,22 +211,64 @@ TEST_CASE("pod status: running, exit, CrashLoopBackOff, terminal phases") {
 
   state.Started("sim://11", t0 + 6s, true);
   state.restart_count = 1;
-  status = BuildPodStatus(state);
+  status = BuildPodStatus(pod);
   CHECK(status["containerStatuses"][0]["lastState"]["terminated"]["containerID"] == "sim://10");
   CHECK(status["containerStatuses"][0]["restartCount"] == 1);
 
   state.running = false;
   state.terminated = TerminationFromWaitStatus(1 << 8, t0 + 6s, t0 + 7s, "sim://11");
   state.waiting_reason = "CrashLoopBackOff";
-  status = BuildPodStatus(state);
+  status = BuildPodStatus(pod);
   CHECK(status["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff");
   CHECK(status["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1);
 
   state.waiting_reason.clear();
   state.finished = true;
-  CHECK(PhaseOf(state) == "Failed");
+  CHECK(PhaseOf(pod) == "Failed");
   state.terminated->exit_code = 0;
-  CHECK(PhaseOf(state) == "Succeeded");
+  CHECK(PhaseOf(pod) == "Succeeded");
+}
+
+TEST_CASE("pod status: every container reported; ready only when all are") {
+  PodRunState pod;
+  pod.containers.resize(2);
+  pod.containers[0].container_name = "app";
+  pod.containers[1].container_name = "agent";
+  pod.pod_ip = "127.1.0.1";
+  const auto t0 = std::chrono::system_clock::from_time_t(1700000000);
+  pod.containers[0].Started("sim://10", t0, true);
+  UpdateConditions(pod, t0);
+  Json status = BuildPodStatus(pod);
+  REQUIRE(status["containerStatuses"].size() == 2);
+  CHECK(status["containerStatuses"][1]["name"] == "agent");
+  CHECK(status["containerStatuses"][1]["state"]["waiting"]["reason"] == "ContainerCreating");
+  CHECK(status["phase"] == "Running");
+  CHECK(status["conditions"][1]["status"] == "False");
+  CHECK(status["conditions"][1]["message"] == "containers with unready status: [agent]");
+
+  pod.containers[1].Started("sim://11", t0 + 1s, true);
+  UpdateConditions(pod, t0 + 1s);
+  status = BuildPodStatus(pod);
+  CHECK(status["conditions"][1]["status"] == "True");
+  CHECK(status["containerStatuses"][1]["ready"] == true);
+
+  pod.containers[1].running = false;
+  pod.containers[1].terminated = TerminationFromWaitStatus(SIGKILL, t0, t0 + 2s, "sim://11");
+  pod.containers[1].restart_count = 0;
+  UpdateConditions(pod, t0 + 2s);
+  status = BuildPodStatus(pod);
+  CHECK(status["conditions"][1]["status"] == "False");
+  CHECK(status["containerStatuses"][0]["ready"] == true);
+  CHECK(status["containerStatuses"][1]["state"]["terminated"]["exitCode"] == 137);
+
+  for (auto& c : pod.containers) {
+    c.running = false;
+    c.finished = true;
+    c.terminated = TerminationFromWaitStatus(0, t0, t0 + 3s, c.container_id);
+  }
+  CHECK(PhaseOf(pod) == "Succeeded");
+  pod.containers[1].terminated->exit_code = 2;
+  CHECK(PhaseOf(pod) == "Failed");
 }
 
 TEST_CASE("spawned processes get their argv, env and log, the reaper reports exits") {

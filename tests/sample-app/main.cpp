@@ -6,6 +6,8 @@
 //                       else 200; every accepted role is logged as a JSON line
 // POST /admin/unhealthy, /admin/healthy (also ends a hang), /admin/hang,
 //      /admin/exit?code=N (flush logs, exit N)
+// With --role-api HOST:PORT it also follows dpcm-agent's role API (GET /role long-polls) and
+// takes each role from there as from a POST (logged with "source":"agent").
 // Logs go to stdout, one line each. SIGTERM or SIGINT: exit 0.
 #include <httplib.h>
 #include <unistd.h>
@@ -31,9 +33,10 @@ using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;  // keeps keys in the documented order
 
 constexpr const char* kUsage = R"(Usage: dpcm-sample-app [--port N] [--bind ADDR] [--name NAME]
-  --port N      listen port (default 8080)
-  --bind ADDR   listen address (default $POD_IP, else 127.0.0.1)
-  --name NAME   this instance's name (default $POD_NAME)
+  --port N              listen port (default 8080)
+  --bind ADDR           listen address (default $POD_IP, else 127.0.0.1)
+  --name NAME           this instance's name (default $POD_NAME)
+  --role-api HOST:PORT  follow dpcm-agent's role API there (GET /role long-polls)
 )";
 
 // "2024-05-01T12:00:00.123Z"
@@ -134,6 +137,36 @@ class SampleApp {
     });
   }
 
+  // Follows dpcm-agent's role API at host:port until Stopping(): each new record (a long-poll
+  // on its version) is taken as a role message; connection failures are retried every
+  // 200 ms.
+  void FollowRoleApi(const std::string& host, int port) {
+    uint64_t version = 0;
+    while (!WaitStopping(std::chrono::milliseconds(0))) {
+      httplib::Client agent(host, port);
+      agent.set_connection_timeout(1);
+      agent.set_read_timeout(40);
+      auto response = agent.Get("/role?after=" + std::to_string(version) + "&wait=30s");
+      const Json record = response && response->status == 200
+                              ? Json::parse(response->body, nullptr, /*allow_exceptions=*/false)
+                              : Json();
+      if (!record.is_object() || !record.contains("version") ||
+          !record["version"].is_number_unsigned()) {
+        if (WaitStopping(std::chrono::milliseconds(200))) return;
+        continue;
+      }
+      const auto seen = record["version"].get<uint64_t>();
+      if (seen == version) continue;  // the long-poll timed out: nothing new
+      version = seen;
+      const std::string role = record.value("role", "");
+      if (role != "dc" && role != "pc") continue;
+      int status = 0;
+      std::string body;
+      TakeRole(role, record.value("epoch", int64_t{0}), record.value("domain", ""),
+               record.value("pod", ""), "agent", status, body);
+    }
+  }
+
   // Ends hangs so that the server can stop.
   void Stopping() {
     std::lock_guard lock(hang_mutex_);
@@ -152,6 +185,12 @@ class SampleApp {
     std::unique_lock lock(hang_mutex_);
     if (!hung_) return;
     hang_changed_.wait_for(lock, std::chrono::seconds(60), [this] { return !hung_ || stopping_; });
+  }
+
+  // Waits up to `timeout` for Stopping(); returns whether it came.
+  bool WaitStopping(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(hang_mutex_);
+    return hang_changed_.wait_for(lock, timeout, [this] { return stopping_; });
   }
 
   void HandleRole(const httplib::Request& req, httplib::Response& res) {
@@ -175,33 +214,35 @@ class SampleApp {
         return bad(std::string(field) + " must be a string");
       }
     }
-    const std::string role = body["role"].get<std::string>();
-    const int64_t epoch = body["epoch"].get<int64_t>();
-    const std::string domain = body.value("domain", "");
-    const std::string pod = body.value("pod", "");
+    std::string answer;
+    TakeRole(body["role"].get<std::string>(), body["epoch"].get<int64_t>(),
+             body.value("domain", ""), body.value("pod", ""), "", res.status, answer);
+    res.set_content(answer, "application/json");
+  }
 
+  // Takes `role` at `epoch` unless the epoch is older than the highest seen (409). Logs it;
+  // `source` ("" for a POST, "agent" for the role API) is added to the log line when set.
+  void TakeRole(const std::string& role, int64_t epoch, const std::string& domain,
+                const std::string& pod, const std::string& source, int& status,
+                std::string& answer) {
     std::lock_guard lock(role_mutex_);
     if (epoch < highest_epoch_) {
-      res.status = 409;
-      res.set_content(
-          Json{{"error", "stale epoch"}, {"epoch", epoch}, {"seen", highest_epoch_}}.dump(),
-          "application/json");
+      status = 409;
+      answer = Json{{"error", "stale epoch"}, {"epoch", epoch}, {"seen", highest_epoch_}}.dump();
       Log("rejected role=" + role + " epoch=" + std::to_string(epoch) + " (seen " +
-          std::to_string(highest_epoch_) + ")");
+          std::to_string(highest_epoch_) + ")" + (source.empty() ? "" : " from " + source));
       return;
     }
     highest_epoch_ = epoch;
     role_ = role;
     epoch_ = epoch;
-    Log(OrderedJson{{"event", "role"},
-                    {"role", role},
-                    {"epoch", epoch},
-                    {"time", NowText()},
-                    {"domain", domain},
-                    {"pod", pod.empty() ? name_ : pod}}
-            .dump());
-    res.set_content(OrderedJson{{"role", role_}, {"epoch", epoch_}, {"pod", name_}}.dump(),
-                    "application/json");
+    OrderedJson line = {{"event", "role"},  {"role", role},
+                        {"epoch", epoch},   {"time", NowText()},
+                        {"domain", domain}, {"pod", pod.empty() ? name_ : pod}};
+    if (!source.empty()) line["source"] = source;
+    Log(line.dump());
+    status = 200;
+    answer = OrderedJson{{"role", role_}, {"epoch", epoch_}, {"pod", name_}}.dump();
   }
 
   const std::string name_;
@@ -236,6 +277,7 @@ int main(int argc, char** argv) {
   int port = 8080;
   std::string bind = EnvOr("POD_IP", "127.0.0.1");
   std::string name = EnvOr("POD_NAME", "");
+  std::string role_api;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -261,6 +303,8 @@ int main(int argc, char** argv) {
       bind = value;
     } else if (arg == "--name") {
       name = value;
+    } else if (arg == "--role-api") {
+      role_api = value;
     } else {
       Fail("unknown flag " + arg);
     }
@@ -286,6 +330,20 @@ int main(int argc, char** argv) {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
   app.Install(server);
+  std::thread role_follower;
+  if (!role_api.empty()) {
+    const auto colon = role_api.rfind(':');
+    int role_port = 0;
+    if (colon == std::string::npos ||
+        std::from_chars(role_api.data() + colon + 1, role_api.data() + role_api.size(), role_port)
+                .ec != std::errc() ||
+        role_port <= 0 || role_port > 65535) {
+      Fail("--role-api: expected HOST:PORT, not " + role_api);
+    }
+    role_follower = std::thread([&app, host = role_api.substr(0, colon), role_port] {
+      app.FollowRoleApi(host, role_port);
+    });
+  }
 
   std::atomic<bool> stopping{false};
   std::thread signal_waiter([&] {
@@ -312,5 +370,11 @@ int main(int argc, char** argv) {
   }
   signal_waiter.join();
   std::fflush(stdout);
+  if (role_follower.joinable()) {
+    // Exit at once, as promised, not after the follower's long-poll ends; no destructor
+    // runs under it.
+    role_follower.detach();
+    std::_Exit(0);
+  }
   return 0;
 }

@@ -58,7 +58,9 @@ std::string OperatorEnv::RegistryPath() const {
 Status OperatorEnv::StartOperator() {
   auto started = ManagedProcess::Start(
       {kBinDir + "/dpcm-operator", "--kubeconfig", TestEnv::Kubeconfig(), "--metrics-bind-address",
-       "0", "--health-probe-bind-address", "0", "--log-level", "debug"},
+       "0", "--health-probe-bind-address", "0", "--log-level", "debug",
+       // Pods of a node share its loopback here: each agent's role API is on its pod's IP.
+       "--agent-image", "dpcm/dpcm-operator:test", "--agent-role-bind-address", "$(POD_IP):8720"},
       log_dir_ + "/operator.log", {});
   if (!started.ok()) return started.status();
   operator_ = std::move(*started);

@@ -151,15 +151,18 @@ std::string SimulatedNodes::NodeOf(const std::string& ns, const std::string& pod
   return object.ok() ? object->value("/spec/nodeName"_json_pointer, "") : "";
 }
 
-Result<pid_t> SimulatedNodes::PodPid(const std::string& ns, const std::string& pod) const {
-  std::ifstream in(options_.state_dir + "/" + ns + "/" + pod + ".pid");
+Result<pid_t> SimulatedNodes::PodPid(const std::string& ns, const std::string& pod,
+                                     const std::string& container) const {
+  const std::string infix = container.empty() ? "" : "." + container;
+  std::ifstream in(options_.state_dir + "/" + ns + "/" + pod + infix + ".pid");
   pid_t pid = 0;
   if (!(in >> pid) || pid <= 1) return Status::NotFound("no pid recorded for " + pod);
   return pid;
 }
 
-Status SimulatedNodes::KillPodProcess(const std::string& ns, const std::string& pod) const {
-  auto pid = PodPid(ns, pod);
+Status SimulatedNodes::KillPodProcess(const std::string& ns, const std::string& pod,
+                                      const std::string& container) const {
+  auto pid = PodPid(ns, pod, container);
   if (!pid.ok()) return pid.status();
   if (kill(*pid, SIGKILL) != 0) return Status::Internal("kill " + std::to_string(*pid) + " failed");
   return Status::Ok();
@@ -175,9 +178,13 @@ Status SimulatedNodes::Crash(const std::string& node) {
   auto pods = api_.List(client::resources::Pods(), "", on_node);
   if (!pods.ok()) return pods.status().WithContext("pods on " + node);
   for (const auto& pod : (*pods)["items"]) {
-    auto pid = PodPid(pod.value("/metadata/namespace"_json_pointer, ""),
-                      pod.value("/metadata/name"_json_pointer, ""));
-    if (pid.ok()) kill(-*pid, SIGKILL);  // each pod runs in its own process group
+    const std::string ns = pod.value("/metadata/namespace"_json_pointer, "");
+    const std::string name = pod.value("/metadata/name"_json_pointer, "");
+    auto containers = pod.value("/spec/containers"_json_pointer, nlohmann::json::array());
+    for (size_t i = 0; i < containers.size(); ++i) {
+      auto pid = PodPid(ns, name, i == 0 ? "" : containers[i].value("name", ""));
+      if (pid.ok()) kill(-*pid, SIGKILL);  // each container runs in its own process group
+    }
   }
   return Status::Ok();
 }

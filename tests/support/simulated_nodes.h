@@ -51,10 +51,13 @@ class SimulatedNodes {
   std::string Netns(const std::string& node) const;
   // The node the pod is bound to ("" if unbound or unknown).
   std::string NodeOf(const std::string& ns, const std::string& pod);
-  // The pid of the pod's running container process, read from the shared state dir.
-  Result<pid_t> PodPid(const std::string& ns, const std::string& pod) const;
-  // SIGKILLs the container process of a pod.
-  Status KillPodProcess(const std::string& ns, const std::string& pod) const;
+  // The pid of a running container process of the pod, read from the shared state dir:
+  // `container` names one other than the first ("" = the first).
+  Result<pid_t> PodPid(const std::string& ns, const std::string& pod,
+                       const std::string& container = "") const;
+  // SIGKILLs a container process of a pod (`container` as for PodPid).
+  Status KillPodProcess(const std::string& ns, const std::string& pod,
+                        const std::string& container = "") const;
   // A node crash: SIGKILLs the node's kubelet and every pod process it ran. Heartbeats
   // stop; the pods' statuses stay as last written (Running, Ready).
   Status Crash(const std::string& node);

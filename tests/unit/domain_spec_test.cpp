@@ -486,6 +486,44 @@ TEST_CASE("ParseSpec refuses every command: the operator never runs a program a 
   }
 }
 
+TEST_CASE("with spec.agent, commands go to the agent and the operator only speaks HTTP to it") {
+  json spec = ManagedSpec();
+  spec["agent"] = {{"enabled", true}, {"port", 9100}};
+  spec["health"] = {{"timeoutSeconds", 2},
+                    {"periodSeconds", 2},
+                    {"command",
+                     {{"command", json::array({"/bin/check", "--db"})},
+                      {"env", json::array({{{"name", "LEVEL"}, {"value", "2"}}})}}}};
+  spec["roleHooks"] = {{"command", {{"command", json::array({"/bin/role"})}}}};
+  const auto parsed = ParseSpec(Domain(spec), nullptr);
+  REQUIRE_MESSAGE(parsed.ok(), parsed.status().ToString());
+  // Nothing the operator's checkers or deliverers see is a command.
+  CHECK(parsed->health.kind == health::ProbeKind::kHttp);
+  CHECK(parsed->health.http.port == 9100);
+  CHECK(parsed->health.http.path == "/healthz");
+  CHECK(parsed->health.command.argv.empty());
+  CHECK(parsed->role_hooks.kind == rolehook::HookKind::kHttp);
+  CHECK(parsed->role_hooks.http_port == 9100);
+  CHECK(parsed->role_hooks.http_path == "/dpcm/role");
+  CHECK(parsed->role_hooks.argv.empty());
+  // The agent gets them, with less time than the operator waits for its answer.
+  const AgentSpec& agent = parsed->agent;
+  CHECK(agent.enabled);
+  CHECK(json::parse(agent.health_command_json)["command"][1] == "--db");
+  CHECK(json::parse(agent.health_command_json)["env"][0]["name"] == "LEVEL");
+  CHECK(json::parse(agent.role_hook_command_json)["command"][0] == "/bin/role");
+  CHECK(agent.health_timeout < parsed->health.timeout);
+  CHECK(agent.role_hook_timeout < parsed->role_hooks.timeout);
+
+  // Agent switched off: refused exactly as without the field.
+  spec["agent"] = {{"enabled", false}};
+  CHECK(Reject(Domain(spec)).field == "spec.health.command");
+  spec["agent"] = {{"enabled", "yes"}};
+  CHECK(Reject(Domain(spec)).field == "spec.agent.enabled");
+  spec["agent"] = {{"enabled", true}, {"port", 0}};
+  CHECK(Reject(Domain(spec)).field.starts_with("spec.agent"));
+}
+
 TEST_CASE("ParseSpec rejects an unusable spec.health, naming the field") {
   const json http = {{"port", 8080}};
   const json tcp = {{"port", 8080}};

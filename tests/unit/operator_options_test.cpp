@@ -51,17 +51,20 @@ TEST_CASE("ParseOptions without flags gives the documented defaults") {
   CHECK(o.kube_api_burst == 30);
   CHECK(o.log_level == "info");
   CHECK(o.log_format == "text");
+  CHECK(o.agent_image == "ghcr.io/dpcm/dpcm-operator:0.1.0");
+  CHECK(o.agent_role_bind_address == "127.0.0.1:8720");
   CHECK_FALSE(o.help);
 }
 
 TEST_CASE("ParseOptions reads every flag as --flag=value") {
-  const OperatorOptions o =
-      ParseOk({"--kubeconfig=/home/me/.kube/config", "--namespace=shop", "--leader-elect=true",
-               "--leader-election-id=dpcm-lock", "--leader-election-namespace=dpcm-system",
-               "--leader-election-lease-duration=30", "--leader-election-renew-deadline=20",
-               "--leader-election-retry-period=4", "--metrics-bind-address=0",
-               "--health-probe-bind-address=127.0.0.1:9443", "--workers=16", "--kube-api-qps=50.5",
-               "--kube-api-burst=100", "--log-level=debug", "--log-format=json"});
+  const OperatorOptions o = ParseOk(
+      {"--kubeconfig=/home/me/.kube/config", "--namespace=shop", "--leader-elect=true",
+       "--leader-election-id=dpcm-lock", "--leader-election-namespace=dpcm-system",
+       "--leader-election-lease-duration=30", "--leader-election-renew-deadline=20",
+       "--leader-election-retry-period=4", "--metrics-bind-address=0",
+       "--health-probe-bind-address=127.0.0.1:9443", "--workers=16", "--kube-api-qps=50.5",
+       "--kube-api-burst=100", "--log-level=debug", "--log-format=json",
+       "--agent-image=registry.example.com/dpcm:2", "--agent-role-bind-address=$(POD_IP):8720"});
   CHECK(o.kubeconfig == "/home/me/.kube/config");
   CHECK(o.namespaces == std::vector<std::string>{"shop"});
   CHECK(o.leader_elect);
@@ -77,6 +80,8 @@ TEST_CASE("ParseOptions reads every flag as --flag=value") {
   CHECK(o.kube_api_burst == 100);
   CHECK(o.log_level == "debug");
   CHECK(o.log_format == "json");
+  CHECK(o.agent_image == "registry.example.com/dpcm:2");
+  CHECK(o.agent_role_bind_address == "$(POD_IP):8720");
 }
 
 TEST_CASE("ParseOptions reads every value flag as --flag value") {
@@ -213,12 +218,12 @@ TEST_CASE("ParseOptions accepts --log-format json or text only") {
 
 TEST_CASE("Usage lists every flag ParseOptions accepts") {
   const std::string usage = Usage();
-  for (const char* flag :
-       {"--kubeconfig", "--namespace", "--leader-elect", "--leader-election-id",
-        "--leader-election-namespace", "--leader-election-lease-duration",
-        "--leader-election-renew-deadline", "--leader-election-retry-period",
-        "--metrics-bind-address", "--health-probe-bind-address", "--workers", "--kube-api-qps",
-        "--kube-api-burst", "--log-level", "--log-format", "--help"}) {
+  for (const char* flag : {"--kubeconfig", "--namespace", "--leader-elect", "--leader-election-id",
+                           "--leader-election-namespace", "--leader-election-lease-duration",
+                           "--leader-election-renew-deadline", "--leader-election-retry-period",
+                           "--metrics-bind-address", "--health-probe-bind-address", "--workers",
+                           "--kube-api-qps", "--kube-api-burst", "--log-level", "--log-format",
+                           "--agent-image", "--agent-role-bind-address", "--help"}) {
     CAPTURE(flag);
     CHECK(Contains(usage, flag));
     // And ParseOptions knows it.

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -54,6 +56,49 @@ void CheckOwnerReference(const json& object) {
   CHECK(ref["uid"] == "0b8f5a4e-uid-web");
   CHECK(ref["controller"] == true);
   CHECK(ref["blockOwnerDeletion"] == true);
+}
+
+TEST_CASE("BuildPod adds the dpcm-agent sidecar to domains that enable it") {
+  json spec = {{"replicas", 1}, {"template", Template()}, {"agent", {{"enabled", true}}}};
+  spec["health"] = {{"command", {{"command", json::array({"/bin/check"})}}}};
+  const json pod =
+      BuildPod(Domain(spec), Parse(Domain(spec)), 0,
+               {.image = "registry.example.com/dpcm:1", .role_bind_address = "$(POD_IP):8720"});
+  const json& containers = pod["spec"]["containers"];
+  REQUIRE(containers.size() == 2);
+  CHECK(containers[0]["name"] == "app");
+  const json& agent = containers[1];
+  CHECK(agent["name"] == "dpcm-agent");
+  CHECK(agent["image"] == "registry.example.com/dpcm:1");
+  CHECK(agent["command"] == json::array({"dpcm-agent"}));
+  CHECK(std::find(agent["args"].begin(), agent["args"].end(), "--port=8719") !=
+        agent["args"].end());
+  CHECK(std::find(agent["args"].begin(), agent["args"].end(),
+                  "--role-bind-address=$(POD_IP):8720") != agent["args"].end());
+  std::map<std::string, json> env;
+  for (const auto& e : agent["env"]) env[e["name"].get<std::string>()] = e;
+  CHECK(env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP");
+  CHECK(env["DPCM_DOMAIN"]["value"] == "web");
+  CHECK(json::parse(env["DPCM_AGENT_HEALTH_COMMAND"]["value"].get<std::string>())["command"][0] ==
+        "/bin/check");
+  CHECK(env.count("DPCM_AGENT_ROLE_HOOK_COMMAND") == 0);
+  CHECK_FALSE(agent.contains("volumeMounts"));
+
+  // The commands see the application's volumes at the same paths.
+  json mounted = spec;
+  mounted["template"]["spec"]["containers"][0]["volumeMounts"] =
+      json::array({{{"name", "scripts"}, {"mountPath", "/scripts"}}});
+  const json with_volumes = BuildPod(Domain(mounted), Parse(Domain(mounted)), 0, {});
+  CHECK(with_volumes["spec"]["containers"][1]["volumeMounts"][0]["mountPath"] == "/scripts");
+
+  // A template that brings its own agent keeps it; without spec.agent nothing is added.
+  json own = spec;
+  own["template"]["spec"]["containers"].push_back({{"name", "dpcm-agent"}, {"image", "mine"}});
+  const json kept = BuildPod(Domain(own), Parse(Domain(own)), 0, {});
+  REQUIRE(kept["spec"]["containers"].size() == 2);
+  CHECK(kept["spec"]["containers"][1]["image"] == "mine");
+  const json plain = {{"replicas", 1}, {"template", Template()}};
+  CHECK(BuildPod(Domain(plain), Parse(Domain(plain)), 0, {})["spec"]["containers"].size() == 1);
 }
 
 TEST_CASE("BuildPod makes pod <domain>-<n> from the template, labeled pc and owned by the domain") {

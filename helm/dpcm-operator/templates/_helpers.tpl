@@ -55,3 +55,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "dpcm-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The dpcm-agent sidecar's image: agent.image, else the operator's (which holds the agent). */}}
+{{- define "dpcm-operator.agentImage" -}}
+{{- if .Values.agent.image.repository }}
+{{- printf "%s:%s" .Values.agent.image.repository (default .Chart.AppVersion .Values.agent.image.tag) }}
+{{- else }}
+{{- include "dpcm-operator.image" . }}
+{{- end }}
+{{- end }}

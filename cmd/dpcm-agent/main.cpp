@@ -1,0 +1,140 @@
+// dpcm-agent: the sidecar in each member pod. Wiring only: flags → Agent → HTTP servers → run.
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <thread>
+
+#include "cmd/dpcm-agent/options.h"
+#include "pkg/agent/agent.h"
+#include "pkg/logging/logging.h"
+
+namespace {
+
+using dpcm::agent::Agent;
+using dpcm::agent::Reply;
+
+std::string WallNowRfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  ::gmtime_r(&seconds, &utc);
+  char text[40];
+  const size_t n = std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(text + n, sizeof(text) - n, ".%03lldZ", static_cast<long long>(millis));
+  return text;
+}
+
+void Send(httplib::Response& response, const Reply& reply) {
+  response.status = reply.status;
+  response.set_content(reply.body, reply.content_type);
+}
+
+std::optional<std::string> Param(const httplib::Request& request, const char* name) {
+  if (!request.has_param(name)) return std::nullopt;
+  return request.get_param_value(name);
+}
+
+// GET /role. Long-polls only where `long_poll` (the role API): a long-poll holds one of the
+// server's threads, and those of the operator-facing server are kept for health checks and
+// role hooks.
+void RouteRole(httplib::Server& server, Agent& agent, bool long_poll) {
+  server.Get("/role",
+             [&agent, long_poll](const httplib::Request& request, httplib::Response& response) {
+               Send(response, agent.GetRole(long_poll ? Param(request, "after") : std::nullopt,
+                                            Param(request, "wait")));
+             });
+}
+
+// Binds `server` to host:port now (so that a taken port fails the start), serves it on a thread.
+bool Serve(httplib::Server& server, const std::string& host, int port, std::thread& thread) {
+  // cpp-httplib's default adds SO_REUSEPORT, which would let a second agent bind the same
+  // address and port and take half the requests: with SO_REUSEADDR alone that bind fails.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  if (!server.bind_to_port(host, port)) {
+    spdlog::error("cannot listen on {}:{}", host, port);
+    return false;
+  }
+  spdlog::info("listening on {}:{}", host, port);
+  thread = std::thread([&server] { server.listen_after_bind(); });
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto options = dpcm::agent_main::ParseOptions(argc, argv, [](const std::string& name) {
+    const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe): before threads
+    return value == nullptr ? std::nullopt : std::optional<std::string>(value);
+  });
+  if (!options.ok()) {
+    std::cerr << "dpcm-agent: " << options.status().message() << "\n\n"
+              << dpcm::agent_main::Usage();
+    return 2;
+  }
+  if (options->help) {
+    std::cout << dpcm::agent_main::Usage();
+    return 0;
+  }
+  if (auto s = dpcm::logging::Configure(options->log_level, "text"); !s.ok()) {
+    std::cerr << "dpcm-agent: " << s.message() << "\n";
+    return 2;
+  }
+  // Signals are taken by sigwait below; threads started from here on inherit the mask
+  // (commands get an empty mask from pkg/subprocess).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const auto& config = options->config;
+  Agent agent(
+      config,
+      config.health ? dpcm::health::MakeChecker(dpcm::health::ProbeKind::kCommand) : nullptr,
+      dpcm::rolehook::Deliver, WallNowRfc3339);
+  spdlog::info("agent for {}/{} (domain {}): health {}, role hook {}", config.ns, config.pod,
+               config.domain, config.health ? config.health->command.argv[0] : "none",
+               config.role_hook ? config.role_hook->argv[0] : "none");
+
+  httplib::Server server;
+  server.Get("/healthz", [&agent](const httplib::Request&, httplib::Response& response) {
+    Send(response, agent.Healthz());
+  });
+  server.Post("/dpcm/role", [&agent](const httplib::Request& request, httplib::Response& response) {
+    const Reply reply = agent.RoleHook(request.body);
+    spdlog::info("role hook {} -> {} {}", request.body, reply.status, reply.body.substr(0, 200));
+    Send(response, reply);
+  });
+  RouteRole(server, agent, /*long_poll=*/false);  // the same record, answered at once
+  httplib::Server role_server;
+  // Each waiting long-poll holds one thread.
+  role_server.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  RouteRole(role_server, agent, /*long_poll=*/true);
+
+  std::thread serving;
+  std::thread role_serving;
+  bool ok = Serve(server, options->bind_address, options->port, serving);
+  if (ok && !options->role_host.empty()) {
+    ok = Serve(role_server, options->role_host, options->role_port, role_serving);
+  }
+  if (ok) {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    spdlog::info("signal {}: stopping", signal);
+  }
+  server.stop();
+  role_server.stop();
+  if (serving.joinable()) serving.join();
+  if (role_serving.joinable()) role_serving.join();
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,32 @@
+// dpcm-agent's flags, read into AgentOptions (defaults from the pod's environment).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "pkg/agent/agent.h"
+#include "pkg/status/status.h"
+
+namespace dpcm::agent_main {
+
+struct AgentOptions {
+  agent::AgentConfig config;
+  std::string bind_address;  // the operator-facing server's address: the pod IP, else 0.0.0.0
+  int port = agent::kDefaultPort;
+  std::string role_host = "127.0.0.1";  // the role API; empty role_host: disabled
+  int role_port = 8720;
+  std::string log_level = "info";
+  bool help = false;
+};
+
+std::string Usage();
+
+// Parses argv. `getenv` supplies the defaults a pod's environment gives (POD_NAME,
+// POD_NAMESPACE, POD_IP, DPCM_DOMAIN, DPCM_AGENT_HEALTH_COMMAND,
+// DPCM_AGENT_ROLE_HOOK_COMMAND); flags win. The error names the flag.
+Result<AgentOptions> ParseOptions(
+    int argc, const char* const* argv,
+    const std::function<std::optional<std::string>(const std::string&)>& getenv);
+
+}  // namespace dpcm::agent_main
