@@ -40,6 +40,9 @@ class TestEnv {
   static std::string BinDir();
   // "PATH=<bin dir>:<PATH>": lets the pod simulator find dpcm-sample-app.
   static std::string PathWithBinDir();
+  // Whether the API server answers GET /readyz with 200 now (as the admin, verifying its
+  // certificate; one attempt, at most a second).
+  static bool Ready();
   // Creates a namespace with a unique name starting with `prefix` and returns its name.
   static std::string CreateNamespace(client::ApiClient& client, const std::string& prefix);
 };
