@@ -3,12 +3,10 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -82,7 +80,7 @@ OperatorReplicas::OperatorReplicas(const std::string& prefix, ReplicaTimings tim
   if (Status s = TestEnv::InstallCrd(); !s.ok()) throw std::runtime_error(s.ToString());
   // Three nodes of their own (pods of this namespace may land on any Ready node, so the
   // nodes run every pod bound to them, whatever its namespace).
-  const int first_octet = 2 + (getpid() + 100 + 3 * instances++) % 200;
+  const int first_octet = TestEnv::FirstPodOctet(100 + 3 * instances++);
   auto nodes = SimulatedNodes::Start(
       *api_,
       {.name_prefix = "dpcm-" + ns_,
@@ -174,11 +172,11 @@ double OperatorReplicas::ReconcileCount(int index) {
 }
 
 Status OperatorReplicas::KillPodProcess(const std::string& pod) {
-  std::ifstream in(sim_state_dir_ + "/" + ns_ + "/" + pod + ".pid");
-  pid_t pid = 0;
-  if (!(in >> pid) || pid <= 1) return Status::NotFound("no pid recorded for " + pod);
-  if (kill(pid, SIGKILL) != 0) return Status::Internal("kill " + std::to_string(pid) + " failed");
-  return Status::Ok();
+  return nodes_->KillPodProcess(ns_, pod);
+}
+
+std::string OperatorReplicas::PodLog(const std::string& pod) const {
+  return nodes_->PodLog(ns_, pod);
 }
 
 }  // namespace dpcm::testing

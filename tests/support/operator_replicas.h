@@ -62,6 +62,8 @@ class OperatorReplicas {
   double ReconcileCount(int index);
   // SIGKILLs the container process of `pod` (the simulator records its pid).
   Status KillPodProcess(const std::string& pod);
+  // The container output of `pod` as the simulator recorded it (every run of the pod).
+  std::string PodLog(const std::string& pod) const;
 
  private:
   struct Replica {

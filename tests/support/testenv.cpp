@@ -149,6 +149,12 @@ std::string TestEnv::PathWithBinDir() {
   return "PATH=" + BinDir() + ":" + (path != nullptr ? path : "/usr/bin:/bin");
 }
 
+int TestEnv::FirstPodOctet(int offset) {
+  const std::string base = EnvOr("DPCM_TEST_POD_OCTET", "");
+  const int start = base.empty() ? static_cast<int>(getpid()) : std::stoi(base) - 2;
+  return 2 + (start + offset) % 200;
+}
+
 bool TestEnv::Ready() {
   const std::string port = FirstWord(Dir() + "/apiserver.port");
   if (port.empty()) return false;

@@ -1,0 +1,166 @@
+// The operator started again over domains that changed, or did not, while it was away.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+
+#include "pkg/client/api_client.h"
+#include "tests/support/dc_watcher.h"
+#include "tests/support/eventually.h"
+#include "tests/support/operator_env.h"
+#include "tests/support/operator_replicas.h"
+#include "tests/support/sample_app_log.h"
+#include "tests/support/testenv.h"
+
+namespace dpcm {
+namespace {
+
+using client::Json;
+using namespace std::chrono_literals;
+using testing::DcWatcher;
+using testing::Millis;
+using testing::OperatorEnv;
+using testing::OperatorReplicas;
+using testing::TestEnv;
+
+template <typename Condition>
+bool Eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
+  return testing::Eventually(condition, timeout, 20ms);
+}
+
+// One operator replica (stopped and started by the test) on a namespace of its own, the
+// DC watcher on it (checked when the test ends).
+struct RestartScenario {
+  explicit RestartScenario(const std::string& prefix, testing::ReplicaTimings timings = {})
+      : replicas(prefix, timings) {}
+  ~RestartScenario() {
+    for (const auto& violation : watcher.Violations()) FAIL_CHECK(violation);
+  }
+
+  OperatorReplicas replicas;
+  client::ApiClient& api = replicas.api();
+  const std::string& ns = replicas.ns();
+  std::unique_ptr<client::ApiClient> watcher_client = TestEnv::Client();
+  DcWatcher watcher{*watcher_client, replicas.ns()};
+
+  // Starts the operator and waits until it leads.
+  void StartOperator() {
+    REQUIRE(replicas.Start(0).ok());
+    REQUIRE_MESSAGE(Eventually([&] { return replicas.Leader() == 0; }),
+                    ("the operator did not lead; logs in " + replicas.log_dir()));
+  }
+  // Stops it (SIGTERM: it releases its Lease, so the next start leads at once).
+  void StopOperator() { CHECK(replicas.process(0).Stop() == 0); }
+  void Create(const Json& domain) {
+    auto created = api.Create(client::resources::ProcessDomains(), ns, domain);
+    REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  }
+  Json Get(const client::ResourceRef& ref, const std::string& name) {
+    auto object = api.Get(ref, ns, name);
+    REQUIRE_MESSAGE(object.ok(), object.status().ToString());
+    return *object;
+  }
+  Json Domain(const std::string& name) { return Get(client::resources::ProcessDomains(), name); }
+  Json Pod(const std::string& name) { return Get(client::resources::Pods(), name); }
+  int64_t Epoch(const std::string& name) {
+    return Domain(name).value("/status/epoch"_json_pointer, int64_t{0});
+  }
+  // Whether the domain reports Running with all `members` ready and its DC as seen here.
+  bool Running(const std::string& name, int members) {
+    const Json d = Domain(name);
+    const std::string dc = watcher.CurrentDc(name);
+    return !dc.empty() && d.value("/status/phase"_json_pointer, "") == "Running" &&
+           d.value("/status/ready"_json_pointer, "") ==
+               std::to_string(members) + "/" + std::to_string(members) &&
+           d.value("/status/activePod"_json_pointer, "") == dc;
+  }
+  // The FailingOver Events of the domain (their messages).
+  std::vector<std::string> FailingOver(const std::string& name) {
+    client::ListOptions options;
+    options.field_selector = "involvedObject.name=" + name + ",reason=FailingOver";
+    auto events = api.List(client::resources::Events(), ns, options);
+    REQUIRE_MESSAGE(events.ok(), events.status().ToString());
+    std::vector<std::string> messages;
+    for (const auto& e : (*events)["items"]) messages.push_back(e.value("message", ""));
+    return messages;
+  }
+};
+
+// Issue 10, finding 1: the operator found a running, Ready DC and told the new process
+// "dc" at the old epoch, though it had died; healthy PCs waited for nothing.
+TEST_CASE(
+    "a DC whose process died and restarted while no operator watched is failed over at a new "
+    "epoch") {
+  // The simulator restarts a dead container after 300 ms, well before the operator is back.
+  RestartScenario s("unseen", {.container_restart_delay_ms = 300});
+  s.StartOperator();
+  Json domain = OperatorEnv::SampleDomain("unseen", 3);
+  domain["spec"]["roleHooks"] = {{"http", {{"port", 8080}, {"path", "/dpcm/role"}}},
+                                 {"timeoutSeconds", 1}};
+  s.Create(domain);
+  REQUIRE(s.watcher.WaitForNewDc("unseen", "", 60s).has_value());
+  REQUIRE(Eventually([&] { return s.Running("unseen", 3); }));
+  const std::string dc = s.watcher.CurrentDc("unseen");
+  const int64_t epoch = s.Epoch("unseen");
+  REQUIRE(Eventually([&] {
+    return testing::LastAcceptedRole(s.replicas.PodLog(dc)) == "dc@" + std::to_string(epoch);
+  }));
+  const int restarts = s.Pod(dc).value("/status/containerStatuses/0/restartCount"_json_pointer, 0);
+
+  // No operator: the DC's process dies and the kubelet restarts it; it turns Ready again.
+  s.StopOperator();
+  const size_t old_process_log = s.replicas.PodLog(dc).size();
+  REQUIRE(s.replicas.KillPodProcess(dc).ok());
+  REQUIRE_MESSAGE(Eventually([&] {
+                    const Json pod = s.Pod(dc);
+                    return pod.value("/status/containerStatuses/0/restartCount"_json_pointer, 0) >
+                               restarts &&
+                           pod.value("/status/containerStatuses/0/ready"_json_pointer, false) &&
+                           pod.value("/status/phase"_json_pointer, "") == "Running";
+                  }),
+                  "the simulator did not restart " << dc);
+  CHECK(s.watcher.CurrentDc("unseen") == dc);  // nobody moved the label meanwhile
+
+  // The operator comes back: the new incarnation is a death, failed over at a new epoch.
+  const auto started = DcWatcher::WallClock::now();
+  s.StartOperator();
+  auto change = s.watcher.WaitForNewDc("unseen", dc, 30s);
+  REQUIRE_MESSAGE(change.has_value(),
+                  "the restarted DC " << dc << " was kept; logs in " << s.replicas.log_dir());
+  MESSAGE("DC " << dc << " restarted while no operator ran: " << change->dc << " is DC "
+                << Millis(change->seen - started) << " ms after the operator started");
+  CHECK(change->dc != dc);
+  REQUIRE(Eventually([&] { return s.Running("unseen", 3); }));
+  const int64_t new_epoch = s.Epoch("unseen");
+  CHECK(new_epoch > epoch);
+  CHECK(s.watcher.CurrentDc("unseen") == change->dc);
+  CHECK(Eventually([&] {
+    auto lease = s.api.Get(client::resources::Leases(), s.ns, "unseen");
+    return lease.ok() && lease->value("/spec/holderIdentity"_json_pointer, "") == change->dc &&
+           lease->value("/spec/leaseTransitions"_json_pointer, int64_t{-1}) == new_epoch;
+  }));
+  CHECK(Eventually(
+      [&] { return s.Pod(dc).value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "pc"; }));
+  // The restarted process heard at most "pc"; never "dc", at the old epoch or any other.
+  CHECK(Eventually([&] {
+    return testing::LastAcceptedRole(s.replicas.PodLog(dc).substr(old_process_log)) ==
+           "pc@" + std::to_string(new_epoch);
+  }));
+  for (const auto& role : testing::AcceptedRoles(s.replicas.PodLog(dc).substr(old_process_log))) {
+    CHECK_MESSAGE(role.role != "dc", "the restarted " << dc << " was told " << role.ToString());
+  }
+  std::string events;
+  const bool restarted_reason = Eventually([&] {
+    events.clear();
+    bool found = false;
+    for (const auto& message : s.FailingOver("unseen")) {
+      events += "\n  " + message;
+      found |= message == "DC " + dc + " is container-restarted";
+    }
+    return found;
+  });
+  CHECK_MESSAGE(restarted_reason, "FailingOver events:" << events);
+}
+
+}  // namespace
+}  // namespace dpcm
