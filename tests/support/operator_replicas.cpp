@@ -60,11 +60,15 @@ std::optional<double> SampleValue(const std::string& exposition, const std::stri
   return std::nullopt;
 }
 
-double SumOfSamples(const std::string& exposition, const std::string& name) {
+double SumOfSamples(const std::string& exposition, const std::string& name,
+                    const std::string& label) {
   std::istringstream lines(exposition);
   double sum = 0;
   for (std::string line; std::getline(lines, line);) {
     if (line.empty() || line[0] == '#' || NameOf(line) != name) continue;
+    if (!label.empty() && line.substr(0, line.find('}')).find(label) == std::string::npos) {
+      continue;
+    }
     sum += std::stod(line.substr(line.rfind(' ') + 1));
   }
   return sum;

@@ -88,7 +88,9 @@ Result<std::string> HttpGet(int port, const std::string& path);
 // The value of the first sample of `series` (a metric name with optional {labels}, as it
 // appears at the start of an exposition line), or nullopt when absent.
 std::optional<double> SampleValue(const std::string& exposition, const std::string& series);
-// The sum of every sample of metric `name` (any labels).
-double SumOfSamples(const std::string& exposition, const std::string& name);
+// The sum of every sample of metric `name` (any labels), or only of those whose labels
+// include `label` (e.g. `code="409"`).
+double SumOfSamples(const std::string& exposition, const std::string& name,
+                    const std::string& label = "");
 
 }  // namespace dpcm::testing
