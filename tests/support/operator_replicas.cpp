@@ -104,6 +104,9 @@ OperatorReplicas::~OperatorReplicas() {
     if (replica.process) replica.process->Stop();
   }
   nodes_.reset();
+  // Its domains must not become work for operators of later tests that watch every
+  // namespace: the namespace controller removes them with the namespace.
+  (void)api_->Delete(client::resources::Namespaces(), "", ns_);
 }
 
 Status OperatorReplicas::Start(int index) {

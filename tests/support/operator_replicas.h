@@ -28,7 +28,7 @@ struct ReplicaTimings {
 // runs three simulated nodes of its own. Replicas run `dpcm-operator --leader-elect` watching
 // only that namespace, with their Lease ("dpcm-operator") in it and their own metrics and
 // probe ports on 127.0.0.1. Logs go to $DPCM_TESTENV_DIR/e2e-logs/<pid>-<namespace>/.
-// Stops everything it started on destruction. Not thread-safe.
+// Stops everything it started and deletes the namespace on destruction. Not thread-safe.
 class OperatorReplicas {
  public:
   static constexpr const char* kLeaseName = "dpcm-operator";
