@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -124,7 +125,8 @@ struct RestartScenario {
 TEST_CASE(
     "a DC whose process died and restarted while no operator watched is failed over at a new "
     "epoch") {
-  // The simulator restarts a dead container after 300 ms, well before the operator is back.
+  // The simulator restarts a dead container after 300 ms (its readiness probe runs every
+  // second): the test waits for that before it starts the operator again.
   RestartScenario s("unseen", {.container_restart_delay_ms = 300});
   s.StartOperator();
   Json domain = OperatorEnv::SampleDomain("unseen", 3);
@@ -277,5 +279,6 @@ TEST_CASE("an operator start does not fight its own cache: no 409 over twenty do
   }));
   CHECK(start("with every DC restarted unseen", dcs).conflicts == 0);
 }
+
 }  // namespace
 }  // namespace dpcm
