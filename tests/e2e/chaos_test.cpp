@@ -4,12 +4,12 @@
 
 #include <chrono>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "pkg/client/api_client.h"
 #include "tests/support/e2e_scenario.h"
+#include "tests/support/sample_app_log.h"
 
 namespace dpcm {
 namespace {
@@ -170,14 +170,7 @@ TEST_CASE("chaos node-freeze of the DC's node: a new DC, and after node-thaw the
 
 // The last role the sample app in `pod` accepted ("role@epoch"), from its log.
 std::string LastRole(Scenario& s, const std::string& pod) {
-  std::istringstream log(s.env.PodLog(s.ns, pod));
-  std::string last = "none";
-  for (std::string line; std::getline(log, line);) {
-    const Json parsed = Json::parse(line, nullptr, false);
-    if (!parsed.is_object() || parsed.value("event", "") != "role") continue;
-    last = parsed.value("role", "") + "@" + std::to_string(parsed.value("epoch", int64_t{-1}));
-  }
-  return last;
+  return testing::LastAcceptedRole(s.env.PodLog(s.ns, pod));
 }
 
 // A finding, not a pass/fail on timing: what dpcm does today when the DC's node stops

@@ -26,10 +26,7 @@ bool Eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
   return testing::Eventually(condition, timeout, 50ms);
 }
 
-// Whole milliseconds of `d`, for the figures the tests print.
-inline long long Millis(std::chrono::nanoseconds d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
+using testing::Millis;
 
 // Whether the API server shows Node `node` with condition Ready=True.
 inline bool NodeReady(client::ApiClient& api, const std::string& node) {

@@ -1,5 +1,5 @@
 // Polls a condition until it holds or a timeout passes: for tests that wait on other threads or
-// processes.
+// processes (and whole milliseconds for the figures they print).
 #pragma once
 
 #include <chrono>
@@ -35,6 +35,11 @@ bool AdvanceUntil(FakeClock& clock, Condition condition, Clock::Monotonic::durat
         return false;
       },
       timeout);
+}
+
+// Whole milliseconds of `d`, for the figures the tests print.
+inline long long Millis(std::chrono::nanoseconds d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
 }  // namespace dpcm::testing

@@ -3,7 +3,6 @@
 #include <httplib.h>
 
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -31,7 +30,7 @@ OperatorEnv::OperatorEnv() {
                                              .count = 3,
                                              .state_dir = sim_state_dir_,
                                              .log_dir = log_dir_,
-                                             .first_octet = 2 + getpid() % 200,
+                                             .first_octet = TestEnv::FirstPodOctet(0),
                                              .extra_args = {}});
   if (!nodes.ok()) throw std::runtime_error(nodes.status().ToString());
   nodes_ = std::move(*nodes);
@@ -104,8 +103,7 @@ nlohmann::json OperatorEnv::SampleContainer() {
 }
 
 std::string OperatorEnv::PodLog(const std::string& ns, const std::string& pod) const {
-  std::ifstream in(sim_state_dir_ + "/" + ns + "/" + pod + ".log");
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return nodes_->PodLog(ns, pod);
 }
 
 nlohmann::json OperatorEnv::SampleDomain(const std::string& name, int replicas) {

@@ -3,12 +3,10 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -62,11 +60,15 @@ std::optional<double> SampleValue(const std::string& exposition, const std::stri
   return std::nullopt;
 }
 
-double SumOfSamples(const std::string& exposition, const std::string& name) {
+double SumOfSamples(const std::string& exposition, const std::string& name,
+                    const std::string& label) {
   std::istringstream lines(exposition);
   double sum = 0;
   for (std::string line; std::getline(lines, line);) {
     if (line.empty() || line[0] == '#' || NameOf(line) != name) continue;
+    if (!label.empty() && line.substr(0, line.find('}')).find(label) == std::string::npos) {
+      continue;
+    }
     sum += std::stod(line.substr(line.rfind(' ') + 1));
   }
   return sum;
@@ -82,7 +84,7 @@ OperatorReplicas::OperatorReplicas(const std::string& prefix, ReplicaTimings tim
   if (Status s = TestEnv::InstallCrd(); !s.ok()) throw std::runtime_error(s.ToString());
   // Three nodes of their own (pods of this namespace may land on any Ready node, so the
   // nodes run every pod bound to them, whatever its namespace).
-  const int first_octet = 2 + (getpid() + 100 + 3 * instances++) % 200;
+  const int first_octet = TestEnv::FirstPodOctet(100 + 3 * instances++);
   auto nodes = SimulatedNodes::Start(
       *api_,
       {.name_prefix = "dpcm-" + ns_,
@@ -102,6 +104,9 @@ OperatorReplicas::~OperatorReplicas() {
     if (replica.process) replica.process->Stop();
   }
   nodes_.reset();
+  // Its domains must not become work for operators of later tests that watch every
+  // namespace: the namespace controller removes them with the namespace.
+  (void)api_->Delete(client::resources::Namespaces(), "", ns_);
 }
 
 Status OperatorReplicas::Start(int index) {
@@ -174,11 +179,11 @@ double OperatorReplicas::ReconcileCount(int index) {
 }
 
 Status OperatorReplicas::KillPodProcess(const std::string& pod) {
-  std::ifstream in(sim_state_dir_ + "/" + ns_ + "/" + pod + ".pid");
-  pid_t pid = 0;
-  if (!(in >> pid) || pid <= 1) return Status::NotFound("no pid recorded for " + pod);
-  if (kill(pid, SIGKILL) != 0) return Status::Internal("kill " + std::to_string(pid) + " failed");
-  return Status::Ok();
+  return nodes_->KillPodProcess(ns_, pod);
+}
+
+std::string OperatorReplicas::PodLog(const std::string& pod) const {
+  return nodes_->PodLog(ns_, pod);
 }
 
 }  // namespace dpcm::testing

@@ -28,7 +28,7 @@ struct ReplicaTimings {
 // runs three simulated nodes of its own. Replicas run `dpcm-operator --leader-elect` watching
 // only that namespace, with their Lease ("dpcm-operator") in it and their own metrics and
 // probe ports on 127.0.0.1. Logs go to $DPCM_TESTENV_DIR/e2e-logs/<pid>-<namespace>/.
-// Stops everything it started on destruction. Not thread-safe.
+// Stops everything it started and deletes the namespace on destruction. Not thread-safe.
 class OperatorReplicas {
  public:
   static constexpr const char* kLeaseName = "dpcm-operator";
@@ -62,6 +62,8 @@ class OperatorReplicas {
   double ReconcileCount(int index);
   // SIGKILLs the container process of `pod` (the simulator records its pid).
   Status KillPodProcess(const std::string& pod);
+  // The container output of `pod` as the simulator recorded it (every run of the pod).
+  std::string PodLog(const std::string& pod) const;
 
  private:
   struct Replica {
@@ -86,7 +88,9 @@ Result<std::string> HttpGet(int port, const std::string& path);
 // The value of the first sample of `series` (a metric name with optional {labels}, as it
 // appears at the start of an exposition line), or nullopt when absent.
 std::optional<double> SampleValue(const std::string& exposition, const std::string& series);
-// The sum of every sample of metric `name` (any labels).
-double SumOfSamples(const std::string& exposition, const std::string& name);
+// The sum of every sample of metric `name` (any labels), or only of those whose labels
+// include `label` (e.g. `code="409"`).
+double SumOfSamples(const std::string& exposition, const std::string& name,
+                    const std::string& label = "");
 
 }  // namespace dpcm::testing

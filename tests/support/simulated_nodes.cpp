@@ -168,6 +168,11 @@ Status SimulatedNodes::KillPodProcess(const std::string& ns, const std::string& 
   return Status::Ok();
 }
 
+std::string SimulatedNodes::PodLog(const std::string& ns, const std::string& pod) const {
+  std::ifstream in(options_.state_dir + "/" + ns + "/" + pod + ".log");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 Status SimulatedNodes::Crash(const std::string& node) {
   size_t index = 0;
   while (index < names_.size() && names_[index] != node) ++index;

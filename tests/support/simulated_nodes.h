@@ -58,6 +58,8 @@ class SimulatedNodes {
   // SIGKILLs a container process of a pod (`container` as for PodPid).
   Status KillPodProcess(const std::string& ns, const std::string& pod,
                         const std::string& container = "") const;
+  // The pod's container output as the simulator recorded it (every run of the pod name).
+  std::string PodLog(const std::string& ns, const std::string& pod) const;
   // A node crash: SIGKILLs the node's kubelet and every pod process it ran. Heartbeats
   // stop; the pods' statuses stay as last written (Running, Ready).
   Status Crash(const std::string& node);

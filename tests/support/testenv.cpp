@@ -1,6 +1,7 @@
 #include "tests/support/testenv.h"
 
 #include <fcntl.h>
+#include <httplib.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <array>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 
@@ -21,6 +23,14 @@ namespace {
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
   return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// The first word of the file at `path` ("" when unreadable).
+std::string FirstWord(const std::string& path) {
+  std::ifstream in(path);
+  std::string word;
+  in >> word;
+  return word;
 }
 
 std::string ReadAll(int fd) {
@@ -137,6 +147,25 @@ std::string TestEnv::BinDir() { return DPCM_BINARY_DIR; }
 std::string TestEnv::PathWithBinDir() {
   const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
   return "PATH=" + BinDir() + ":" + (path != nullptr ? path : "/usr/bin:/bin");
+}
+
+int TestEnv::FirstPodOctet(int offset) {
+  const std::string base = EnvOr("DPCM_TEST_POD_OCTET", "");
+  const int start = base.empty() ? static_cast<int>(getpid()) : std::stoi(base) - 2;
+  return 2 + (start + offset) % 200;
+}
+
+bool TestEnv::Ready() {
+  const std::string port = FirstWord(Dir() + "/apiserver.port");
+  if (port.empty()) return false;
+  httplib::SSLClient http("127.0.0.1", std::stoi(port));
+  http.set_ca_cert_path((Dir() + "/pki/ca.crt").c_str());
+  http.enable_server_certificate_verification(true);
+  http.set_connection_timeout(1);
+  http.set_read_timeout(1);
+  http.set_bearer_token_auth(FirstWord(Dir() + "/admin.token"));
+  auto response = http.Get("/readyz");
+  return response && response->status == 200;
 }
 
 std::string TestEnv::CreateNamespace(client::ApiClient& client, const std::string& prefix) {

@@ -40,6 +40,13 @@ class TestEnv {
   static std::string BinDir();
   // "PATH=<bin dir>:<PATH>": lets the pod simulator find dpcm-sample-app.
   static std::string PathWithBinDir();
+  // Whether the API server answers GET /readyz with 200 now (as the admin, verifying its
+  // certificate; one attempt, at most a second).
+  static bool Ready();
+  // The first octet (2..201) of 127.X.0.0 for simulated pods, `offset` apart for each set
+  // of nodes a test process starts: from $DPCM_TEST_POD_OCTET when set (to keep clear of
+  // other test runs on the machine), else from the pid.
+  static int FirstPodOctet(int offset);
   // Creates a namespace with a unique name starting with `prefix` and returns its name.
   static std::string CreateNamespace(client::ApiClient& client, const std::string& prefix);
 };
