@@ -76,8 +76,9 @@ void DomainReconciler::ReportCounts(const DomainView& view, const nlohmann::json
     counts.terminating += m.terminating() ? 1 : 0;
   }
   for (const auto& c : status.value("conditions", nlohmann::json::array())) {
-    if (c.is_object())
+    if (c.is_object()) {
       counts.conditions.emplace_back(c.value("type", ""), c.value("status", "") == "True");
+    }
   }
   plugins_.observer->Counts(view.ns, view.name, counts);
 }
