@@ -10,6 +10,7 @@
 
 #include "cmd/dpcm-agent/options.h"
 #include "pkg/agent/agent.h"
+#include "pkg/election/lease_record.h"
 #include "pkg/logging/logging.h"
 
 namespace {
@@ -17,17 +18,9 @@ namespace {
 using dpcm::agent::Agent;
 using dpcm::agent::Reply;
 
+// Now, as the role API shows it (RFC 3339 with microseconds).
 std::string WallNowRfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  ::gmtime_r(&seconds, &utc);
-  char text[40];
-  const size_t n = std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(text + n, sizeof(text) - n, ".%03lldZ", static_cast<long long>(millis));
-  return text;
+  return dpcm::election::FormatMicroTime(std::chrono::system_clock::now());
 }
 
 void Send(httplib::Response& response, const Reply& reply) {

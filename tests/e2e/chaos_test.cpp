@@ -35,13 +35,8 @@ Status Chaos(const std::vector<std::string>& args) {
 TEST_CASE("chaos drain of the DC's node: the DC moves and every member runs elsewhere") {
   Scenario s;
   auto& nodes = s.env.nodes();
-  Json domain = testing::OperatorEnv::SampleDomain("dr", 3);
   // Spread, but softly: the evicted member must fit on the two nodes left.
-  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
-      Json::array({{{"maxSkew", 1},
-                    {"topologyKey", "kubernetes.io/hostname"},
-                    {"whenUnsatisfiable", "ScheduleAnyway"},
-                    {"labelSelector", {{"matchLabels", {{"app", "dr"}}}}}}});
+  Json domain = testing::e2e::SpreadDomain("dr", 3, "ScheduleAnyway");
   s.Create(domain);
   const std::string dc = s.WaitRunning("dr", 3);
   const std::string node = nodes.NodeOf(s.ns, dc);
@@ -75,12 +70,7 @@ client::ResourceRef PodDisruptionBudgets() {
 TEST_CASE("chaos drain honours a PodDisruptionBudget: blocked at minAvailable 3, DC moves at 2") {
   Scenario s;
   auto& nodes = s.env.nodes();
-  Json domain = testing::OperatorEnv::SampleDomain("pb", 3);
-  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
-      Json::array({{{"maxSkew", 1},
-                    {"topologyKey", "kubernetes.io/hostname"},
-                    {"whenUnsatisfiable", "ScheduleAnyway"},
-                    {"labelSelector", {{"matchLabels", {{"app", "pb"}}}}}}});
+  Json domain = testing::e2e::SpreadDomain("pb", 3, "ScheduleAnyway");
   s.Create(domain);
   const std::string dc = s.WaitRunning("pb", 3);
   const std::string node = nodes.NodeOf(s.ns, dc);
@@ -138,12 +128,7 @@ TEST_CASE("chaos drain honours a PodDisruptionBudget: blocked at minAvailable 3,
 TEST_CASE("chaos node-freeze of the DC's node: a new DC, and after node-thaw the old DC is a PC") {
   Scenario s;
   auto& nodes = s.env.nodes();
-  Json domain = testing::OperatorEnv::SampleDomain("fz", 3);
-  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
-      Json::array({{{"maxSkew", 1},
-                    {"topologyKey", "kubernetes.io/hostname"},
-                    {"whenUnsatisfiable", "DoNotSchedule"},
-                    {"labelSelector", {{"matchLabels", {{"app", "fz"}}}}}}});
+  Json domain = testing::e2e::SpreadDomain("fz", 3);
   s.Create(domain);
   const std::string dc = s.WaitRunning("fz", 3);
   const std::string node = nodes.NodeOf(s.ns, dc);
@@ -178,14 +163,9 @@ std::string LastRole(Scenario& s, const std::string& pod) {
 TEST_CASE("chaos kubelet-freeze of the DC's node: what happens while its pods keep running") {
   Scenario s;
   auto& nodes = s.env.nodes();
-  Json domain = testing::OperatorEnv::SampleDomain("kf", 3);
+  Json domain = testing::e2e::SpreadDomain("kf", 3);
   domain["spec"]["roleHooks"] = {{"http", {{"port", 8080}, {"path", "/dpcm/role"}}},
                                  {"timeoutSeconds", 1}};
-  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
-      Json::array({{{"maxSkew", 1},
-                    {"topologyKey", "kubernetes.io/hostname"},
-                    {"whenUnsatisfiable", "DoNotSchedule"},
-                    {"labelSelector", {{"matchLabels", {{"app", "kf"}}}}}}});
   s.Create(domain);
   const std::string dc = s.WaitRunning("kf", 3);
   const std::string node = nodes.NodeOf(s.ns, dc);
@@ -227,14 +207,9 @@ TEST_CASE("chaos partition of the DC's node from the API server: what happens") 
   SUBCASE("--from apiserver,operator: nobody in charge reaches the DC") {
     peers = "apiserver,operator";
   }
-  Json domain = testing::OperatorEnv::SampleDomain("pt", 3);
+  Json domain = testing::e2e::SpreadDomain("pt", 3);
   domain["spec"]["roleHooks"] = {{"http", {{"port", 8080}, {"path", "/dpcm/role"}}},
                                  {"timeoutSeconds", 1}};
-  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
-      Json::array({{{"maxSkew", 1},
-                    {"topologyKey", "kubernetes.io/hostname"},
-                    {"whenUnsatisfiable", "DoNotSchedule"},
-                    {"labelSelector", {{"matchLabels", {{"app", "pt"}}}}}}});
   s.Create(domain);
   const std::string dc = s.WaitRunning("pt", 3);
   const std::string node = nodes.NodeOf(s.ns, dc);

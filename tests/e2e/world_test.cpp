@@ -265,12 +265,7 @@ TEST_CASE("nodes in their own network namespaces: pods on their node's network, 
     MESSAGE("single-network mode (no network namespaces here): every pod on loopback");
     return;
   }
-  Json domain = OperatorEnv::SampleDomain("nw", 3);
-  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
-      Json::array({{{"maxSkew", 1},
-                    {"topologyKey", "kubernetes.io/hostname"},
-                    {"whenUnsatisfiable", "DoNotSchedule"},
-                    {"labelSelector", {{"matchLabels", {{"app", "nw"}}}}}}});
+  Json domain = testing::e2e::SpreadDomain("nw", 3);
   s.Create(domain);
   const std::string dc = s.WaitRunning("nw", 3);
   std::set<std::string> networks;
@@ -305,13 +300,8 @@ TEST_CASE("nodes in their own network namespaces: pods on their node's network, 
 TEST_CASE("a crash of the DC's node: node lifecycle marks it NotReady, dpcm elects a new DC") {
   Scenario s;
   auto& nodes = s.env.nodes();
-  Json domain = OperatorEnv::SampleDomain("nc", 3);
   // One member per node, by the real scheduler.
-  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
-      Json::array({{{"maxSkew", 1},
-                    {"topologyKey", "kubernetes.io/hostname"},
-                    {"whenUnsatisfiable", "DoNotSchedule"},
-                    {"labelSelector", {{"matchLabels", {{"app", "nc"}}}}}}});
+  Json domain = testing::e2e::SpreadDomain("nc", 3);
   s.Create(domain);
   const std::string dc = s.WaitRunning("nc", 3);
   std::set<std::string> used;

@@ -38,6 +38,20 @@ inline bool NodeReady(client::ApiClient& api, const std::string& node) {
   return false;
 }
 
+// OperatorEnv's sample domain with its members spread over the nodes by the real
+// scheduler: hard ("DoNotSchedule": one per node) or soft ("ScheduleAnyway": an evicted
+// member may join another's node).
+inline client::Json SpreadDomain(const std::string& name, int replicas,
+                                 const std::string& when = "DoNotSchedule") {
+  client::Json domain = OperatorEnv::SampleDomain(name, replicas);
+  domain["spec"]["template"]["spec"]["topologySpreadConstraints"] =
+      client::Json::array({{{"maxSkew", 1},
+                            {"topologyKey", "kubernetes.io/hostname"},
+                            {"whenUnsatisfiable", when},
+                            {"labelSelector", {{"matchLabels", {{"app", name}}}}}}});
+  return domain;
+}
+
 inline client::ListOptions LabelSelector(const std::string& selector) {
   client::ListOptions options;
   options.label_selector = selector;
