@@ -160,6 +160,18 @@ TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
       "leaderElection.enabled=false,replicaCount=1,rbac.create=false";
   auto variant = Helm({"lint", "--strict", Chart(), "--set", variant_values});
   CHECK_MESSAGE(variant.ok(), variant.status().ToString());
+  // values.schema.json: a typo or a bad value is refused with the field named, not
+  // rendered into a Deployment that crash-loops.
+  for (const auto& [bad, field] :
+       std::vector<std::pair<std::string, std::string>>{{"logLevel=verbose", "/logLevel"},
+                                                        {"replicas=3", "replicas"},
+                                                        {"workers=0", "/workers"},
+                                                        {"metrics.port=70000", "/metrics/port"}}) {
+    CAPTURE(bad);
+    auto refused = Helm({"template", "x", Chart(), "--set", bad});
+    CHECK_FALSE(refused.ok());
+    CHECK(refused.status().message().find(field) != std::string::npos);
+  }
 
   CHECK_MESSAGE(ReadFile(Chart() + "/crds/dpcm.io_processdomains.yaml") ==
                     ReadFile(SourcePath("manifests/crd/dpcm.io_processdomains.yaml")),
