@@ -184,6 +184,13 @@ TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
       Objects(ReadFile(SourcePath("manifests/rbac/leader_election_role.yaml"))).at(0)["rules"];
   CHECK(Find(chart, "ClusterRole", kRelease)["rules"] == cluster_role);
   CHECK(Find(chart, "Role", std::string(kRelease) + "-leader-election")["rules"] == election_role);
+  const std::vector<Json> aggregated =
+      Objects(ReadFile(SourcePath("manifests/rbac/aggregate_roles.yaml")));
+  REQUIRE(aggregated.size() == 2);
+  CHECK(Find(chart, "ClusterRole", std::string(kRelease) + "-processdomains-view")["rules"] ==
+        aggregated[0]["rules"]);
+  CHECK(Find(chart, "ClusterRole", std::string(kRelease) + "-processdomains-edit")["rules"] ==
+        aggregated[1]["rules"]);
   // Same identity and bindings as manifests/, so either install path works with the same
   // ServiceAccount.
   CHECK(Find(chart, "ServiceAccount", kRelease).value("/metadata/namespace"_json_pointer, "") ==
@@ -388,6 +395,23 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
       auto lease = api->Get(client::resources::Leases(), kOperatorNamespace, kRelease);
       return lease.ok() && !lease->value("/spec/holderIdentity"_json_pointer, "").empty();
     }));
+  }
+
+  {  // users bound to the default roles: view reads ProcessDomains, edit also writes them
+    for (const auto& [user, role] : {std::pair{"viewer", "view"}, std::pair{"editor", "edit"}}) {
+      REQUIRE(Kubectl({"create", "rolebinding", std::string(user), "-n", ns,
+                       "--clusterrole=" + std::string(role), "--serviceaccount=" + ns + ":" + user})
+                  .ok());
+    }
+    const auto can = [&](const std::string& verb, const std::string& user) {
+      return Kubectl({"auth", "can-i", verb, "processdomains.dpcm.io", "-n", ns,
+                      "--as=system:serviceaccount:" + ns + ":" + user})
+          .ok();  // "no" exits 1
+    };
+    // The controller-manager aggregates the chart's rules into view and edit.
+    CHECK(Eventually([&] { return can("list", "viewer") && can("patch", "editor"); }));
+    CHECK_FALSE(can("patch", "viewer"));
+    CHECK_FALSE(can("list", "nobody"));
   }
 
   auto watcher_client = TestEnv::Client();
