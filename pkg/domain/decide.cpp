@@ -104,7 +104,8 @@ Plan Decide(const DomainView& view, const DomainSpec& spec, const Bookkeeping& b
   }
 
   // The DC is restarted only once the role has left it (or when nobody can take it).
-  // (A failed handover plans them again with the DC kept: see RestartsIfHandoverFails.)
+  // (When the handover fails, DomainReconciler::ReconcileDomain plans them again with the
+  // old DC kept, so it is not restarted while it still holds the role.)
   plan.restarts =
       PlanRestarts(view, spec, book.restarts, plan.waiting_for_delay ? dc.name : "", wall_now);
   if (plan.restarts.retry_in) plan.RequeueWithin(*plan.restarts.retry_in);
