@@ -105,8 +105,8 @@ std::optional<FailoverRecord> LastFailover(const Json& domain) {
 
 std::string RenderStatus(const std::vector<Json>& domains, bool show_namespace, WallTime now) {
   if (domains.empty()) return "No ProcessDomains found.\n";
-  std::vector<std::string> domain_headers = {"DOMAIN", "PHASE",     "DC",           "EPOCH",
-                                             "READY",  "FAILOVERS", "LAST FAILOVER"};
+  std::vector<std::string> domain_headers = {"DOMAIN",  "PHASE", "DC",        "EPOCH",
+                                             "FENCING", "READY", "FAILOVERS", "LAST FAILOVER"};
   std::vector<std::string> member_headers = {"DOMAIN",  "MEMBER",   "ROLE",     "READY",
                                              "HEALTHY", "FAILURES", "RESTARTS", "MESSAGE"};
   if (show_namespace) {
@@ -122,6 +122,7 @@ std::string RenderStatus(const std::vector<Json>& domains, bool show_namespace, 
                                     OrDash(Text(domain, "/status/phase")),
                                     OrDash(Text(domain, "/status/activePod")),
                                     IntText(domain, "/status/epoch"),
+                                    OrDash(Text(domain, "/status/fencing")),
                                     OrDash(Text(domain, "/status/ready")),
                                     IntText(domain, "/status/failovers"),
                                     LastFailoverCell(domain, now)};

@@ -47,7 +47,7 @@ RoleRecord RoleBoard::Current() const {
 
 RoleRecord RoleBoard::Wait(uint64_t after_version, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, timeout, [&] { return record_.version > after_version; });
+  changed_.wait_for(lock, timeout, [&] { return record_.version != after_version; });
   return record_;
 }
 

@@ -47,8 +47,9 @@ class RoleBoard {
   // wakes every Wait(). Returns the verdict; the record is unchanged unless kChanged.
   Verdict Apply(const std::string& role, int64_t epoch, const std::string& now_rfc3339);
   RoleRecord Current() const;
-  // Returns as soon as the record's version is greater than `after_version`, or when
-  // `timeout` has passed: the record then current either way.
+  // Returns as soon as the record's version differs from `after_version` (grew past it, or
+  // the client holds a version this run of the agent never gave: it restarted and counts
+  // from 0 again), or when `timeout` has passed: the record then current either way.
   RoleRecord Wait(uint64_t after_version, std::chrono::milliseconds timeout) const;
 
  private:

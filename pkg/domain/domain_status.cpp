@@ -36,6 +36,10 @@ json MemberStatus(const Member& m, const RestartBook& restarts) {
 
 }  // namespace
 
+std::string FencingMode(const DomainSpec& spec) {
+  return spec.agent.enabled ? "Agent" : "LabelOnly";
+}
+
 json BuildStatus(const DomainView& view, const DomainSpec& spec, const Plan& plan,
                  const Outcome& outcome) {
   const Member* dc = view.Find(outcome.dc);
@@ -88,6 +92,7 @@ json BuildStatus(const DomainView& view, const DomainSpec& spec, const Plan& pla
   json status = {{"observedGeneration", view.generation},
                  {"phase", phase},
                  {"activePod", outcome.dc},
+                 {"fencing", FencingMode(spec)},
                  {"ready", std::to_string(healthy) + "/" + std::to_string(desired)},
                  {"epoch", outcome.epoch},
                  {"failovers", outcome.failovers},

@@ -35,7 +35,12 @@ struct Outcome {
   std::vector<StepError> errors;
 };
 
-// The status for a valid spec: phase, activePod, ready, epoch, failovers, members (with
+// status.fencing, the domain's fencing mode (DESIGN.md 6): "Agent" when dpcm-agent runs in
+// every member (spec.agent.enabled), else "LabelOnly" (the guarantee covers the API
+// server's labels and Lease, not processes that cannot hear a relabel). Pure.
+std::string FencingMode(const DomainSpec& spec);
+
+// The status for a valid spec: phase, activePod, fencing, ready, epoch, failovers, members (with
 // the operator's restarts), memberRestarts and the Ready/Degraded/Progressing
 // conditions. A failed step with a Degraded reason makes Degraded True with that reason
 // and the error's message. lastTransitionTime is left to StampConditions. Pure.

@@ -35,6 +35,22 @@ bool ConditionTrue(const json& pod, std::string_view type) {
   });
 }
 
+// dpcm-agent's container status. The agent is not the application: its exit or restart
+// says nothing about whether the application process runs, so it must never count as a
+// confirmed death (that would promote a second DC beside a live one) nor as a new
+// incarnation of the application. Without the agent, its health checks and role hooks
+// fail, and that unconfirmed failure takes the slow path.
+bool IsAgent(const json& status) {
+  return status.is_object() && status.value("name", "") == kAgentContainerName;
+}
+
+// Every application container (all but the agent) reports ready.
+bool ApplicationReady(const json& statuses) {
+  return std::all_of(statuses.begin(), statuses.end(), [](const json& status) {
+    return IsAgent(status) || (status.is_object() && status.value("ready", false));
+  });
+}
+
 Unhealthy Classify(const json& pod) {
   if (!Field(pod, {"metadata", "deletionTimestamp"}).is_null()) return Unhealthy::kDeleted;
   const std::string phase = StringField(pod, {"status", "phase"});
@@ -42,6 +58,7 @@ Unhealthy Classify(const json& pod) {
   const json& statuses = Field(pod, {"status", "containerStatuses"});
   if (statuses.is_array()) {
     for (const auto& status : statuses) {
+      if (IsAgent(status)) continue;
       const json& state = Field(status, {"state"});
       if (state.is_object() && (state.contains("terminated") || state.contains("waiting")) &&
           !Field(status, {"lastState", "terminated"}).is_null()) {
@@ -51,12 +68,14 @@ Unhealthy Classify(const json& pod) {
     }
   }
   if (phase != "Running") return Unhealthy::kNotRunning;
-  if (!ConditionTrue(pod, "Ready")) return Unhealthy::kNotReady;
-  if (statuses.is_array()) {
-    for (const auto& status : statuses) {
-      if (!status.is_object() || !status.value("ready", false)) return Unhealthy::kNotReady;
-    }
-  }
+  // The pod's Ready condition counts the agent too: when the agent is what is not ready,
+  // the application's containers decide.
+  const bool agent_unready =
+      statuses.is_array() && std::any_of(statuses.begin(), statuses.end(), [](const json& s) {
+        return IsAgent(s) && !s.value("ready", false);
+      });
+  if (!ConditionTrue(pod, "Ready") && !agent_unready) return Unhealthy::kNotReady;
+  if (statuses.is_array() && !ApplicationReady(statuses)) return Unhealthy::kNotReady;
   return Unhealthy::kNone;
 }
 
@@ -121,7 +140,8 @@ Member MemberFromPod(const json& pod, std::string_view domain_name) {
     for (const auto& status : statuses) {
       if (status.is_object() && status.contains("restartCount") &&
           status["restartCount"].is_number_integer()) {
-        member.restarts += status["restartCount"].get<int>();
+        (IsAgent(status) ? member.agent_restarts : member.restarts) +=
+            status["restartCount"].get<int>();
       }
     }
   }
@@ -167,7 +187,8 @@ void TrimPod(json& pod) {
     kept["containerStatuses"] = json::array();
     for (const auto& c : containers) {
       if (!c.is_object()) continue;
-      json entry = {{"ready", c.value("ready", false)},
+      json entry = {{"name", c.value("name", "")},
+                    {"ready", c.value("ready", false)},
                     {"restartCount", c.value("restartCount", 0)}};
       const json& state = Field(c, {"state"});
       if (state.is_object()) {

@@ -31,8 +31,9 @@ struct Member {
   std::string resource_version;
   std::string role;  // value of dpcm.io/role: "dc", "pc" or ""
   std::string pod_ip;
-  int ordinal = -1;  // N of "<domain>-N" in managed mode, else -1
-  int restarts = 0;
+  int ordinal = -1;                     // N of "<domain>-N" in managed mode, else -1
+  int restarts = 0;                     // of the application's containers (not dpcm-agent's)
+  int agent_restarts = 0;               // of its dpcm-agent container, if it has one
   std::optional<int64_t> epoch;         // dpcm.io/epoch annotation
   std::optional<int64_t> fenced_epoch;  // dpcm.io/fenced-epoch annotation
   Unhealthy unhealthy = Unhealthy::kNone;
@@ -47,8 +48,12 @@ struct Member {
   bool terminating() const { return unhealthy == Unhealthy::kDeleted; }
   // Its container runs and has an IP: health checks and role hooks can reach it.
   bool reachable() const;
-  // "<uid>/<container restarts>": one run of the application.
+  // "<uid>/<container restarts>": one run of the application (dpcm-agent's restarts do not
+  // count: the agent is not the application).
   std::string instance() const { return uid + "/" + std::to_string(restarts); }
+  // Who hears its role hooks: the application's run and, with the agent, the agent's run
+  // (a restarted agent has forgotten its role and must be told again).
+  std::string hook_receiver() const { return instance() + "/" + std::to_string(agent_restarts); }
   bool is_dc() const;
 };
 

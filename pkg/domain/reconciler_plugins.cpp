@@ -14,7 +14,7 @@ PluginVerdict DomainReconciler::VerdictOf(const std::string& ns, const std::stri
     verdict.check_message = health.message;
   }
   if (plugins_.hooks != nullptr && spec.role_hooks.kind != rolehook::HookKind::kNone) {
-    const auto hook = plugins_.hooks->Get(ns, domain, member.instance());
+    const auto hook = plugins_.hooks->Get(ns, domain, member.hook_receiver());
     verdict.hook_failures = hook.consecutive_failures;
     verdict.hook_message = hook.message;
   }
@@ -42,7 +42,7 @@ void DomainReconciler::UpdateRoleHooks(const DomainSpec& spec, const DomainView&
     // Only the settled DC is told "dc", at the Lease's epoch.
     for (const auto& m : view.members) {
       if (!m.reachable()) continue;
-      assignments.push_back({view.ns, view.name, m.name, m.instance(), m.pod_ip,
+      assignments.push_back({view.ns, view.name, m.name, m.hook_receiver(), m.pod_ip,
                              m.name == dc ? kRoleDc : kRolePc, view.lease.transitions});
     }
   }

@@ -32,8 +32,9 @@ struct Assignment {
   std::string ns;
   std::string domain;
   std::string pod;
-  // The pod's uid and its container restarts ("<uid>/<n>"): an application that
-  // restarted has forgotten its role and is told again.
+  // Who hears the hook in this run (domain::Member::hook_receiver: the pod's uid, its
+  // application's restarts and its agent's): an application or agent that restarted has
+  // forgotten its role and is told again.
   std::string instance;
   std::string pod_ip;
   std::string role;

@@ -203,6 +203,54 @@ TEST_CASE("agent: command checks and role hooks run in the member, and a failove
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("agent: the DC's agent crashing is not its application's death: no failover") {
+  // Before the fix, the agent's terminated container counted as the DC's death (the fast
+  // path) and its restart as a new incarnation: a second DC was promoted while the first
+  // application still ran and believed it was DC.
+  Scenario s;
+  const std::string dir = TestEnv::Dir() + "/agent-e2e-" + s.ns;
+  std::filesystem::create_directories(dir);
+  Json domain = AgentDomain("ac", dir);
+  // Slow enough that the checks the dead agent cannot answer do not reach the threshold
+  // while it restarts (that slow path is the designed answer to an agent that stays down).
+  domain["spec"]["health"]["periodSeconds"] = 5;
+  domain["spec"]["health"]["failureThreshold"] = 3;
+  s.Create(domain);
+  const std::string dc = s.WaitRunning("ac", 2);
+  const int64_t epoch = s.Domain("ac").value("/status/epoch"_json_pointer, int64_t{0});
+  const auto agent_restarts = [&] {
+    for (const auto& c : s.Pod(dc).value("/status/containerStatuses"_json_pointer, Json())) {
+      if (c.value("name", "") == "dpcm-agent") return c.value("restartCount", 0);
+    }
+    return -1;
+  };
+  REQUIRE(agent_restarts() == 0);
+  REQUIRE(s.env.nodes().KillPodProcess(s.ns, dc, "dpcm-agent").ok());
+  // The kubelet restarts the agent; its pod is Ready again.
+  REQUIRE(Eventually([&] { return agent_restarts() == 1; }, 30s));
+  const std::string dc_ip = s.Pod(dc).value("/status/podIP"_json_pointer, "");
+  REQUIRE(Eventually([&] {
+    const Json pod = s.Pod(dc);
+    for (const auto& c : pod.value("/status/conditions"_json_pointer, Json::array())) {
+      if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+    }
+    return false;
+  }));
+  // The restarted agent is told the role again (it starts without one) and the domain
+  // stays on the same DC at the same epoch: no failover, no Promoted Event.
+  CHECK(Eventually([&] {
+    const Json role = GetRole(dc_ip, "", 2);
+    return role.is_object() && role.value("role", "") == "dc" && role.value("epoch", -1) == epoch;
+  }));
+  const Json after = s.Domain("ac");
+  CHECK(after.value("/status/activePod"_json_pointer, "") == dc);
+  CHECK(after.value("/status/epoch"_json_pointer, int64_t{0}) == epoch);
+  CHECK(after.value("/status/failovers"_json_pointer, -1) == 0);
+  CHECK(s.watcher.CurrentDc("ac") == dc);
+  CHECK(s.Events("ac", "FailingOver").empty());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("agent: the new DC's application learns its role through GET /role within ms") {
   // Figures, not a timed test: label change (seen by the watcher) -> long-poll answer.
   Scenario s;

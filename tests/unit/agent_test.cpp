@@ -81,6 +81,11 @@ TEST_CASE("agent: a long-poll returns within milliseconds of a change, else at i
   CHECK(seen.epoch == 2);
   CHECK(seen.version == 1);
   CHECK(board.Wait(1, 10ms).version == 1);  // nothing newer: the timeout, current record
+  // A client that holds a version from an earlier run of the agent (it restarted and
+  // counts from 0 again) is answered at once, not after its whole wait.
+  const auto asked = std::chrono::steady_clock::now();
+  CHECK(board.Wait(7, 10s).version == 1);
+  CHECK(std::chrono::steady_clock::now() - asked < 2s);
   CHECK(board.Apply("dc", 2, "t2") == Verdict::kUnchanged);
   CHECK(board.Current().since == "t1");
 }

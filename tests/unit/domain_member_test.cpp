@@ -256,6 +256,7 @@ void CheckSameMember(const Member& a, const Member& b) {
   CHECK(a.role == b.role);
   CHECK(a.ordinal == b.ordinal);
   CHECK(a.restarts == b.restarts);
+  CHECK(a.agent_restarts == b.agent_restarts);
   CHECK(a.epoch == b.epoch);
   CHECK(a.unhealthy == b.unhealthy);
 }
@@ -361,6 +362,54 @@ TEST_CASE("MemberFromPod sums restarts over all containers") {
   json none = FullPod();
   none.erase("status");
   CHECK(MemberFromPod(none, "web").restarts == 0);
+}
+
+// A member pod with dpcm-agent beside the application, as managed mode injects it.
+json PodWithAgent(const json& agent_status) {
+  json pod = FullPod();
+  pod["status"]["containerStatuses"].push_back(agent_status);
+  return pod;
+}
+
+TEST_CASE("MemberFromPod: dpcm-agent's exit or restart is not the application's death") {
+  const json agent_exited = {{"name", kAgentContainerName},
+                             {"ready", false},
+                             {"restartCount", 2},
+                             {"state", {{"waiting", {{"reason", "CrashLoopBackOff"}}}}},
+                             {"lastState", {{"terminated", {{"exitCode", 1}}}}}};
+  json pod = PodWithAgent(agent_exited);
+  SetReady(pod, false);  // the kubelet's Ready condition counts the agent too
+  const Member down = MemberFromPod(pod, "web");
+  CHECK(down.unhealthy == Unhealthy::kNone);
+  // The agent's restarts are not a new incarnation of the application.
+  CHECK(down.restarts == MemberFromPod(FullPod(), "web").restarts);
+  CHECK(down.instance() == MemberFromPod(FullPod(), "web").instance());
+  // ... but the restarted agent forgot its role: role hooks go to it again.
+  CHECK(down.agent_restarts == 2);
+  CHECK(down.hook_receiver() != MemberFromPod(FullPod(), "web").hook_receiver());
+  // Trimmed for the cache, the pod still says which container is the agent.
+  json trimmed = pod;
+  TrimPod(trimmed);
+  CheckSameMember(MemberFromPod(trimmed, "web"), down);
+
+  // The application's own state still decides: its container not ready is not ready, its
+  // exit is an exit, whatever the agent says.
+  json app_unready = PodWithAgent({{"name", kAgentContainerName},
+                                   {"ready", true},
+                                   {"restartCount", 0},
+                                   {"state", {{"running", json::object()}}}});
+  Container(app_unready)["ready"] = false;
+  CHECK(MemberFromPod(app_unready, "web").unhealthy == Unhealthy::kNotReady);
+  json app_exited = pod;
+  Container(app_exited)["state"] = {{"terminated", {{"exitCode", 137}}}};
+  CHECK(MemberFromPod(app_exited, "web").unhealthy == Unhealthy::kExited);
+  // A pod not ready for another reason (the agent is ready) is not ready.
+  json gated = PodWithAgent({{"name", kAgentContainerName},
+                             {"ready", true},
+                             {"restartCount", 0},
+                             {"state", {{"running", json::object()}}}});
+  SetReady(gated, false);
+  CHECK(MemberFromPod(gated, "web").unhealthy == Unhealthy::kNotReady);
 }
 
 TEST_CASE("MemberFromPod never throws on non-object pods and gives an unhealthy member") {

@@ -72,6 +72,21 @@ TEST_CASE("BuildStatus: a settled DC is Running and Ready") {
   CHECK(Condition(status, "Ready")["status"] == "True");
   CHECK(Condition(status, "Degraded")["status"] == "False");
   CHECK(Condition(status, "Progressing")["reason"] == "Stable");
+  CHECK(status["fencing"] == "LabelOnly");
+}
+
+TEST_CASE("BuildStatus: the fencing mode says whether dpcm-agent runs in the members") {
+  json domain = DomainObject("web", 2);
+  CHECK(FencingMode(SpecOf(domain)) == "LabelOnly");
+  domain["spec"]["agent"] = {{"enabled", true}};
+  const auto view = ViewOf(domain, {MemberPod("web", 0, DcAt(3)), MemberPod("web", 1)},
+                           LeaseObject("web", "web-0", 3, "uid-web-0/0"));
+  Outcome outcome;
+  outcome.dc = "web-0";
+  outcome.epoch = 3;
+  const json status =
+      BuildStatus(view, SpecOf(domain), Decide(view, SpecOf(domain), {}, {}, kNow), outcome);
+  CHECK(status["fencing"] == "Agent");
 }
 
 TEST_CASE("BuildStatus: a failed handover is written too, with its Degraded reason") {

@@ -38,6 +38,7 @@ Json DomainWithStatus(bool flight_recorder) {
                       {"activePod", "web-1"},
                       {"ready", "3/3"},
                       {"epoch", 3},
+                      {"fencing", "LabelOnly"},
                       {"failovers", 1},
                       {"lastFailoverTime", "2026-12-02T10:58:00Z"},
                       {"members",
@@ -112,23 +113,25 @@ TEST_CASE("kubectl dpcm: a bad command line names what is wrong") {
 
 TEST_CASE("kubectl dpcm status: a domain row, then its members, aligned") {
   const std::string screen = RenderStatus({DomainWithStatus(true)}, false, kNow);
-  CHECK(
-      screen ==
-      "DOMAIN   PHASE     DC      EPOCH   READY   FAILOVERS   LAST FAILOVER\n"
-      "web      Running   web-1   3       3/3     1           container-terminated, 21 ms, 2m ago\n"
-      "\n"
-      "DOMAIN   MEMBER   ROLE   READY   HEALTHY   FAILURES   RESTARTS   MESSAGE\n"
-      "web      web-0    pc     true    true      0          1\n"
-      "web      web-1    dc     true    true      0          0\n");
+  CHECK(screen ==
+        "DOMAIN   PHASE     DC      EPOCH   FENCING     READY   FAILOVERS   LAST FAILOVER\n"
+        "web      Running   web-1   3       LabelOnly   3/3     1           container-terminated, "
+        "21 ms, "
+        "2m ago\n"
+        "\n"
+        "DOMAIN   MEMBER   ROLE   READY   HEALTHY   FAILURES   RESTARTS   MESSAGE\n"
+        "web      web-0    pc     true    true      0          1\n"
+        "web      web-1    dc     true    true      0          0\n");
   // Without the flight recorder the time alone; -A adds the namespace.
   const std::string all = RenderStatus({DomainWithStatus(false)}, true, kNow);
   CHECK(all.rfind("NAMESPACE   DOMAIN", 0) == 0);
-  CHECK(all.find("ns          web      Running   web-1   3       3/3     1           2m ago") !=
-        std::string::npos);
+  CHECK(all.find("ns          web      Running   web-1   3       LabelOnly   3/3     1           "
+                 "2m ago") != std::string::npos);
   CHECK(RenderStatus({}, false, kNow) == "No ProcessDomains found.\n");
   // A domain the operator has not written status for yet shows dashes.
-  CHECK(RenderStatus({DomainObject("new", 1)}, false, kNow).find("new      -       -    -") !=
-        std::string::npos);
+  CHECK(
+      RenderStatus({DomainObject("new", 1)}, false, kNow).find("new      -       -    -       -") !=
+      std::string::npos);
 }
 
 TEST_CASE("kubectl dpcm status -o json carries the members and the last failover") {
