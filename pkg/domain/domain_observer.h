@@ -16,7 +16,7 @@ struct DomainCounts {
   int dc_unhealthy = 0;
   int pc_healthy = 0;
   int pc_unhealthy = 0;
-  int terminating = 0;  // members whose pod is being deleted
+  int terminating = 0;               // members whose pod is being deleted
   std::vector<std::string> dc_pods;  // the pods labeled DC (one when all is well)
   int64_t epoch = 0;
   // The status conditions as written: type (Ready, Degraded, Progressing) → True?
@@ -54,8 +54,7 @@ class DomainObserver {
   // A phase of the last failover that ended after Failover was reported
   // ("hooksAcknowledged"), `at` counted from the failure being seen.
   virtual void FailoverPhase(const std::string& ns, const std::string& domain,
-                             const std::string& phase,
-                             std::chrono::steady_clock::duration at) = 0;
+                             const std::string& phase, std::chrono::steady_clock::duration at) = 0;
   // A member was restarted for `reason` ("health-check-failed").
   virtual void Restarted(const std::string& ns, const std::string& domain,
                          const std::string& reason) = 0;

@@ -15,7 +15,7 @@ namespace dpcm::domain {
 inline constexpr const char* kPhaseHooksAcknowledged = "hooksAcknowledged";
 
 // status.lastFailover.hooks: what became of the role hooks of the failover's new DC.
-inline constexpr const char* kHooksNone = "none";  // the domain has no role hooks: no phase
+inline constexpr const char* kHooksNone = "none";        // the domain has no role hooks: no phase
 inline constexpr const char* kHooksPending = "pending";  // not acknowledged yet
 inline constexpr const char* kHooksAcknowledged = "acknowledged";  // phase hooksAcknowledged
 // The operator that recorded the failover stopped (or lost its leadership) before the

@@ -188,8 +188,8 @@ void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Domain
 }
 
 void DomainReconciler::ReportMove(const json& domain, const DomainSpec& spec, const DcMove& move,
-                                  const HandoverResult& done, Memory& memory,
-                                  SteadyTime decided_at, Outcome& outcome) {
+                                  const HandoverResult& done, Memory& memory, SteadyTime decided_at,
+                                  Outcome& outcome) {
   const std::string ns = Meta(domain, "namespace");
   const std::string name = Meta(domain, "name");
   const auto reference = events::ObjectReference::Of(domain);

@@ -1,7 +1,7 @@
 // DomainReconciler's side of the health monitor, the role-hook runner and the observer.
-#include "pkg/domain/reconciler.h"
-
 #include <spdlog/spdlog.h>
+
+#include "pkg/domain/reconciler.h"
 
 namespace dpcm::domain {
 
@@ -51,8 +51,8 @@ void DomainReconciler::UpdateRoleHooks(const DomainSpec& spec, const DomainView&
   plugins_.hooks->Update(view.ns, view.name, spec.role_hooks, assignments);
 }
 
-void DomainReconciler::RecordHookAck(const DomainSpec& spec, const DomainView& view,
-                                     Memory& memory, Outcome& outcome) {
+void DomainReconciler::RecordHookAck(const DomainSpec& spec, const DomainView& view, Memory& memory,
+                                     Outcome& outcome) {
   HookAckObservation target;
   target.hooks_configured =
       plugins_.hooks != nullptr && spec.role_hooks.kind != rolehook::HookKind::kNone;
@@ -73,8 +73,7 @@ void DomainReconciler::RecordHookAck(const DomainSpec& spec, const DomainView& v
                view.ns, view.name,
                std::chrono::duration_cast<std::chrono::milliseconds>(*decision.phase).count());
   if (plugins_.observer != nullptr) {
-    plugins_.observer->FailoverPhase(view.ns, view.name, kPhaseHooksAcknowledged,
-                                     *decision.phase);
+    plugins_.observer->FailoverPhase(view.ns, view.name, kPhaseHooksAcknowledged, *decision.phase);
   }
 }
 

@@ -139,13 +139,13 @@ TEST_CASE("a DC failing its health check is failed over, then restarted and back
   // The flight recorder's last phase: the new DC's role hook acknowledged its promotion,
   // after it was labeled.
   Json last;
-  CHECK_MESSAGE(Eventually([&] {
-                  last = s.Domain("sick").value("/status/lastFailover"_json_pointer, Json());
-                  return last.value("epoch", int64_t{0}) == new_epoch &&
-                         last.value("hooks", "") == "acknowledged";
-                }),
-                "status.lastFailover never recorded the role hook's acknowledgement: "
-                    << last.dump());
+  CHECK_MESSAGE(
+      Eventually([&] {
+        last = s.Domain("sick").value("/status/lastFailover"_json_pointer, Json());
+        return last.value("epoch", int64_t{0}) == new_epoch &&
+               last.value("hooks", "") == "acknowledged";
+      }),
+      "status.lastFailover never recorded the role hook's acknowledgement: " << last.dump());
   std::vector<std::string> names;
   for (const auto& phase : last.value("phases", Json::array())) {
     names.push_back(phase.value("name", ""));

@@ -76,8 +76,8 @@ TEST_CASE("DecideHookAck never invents a time") {
     CHECK_FALSE(decision.phase.has_value());
   }
   SUBCASE("the pending failover in memory is an older one") {
-    const auto decision = DecideHookAck(Pending(), PendingHookAck{"web-2", 3, kSeen},
-                                        Acked("dc", 4, kSeen + 5ms));
+    const auto decision =
+        DecideHookAck(Pending(), PendingHookAck{"web-2", 3, kSeen}, Acked("dc", 4, kSeen + 5ms));
     REQUIRE(decision.last_failover.has_value());
     CHECK((*decision.last_failover)["hooks"] == kHooksUnrecorded);
     CHECK_FALSE(decision.phase.has_value());

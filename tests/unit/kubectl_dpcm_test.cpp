@@ -179,8 +179,7 @@ TEST_CASE("kubectl dpcm why: the phases with their steps, then the Events newest
 
 TEST_CASE("kubectl dpcm why: the role hook's acknowledgement, or why there is none") {
   Json hooked = DomainWithStatus(true);
-  hooked["status"]["lastFailover"]["phases"].push_back(
-      {{"name", "hooksAcknowledged"}, {"ms", 35}});
+  hooked["status"]["lastFailover"]["phases"].push_back({{"name", "hooksAcknowledged"}, {"ms", 35}});
   hooked["status"]["lastFailover"]["hooks"] = "acknowledged";
   const std::string screen = RenderWhy(hooked, {}, kNow);
   CHECK(screen.find("  labeled             21        +7\n"
@@ -198,8 +197,7 @@ TEST_CASE("kubectl dpcm why: the role hook's acknowledgement, or why there is no
   CHECK(RenderWhy(plain, {}, kNow).find("has not acknowledged its promotion yet") !=
         std::string::npos);
   plain["status"]["lastFailover"]["hooks"] = "unrecorded";
-  CHECK(RenderWhy(plain, {}, kNow).find("acknowledgement time not recorded") !=
-        std::string::npos);
+  CHECK(RenderWhy(plain, {}, kNow).find("acknowledgement time not recorded") != std::string::npos);
 }
 
 TEST_CASE("kubectl dpcm: RFC 3339 times with fractions and offsets") {
