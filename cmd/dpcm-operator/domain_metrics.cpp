@@ -16,6 +16,13 @@ void MetricsDomainObserver::Failover(const std::string& ns, const std::string& d
   }
 }
 
+void MetricsDomainObserver::FailoverPhase(const std::string& ns, const std::string& domain,
+                                          const std::string& phase,
+                                          std::chrono::steady_clock::duration at) {
+  metrics_.FailoverPhaseDuration(ns, domain, phase)
+      ->Observe(std::chrono::duration<double>(at).count());
+}
+
 void MetricsDomainObserver::Restarted(const std::string& ns, const std::string& domain,
                                       const std::string& reason) {
   metrics_.PodRestartsTotal(ns, domain, reason)->Increment();
@@ -30,6 +37,7 @@ void MetricsDomainObserver::Counts(const std::string& ns, const std::string& dom
   metrics_.DomainMembers(ns, domain, domain::kRolePc, true)->Set(counts.pc_healthy);
   metrics_.DomainMembers(ns, domain, domain::kRolePc, false)->Set(counts.pc_unhealthy);
   metrics_.DomainTerminatingMembers(ns, domain)->Set(counts.terminating);
+  metrics_.SetDomainDcPods(ns, domain, counts.dc_pods);
   for (const auto& [type, status] : counts.conditions) {
     metrics_.DomainCondition(ns, domain, type)->Set(status ? 1 : 0);
   }

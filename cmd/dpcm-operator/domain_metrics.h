@@ -13,6 +13,8 @@ class MetricsDomainObserver final : public domain::DomainObserver {
   explicit MetricsDomainObserver(metrics::Metrics& metrics) : metrics_(metrics) {}
   void Failover(const std::string& ns, const std::string& domain,
                 const domain::FailoverRecord& record) override;
+  void FailoverPhase(const std::string& ns, const std::string& domain, const std::string& phase,
+                     std::chrono::steady_clock::duration at) override;
   void Restarted(const std::string& ns, const std::string& domain,
                  const std::string& reason) override;
   void Counts(const std::string& ns, const std::string& domain,

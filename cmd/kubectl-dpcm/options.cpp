@@ -171,7 +171,9 @@ Sets spec.paused=false (a merge patch): the operator reconciles the domain again
 
 Explains the domain's failovers: the last one from status.lastFailover (from, to,
 reason, epoch, and the cumulative time at which each phase finished: decided, fenced,
-leaseWritten, labeled), then the domain's FailingOver and Promoted Events, newest first.
+leaseWritten, labeled, and hooksAcknowledged when the domain has role hooks and the new
+DC acknowledged its promotion), then the domain's FailingOver and Promoted Events,
+newest first.
 )";
       break;
     case Verb::kCheck:

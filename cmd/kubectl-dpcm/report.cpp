@@ -43,6 +43,19 @@ std::string IntText(const Json& object, const char* pointer) {
 
 std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
 
+// The line of `why` on the new DC's role hook, or "" when the record does not say.
+std::string HooksLine(const std::string& hooks) {
+  if (hooks.empty()) return "";
+  if (hooks == "none") return "no role hooks: nothing to acknowledge (no hooksAcknowledged phase)";
+  if (hooks == "pending") return "role hook: the new DC has not acknowledged its promotion yet";
+  if (hooks == "acknowledged") return "role hook: the new DC acknowledged its promotion";
+  if (hooks == "unrecorded") {
+    return "role hook: acknowledgement time not recorded (the operator that recorded this "
+           "failover stopped leading before it)";
+  }
+  return "role hook: " + hooks;
+}
+
 // "pod-deleted, 42 ms, 3m ago" for the LAST FAILOVER column.
 std::string LastFailoverCell(const Json& domain, WallTime now) {
   std::vector<std::string> parts;
@@ -67,8 +80,10 @@ Json RecordJson(const FailoverRecord& record) {
   for (const auto& phase : record.phases) {
     phases.push_back({{"name", phase.name}, {"ms", phase.ms}});
   }
-  return {{"from", record.from},   {"to", record.to},     {"reason", record.reason},
-          {"epoch", record.epoch}, {"time", record.time}, {"phases", phases}};
+  Json out = {{"from", record.from},   {"to", record.to},     {"reason", record.reason},
+              {"epoch", record.epoch}, {"time", record.time}, {"phases", phases}};
+  if (!record.hooks.empty()) out["hooks"] = record.hooks;
+  return out;
 }
 
 int64_t ResourceVersionNumber(const Json& object) {
@@ -95,7 +110,8 @@ std::optional<FailoverRecord> LastFailover(const Json& domain) {
   const Json& last = domain.at(ptr);
   FailoverRecord record{Text(last, "/from"),   Text(last, "/to"),
                         Text(last, "/reason"), At<int64_t>(last, "/epoch", 0),
-                        Text(last, "/time"),   {}};
+                        Text(last, "/time"),   {},
+                        Text(last, "/hooks")};
   for (const auto& phase : last.value("phases", Json::array())) {
     if (!phase.is_object()) continue;
     record.phases.push_back({Text(phase, "/name"), At<int64_t>(phase, "/ms", 0)});
@@ -222,6 +238,9 @@ std::string RenderWhy(const Json& domain, const std::vector<Json>& events, WallT
       std::istringstream table(RenderTable({"PHASE", "AT (MS)", "STEP (MS)"}, rows));
       for (std::string line; std::getline(table, line);) out << "  " << line << "\n";
       out << "  (times since the failure was first seen)\n";
+    }
+    if (const std::string hooks = HooksLine(record->hooks); !hooks.empty()) {
+      out << "  " << hooks << "\n";
     }
   } else {
     const std::string time = Text(domain, "/status/lastFailoverTime");

@@ -29,6 +29,10 @@ struct FailoverRecord {
   int64_t epoch = 0;
   std::string time;  // RFC 3339
   std::vector<FailoverPhase> phases;
+  // What became of the new DC's role hook: "none" (the domain has none: no
+  // hooksAcknowledged phase), "pending", "acknowledged" or "unrecorded"; "" from an
+  // operator that does not record it.
+  std::string hooks;
 
   // The last phase's cumulative milliseconds (the whole failover), or nullopt without phases.
   std::optional<int64_t> TotalMs() const;

@@ -16,7 +16,8 @@ struct DomainCounts {
   int dc_unhealthy = 0;
   int pc_healthy = 0;
   int pc_unhealthy = 0;
-  int terminating = 0;  // members whose pod is being deleted
+  int terminating = 0;               // members whose pod is being deleted
+  std::vector<std::string> dc_pods;  // the pods labeled DC (one when all is well)
   int64_t epoch = 0;
   // The status conditions as written: type (Ready, Degraded, Progressing) → True?
   std::vector<std::pair<std::string, bool>> conditions;
@@ -26,12 +27,16 @@ struct DomainCounts {
 // the failure of the old DC was first seen. Phases in order: "decided" (the reconcile
 // chose the new DC), "fenced" (every other suspect fenced), "leaseWritten", "labeled"
 // (the new DC labeled; absent when the promote failed and is left to a later reconcile).
+// The last phase, "hooksAcknowledged" (the new DC's role hook acknowledged "dc"), comes
+// later, through DomainObserver::FailoverPhase (flight_recorder.h).
 struct FailoverRecord {
   std::string from;
   std::string to;
   std::string reason;
   int64_t epoch = 0;
   std::vector<std::pair<std::string, std::chrono::steady_clock::duration>> phases;
+  // The domain has role hooks: the hooksAcknowledged phase is awaited.
+  bool awaits_hooks = false;
 
   // The last phase's end: the failover's duration so far.
   std::chrono::steady_clock::duration took() const {
@@ -46,6 +51,10 @@ class DomainObserver {
   // The DC role left a member that is no longer fit (record.reason, e.g. "pod-deleted").
   virtual void Failover(const std::string& ns, const std::string& domain,
                         const FailoverRecord& record) = 0;
+  // A phase of the last failover that ended after Failover was reported
+  // ("hooksAcknowledged"), `at` counted from the failure being seen.
+  virtual void FailoverPhase(const std::string& ns, const std::string& domain,
+                             const std::string& phase, std::chrono::steady_clock::duration at) = 0;
   // A member was restarted for `reason` ("health-check-failed").
   virtual void Restarted(const std::string& ns, const std::string& domain,
                          const std::string& reason) = 0;

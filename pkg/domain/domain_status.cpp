@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "pkg/domain/flight_recorder.h"
+
 namespace dpcm::domain {
 namespace {
 
@@ -115,8 +117,13 @@ json FailoverJson(const FailoverRecord& record, const std::string& time) {
     const double ms = std::chrono::duration<double, std::milli>(at).count();
     phases.push_back({{"name", name}, {"ms", std::round(ms * 1000) / 1000}});
   }
-  return {{"from", record.from},   {"to", record.to}, {"reason", record.reason},
-          {"epoch", record.epoch}, {"time", time},    {"phases", phases}};
+  return {{"from", record.from},
+          {"to", record.to},
+          {"reason", record.reason},
+          {"epoch", record.epoch},
+          {"time", time},
+          {"phases", phases},
+          {"hooks", record.awaits_hooks ? kHooksPending : kHooksNone}};
 }
 
 NewFailures FailuresSince(const DomainView& view, const json& previous_status) {

@@ -60,7 +60,8 @@ NewFailures FailuresSince(const DomainView& view, const nlohmann::json& previous
 bool ReportsInvalidSpec(const nlohmann::json& previous_status, int64_t generation);
 
 // status.lastFailover for `record`, completed at `time` (RFC 3339):
-// {from, to, reason, epoch, time, phases: [{name, ms}]}, ms counted from the failure.
+// {from, to, reason, epoch, time, phases: [{name, ms}], hooks}, ms counted from the
+// failure; hooks "pending" when record.awaits_hooks, else "none" (see flight_recorder.h).
 nlohmann::json FailoverJson(const FailoverRecord& record, const std::string& time);
 
 // The status for a spec that failed to parse: Degraded/InvalidSpec naming the field,

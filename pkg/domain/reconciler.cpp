@@ -129,6 +129,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
       Failed(domain, Step::kService, s, outcome);
     }
   }
+  RecordHookAck(spec, view, memory, outcome);
 
   // Status, then the restarts it records (write-ahead).
   outcome.restarts = plan.restarts.book;
@@ -152,7 +153,7 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
 }
 
 void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, DomainView& view,
-                              const Plan& plan, const Memory& memory, SteadyTime decided_at,
+                              const Plan& plan, Memory& memory, SteadyTime decided_at,
                               Outcome& outcome) {
   const DcMove& move = *plan.move;
   const HandoverRequest request =
@@ -183,12 +184,12 @@ void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Domain
     spdlog::info("{}/{}: moving the DC to {}: {}", view.ns, view.name, move.target,
                  status.ToString());
   }
-  ReportMove(domain, move, done, memory, decided_at, outcome);
+  ReportMove(domain, spec, move, done, memory, decided_at, outcome);
 }
 
-void DomainReconciler::ReportMove(const json& domain, const DcMove& move,
-                                  const HandoverResult& done, const Memory& memory,
-                                  SteadyTime decided_at, Outcome& outcome) {
+void DomainReconciler::ReportMove(const json& domain, const DomainSpec& spec, const DcMove& move,
+                                  const HandoverResult& done, Memory& memory, SteadyTime decided_at,
+                                  Outcome& outcome) {
   const std::string ns = Meta(domain, "namespace");
   const std::string name = Meta(domain, "name");
   const auto reference = events::ObjectReference::Of(domain);
@@ -205,6 +206,10 @@ void DomainReconciler::ReportMove(const json& domain, const DcMove& move,
           std::pair{"labeled", done.labeled_at}}) {
       if (at) record.phases.emplace_back(phase, *at - seen);
     }
+    record.awaits_hooks =
+        plugins_.hooks != nullptr && spec.role_hooks.kind != rolehook::HookKind::kNone;
+    memory.hook_ack.reset();
+    if (record.awaits_hooks) memory.hook_ack = PendingHookAck{move.target, done.epoch, seen};
     events_.Warning(reference, "FailingOver", "DC " + move.previous + " is " + record.reason);
     if (move.previous != move.target) {
       events_.Normal(reference, "Demoted", move.previous + " is no longer DC");
@@ -222,7 +227,8 @@ void DomainReconciler::ReportMove(const json& domain, const DcMove& move,
       }
       events_.Normal(reference, "Promoted",
                      move.target + " is DC at epoch " + epoch + " (failover took " +
-                         Milliseconds(record.took()) + "; " + phases + ")");
+                         Milliseconds(record.took()) + "; " + phases +
+                         (record.awaits_hooks ? "; role hook not acknowledged yet" : "") + ")");
     }
     return;
   }

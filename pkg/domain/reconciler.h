@@ -19,6 +19,7 @@
 #include "pkg/domain/decide.h"
 #include "pkg/domain/domain_observer.h"
 #include "pkg/domain/domain_status.h"
+#include "pkg/domain/flight_recorder.h"
 #include "pkg/domain/handover.h"
 #include "pkg/domain/pod_lease_api.h"
 #include "pkg/domain/spec.h"
@@ -44,6 +45,7 @@ struct DomainCaches {
 // no role hooks are delivered, no metrics).
 struct DomainPlugins {
   health::HealthMonitor* health = nullptr;
+  // Must run on the reconciler's clock: its acknowledgement times are compared with it.
   rolehook::RoleHookRunner* hooks = nullptr;
   DomainObserver* observer = nullptr;
   // How dpcm-agent is added to the managed pods of domains that enable it (spec.agent).
@@ -75,16 +77,24 @@ class DomainReconciler final : public controller::Reconciler {
   // What the reconciler remembers about a domain between calls (lost on restart).
   struct Memory {
     std::optional<SteadyTime> dc_failure_seen;
+    // The last failover, until its new DC's role hook acknowledges the promotion.
+    std::optional<PendingHookAck> hook_ack;
   };
 
   Result<controller::ReconcileResult> ReconcileDomain(const nlohmann::json& domain,
                                                       const DomainSpec& spec, Memory& memory);
   // Carries out plan.move; fills the outcome and reports the change.
   void MoveDc(const nlohmann::json& domain, const DomainSpec& spec, DomainView& view,
-              const Plan& plan, const Memory& memory, SteadyTime decided_at, Outcome& outcome);
-  // Events, metrics and the flight recorder's status.lastFailover for a move.
-  void ReportMove(const nlohmann::json& domain, const DcMove& move, const HandoverResult& done,
-                  const Memory& memory, SteadyTime decided_at, Outcome& outcome);
+              const Plan& plan, Memory& memory, SteadyTime decided_at, Outcome& outcome);
+  // Events, metrics and the flight recorder's status.lastFailover for a move; remembers a
+  // failover whose role hooks are yet to acknowledge it.
+  void ReportMove(const nlohmann::json& domain, const DomainSpec& spec, const DcMove& move,
+                  const HandoverResult& done, Memory& memory, SteadyTime decided_at,
+                  Outcome& outcome);
+  // The flight recorder's hooksAcknowledged phase (DecideHookAck) into the outcome's
+  // lastFailover and the observer.
+  void RecordHookAck(const DomainSpec& spec, const DomainView& view, Memory& memory,
+                     Outcome& outcome);
   // Records a failed step with the action the error policy chose, and its Event (the
   // recorder folds repeats of one message into one Event with a count).
   void Failed(const nlohmann::json& domain, Step step, const Status& error, Outcome& outcome) const;

@@ -1,4 +1,6 @@
 // DomainReconciler's side of the health monitor, the role-hook runner and the observer.
+#include <spdlog/spdlog.h>
+
 #include "pkg/domain/reconciler.h"
 
 namespace dpcm::domain {
@@ -49,6 +51,32 @@ void DomainReconciler::UpdateRoleHooks(const DomainSpec& spec, const DomainView&
   plugins_.hooks->Update(view.ns, view.name, spec.role_hooks, assignments);
 }
 
+void DomainReconciler::RecordHookAck(const DomainSpec& spec, const DomainView& view, Memory& memory,
+                                     Outcome& outcome) {
+  HookAckObservation target;
+  target.hooks_configured =
+      plugins_.hooks != nullptr && spec.role_hooks.kind != rolehook::HookKind::kNone;
+  if (target.hooks_configured && memory.hook_ack) {
+    for (const auto& m : view.members) {
+      if (m.name != memory.hook_ack->to) continue;
+      const rolehook::HookState state = plugins_.hooks->Get(view.ns, view.name, m.instance());
+      target.acked_role = state.acked_role;
+      target.acked_epoch = state.acked_epoch;
+      target.acked_at = state.acked_at;
+    }
+  }
+  HookAckDecision decision = DecideHookAck(outcome.last_failover, memory.hook_ack, target);
+  if (!decision.keep_pending) memory.hook_ack.reset();
+  if (decision.last_failover) outcome.last_failover = std::move(*decision.last_failover);
+  if (!decision.phase) return;
+  spdlog::info("{}/{}: the new DC acknowledged its promotion {} ms after the failure was seen",
+               view.ns, view.name,
+               std::chrono::duration_cast<std::chrono::milliseconds>(*decision.phase).count());
+  if (plugins_.observer != nullptr) {
+    plugins_.observer->FailoverPhase(view.ns, view.name, kPhaseHooksAcknowledged, *decision.phase);
+  }
+}
+
 void DomainReconciler::ReportPluginFailures(const nlohmann::json& domain, const DomainView& view) {
   const auto reference = events::ObjectReference::Of(domain);
   const NewFailures failures = FailuresSince(view, domain.value("status", nlohmann::json()));
@@ -74,6 +102,7 @@ void DomainReconciler::ReportCounts(const DomainView& view, const nlohmann::json
       (m.healthy() ? counts.pc_healthy : counts.pc_unhealthy) += 1;
     }
     counts.terminating += m.terminating() ? 1 : 0;
+    if (m.is_dc()) counts.dc_pods.push_back(m.name);
   }
   for (const auto& c : status.value("conditions", nlohmann::json::array())) {
     if (c.is_object()) {

@@ -42,10 +42,22 @@ class DomainFamily {
 
   void Forget(const std::string& ns, const std::string& domain) {
     std::lock_guard lock(mutex_);
-    // Keys sort lexicographically, so one domain's series are contiguous.
-    auto it = series_.lower_bound({ns, domain});
-    while (it != series_.end() && it->first[0] == ns && it->first[1] == domain) {
-      it = series_.erase(it);
+    ForgetLocked(ns, domain);
+  }
+
+  // Makes `extra` (label values after namespace and domain) the domain's only series, each
+  // created fresh and passed to `init`, in one step: a scrape sees the old set or the new.
+  void Replace(const std::string& ns, const std::string& domain,
+               const std::vector<std::vector<std::string>>& extra,
+               const std::function<void(T&)>& init) {
+    std::lock_guard lock(mutex_);
+    ForgetLocked(ns, domain);
+    for (const auto& values : extra) {
+      std::vector<std::string> key{ns, domain};
+      key.insert(key.end(), values.begin(), values.end());
+      auto& series = series_[std::move(key)];
+      series = make_();
+      init(*series);
     }
   }
 
@@ -70,6 +82,14 @@ class DomainFamily {
   const MetricType type_;
   std::vector<std::string> label_names_;
   const std::function<std::shared_ptr<T>()> make_;
+  void ForgetLocked(const std::string& ns, const std::string& domain) {
+    // Keys sort lexicographically, so one domain's series are contiguous.
+    auto it = series_.lower_bound({ns, domain});
+    while (it != series_.end() && it->first[0] == ns && it->first[1] == domain) {
+      it = series_.erase(it);
+    }
+  }
+
   mutable std::mutex mutex_;
   std::map<std::vector<std::string>, std::shared_ptr<T>> series_;  // guarded by mutex_
 };
@@ -148,7 +168,7 @@ class Metrics::DomainFamilies {
   DomainFamily<Histogram> failover_phase_duration{
       "dpcm_failover_phase_duration_seconds",
       "Time from a failure of the DC being seen to the end of each phase of its failover "
-      "(decided, fenced, leaseWritten, labeled).",
+      "(decided, fenced, leaseWritten, labeled, hooksAcknowledged).",
       MetricType::Histogram,
       {"phase"},
       MakeHistogram(FailoverDurationBuckets())};
@@ -187,6 +207,11 @@ class Metrics::DomainFamilies {
                                   MetricType::Gauge,
                                   {},
                                   Make<Gauge>()};
+  DomainFamily<Gauge> dc_info{"dpcm_domain_dc_info",
+                              "The pods of the domain labeled DC: 1 for each (one when healthy).",
+                              MetricType::Gauge,
+                              {"pod"},
+                              Make<Gauge>()};
   DomainFamily<Gauge> epoch{"dpcm_domain_epoch",
                             "The domain's epoch (its Lease's leaseTransitions).",
                             MetricType::Gauge,
@@ -205,6 +230,7 @@ class Metrics::DomainFamilies {
     epoch.Forget(ns, domain);
     condition.Forget(ns, domain);
     terminating.Forget(ns, domain);
+    dc_info.Forget(ns, domain);
   }
 
   void CollectInto(std::vector<MetricFamily>& out) const {
@@ -219,6 +245,7 @@ class Metrics::DomainFamilies {
     epoch.CollectInto(out);
     condition.CollectInto(out);
     terminating.CollectInto(out);
+    dc_info.CollectInto(out);
   }
 };
 
@@ -359,6 +386,14 @@ std::shared_ptr<Gauge> Metrics::DomainCondition(const std::string& ns, const std
 std::shared_ptr<Gauge> Metrics::DomainTerminatingMembers(const std::string& ns,
                                                          const std::string& domain) {
   return domains_->terminating.Get({ns, domain});
+}
+
+void Metrics::SetDomainDcPods(const std::string& ns, const std::string& domain,
+                              const std::vector<std::string>& pods) {
+  std::vector<std::vector<std::string>> extra;
+  extra.reserve(pods.size());
+  for (const auto& pod : pods) extra.push_back({pod});
+  domains_->dc_info.Replace(ns, domain, extra, [](Gauge& gauge) { gauge.Set(1); });
 }
 
 void Metrics::ForgetDomain(const std::string& ns, const std::string& domain) {

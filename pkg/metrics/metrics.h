@@ -53,7 +53,8 @@ class Metrics {
   std::shared_ptr<prometheus::Histogram> FailoverDuration(const std::string& ns,
                                                           const std::string& domain);
   // dpcm_failover_phase_duration_seconds{namespace,domain,phase}: failure seen to the end
-  // of each phase of a failover ("decided", "fenced", "leaseWritten", "labeled").
+  // of each phase of a failover ("decided", "fenced", "leaseWritten", "labeled",
+  // "hooksAcknowledged").
   std::shared_ptr<prometheus::Histogram> FailoverPhaseDuration(const std::string& ns,
                                                                const std::string& domain,
                                                                const std::string& phase);
@@ -88,6 +89,11 @@ class Metrics {
   // dpcm_domain_terminating_members{namespace,domain}: members whose pod is being deleted.
   std::shared_ptr<prometheus::Gauge> DomainTerminatingMembers(const std::string& ns,
                                                               const std::string& domain);
+  // dpcm_domain_dc_info{namespace,domain,pod}: 1 for each pod labeled DC. Replaces the
+  // domain's series at once (a scrape sees the old set or the new one): none when no pod
+  // is DC, two when two are (the safety invariant broken).
+  void SetDomainDcPods(const std::string& ns, const std::string& domain,
+                       const std::vector<std::string>& pods);
   // Drops every dpcm_* series of the domain `ns`/`domain` from the exposition (call when
   // the ProcessDomain is deleted). A later accessor call starts the series from zero.
   void ForgetDomain(const std::string& ns, const std::string& domain);

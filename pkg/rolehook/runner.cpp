@@ -137,7 +137,9 @@ std::optional<RoleHookRunner::TimePoint> RoleHookRunner::Deliver(const std::stri
     if (delivered.ok()) {
       spdlog::debug("{}/{}: told {} role {} at epoch {}", want.ns, want.domain, want.pod, want.role,
                     want.epoch);
-      notify = notify || state.consecutive_failures != 0;
+      const bool promotion = want.role == "dc" && !Acknowledged(state, want);
+      notify = notify || state.consecutive_failures != 0 || promotion;
+      if (!Acknowledged(state, want)) state.acked_at = clock.Now();
       state.acked_role = want.role;
       state.acked_epoch = want.epoch;
       state.consecutive_failures = 0;

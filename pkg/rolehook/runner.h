@@ -20,6 +20,9 @@ namespace dpcm::rolehook {
 struct HookState {
   std::string acked_role;  // "" until the first acknowledgement
   int64_t acked_epoch = -1;
+  // When the acknowledgement of acked_role/acked_epoch arrived, on the runner's clock
+  // (RunnerOptions::clock); unset until the first acknowledgement.
+  std::optional<Clock::Monotonic::time_point> acked_at;
   int consecutive_failures = 0;
   std::string message;  // the last failure
 };
@@ -54,7 +57,8 @@ struct RunnerOptions {
 class RoleHookRunner {
  public:
   // `on_change(ns, domain)` runs on a worker thread when a member's delivery starts or
-  // stops failing, or its failure count moves; it must not block.
+  // stops failing, or its failure count moves, and when a member acknowledges a new "dc"
+  // assignment (the flight recorder's hooksAcknowledged); it must not block.
   using ChangeHandler = std::function<void(const std::string& ns, const std::string& domain)>;
 
   RoleHookRunner(ChangeHandler on_change, RunnerOptions options);

@@ -109,6 +109,8 @@ TEST_CASE("the DC moves when its process is killed, its pod is deleted, or it tu
       previous = phase.value("ms", -1.0);
     }
     CHECK(names == std::vector<std::string>{"decided", "fenced", "leaseWritten", "labeled"});
+    // No role hooks: the status says so rather than invent an acknowledgement.
+    CHECK(last.value("hooks", "") == "none");
     MESSAGE("flight recorder: " << last.dump());
     // The old DC's container is restarted and the pod comes back as a PC.
     CHECK(Eventually([&] {

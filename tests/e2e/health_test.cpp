@@ -136,6 +136,27 @@ TEST_CASE("a DC failing its health check is failed over, then restarted and back
   }));
   if (demoted && promoted) CHECK(demoted->time <= promoted->time);
 
+  // The flight recorder's last phase: the new DC's role hook acknowledged its promotion,
+  // after it was labeled.
+  Json last;
+  CHECK_MESSAGE(
+      Eventually([&] {
+        last = s.Domain("sick").value("/status/lastFailover"_json_pointer, Json());
+        return last.value("epoch", int64_t{0}) == new_epoch &&
+               last.value("hooks", "") == "acknowledged";
+      }),
+      "status.lastFailover never recorded the role hook's acknowledgement: " << last.dump());
+  std::vector<std::string> names;
+  for (const auto& phase : last.value("phases", Json::array())) {
+    names.push_back(phase.value("name", ""));
+  }
+  CHECK(names == std::vector<std::string>{"decided", "fenced", "leaseWritten", "labeled",
+                                          "hooksAcknowledged"});
+  if (names.size() == 5) {
+    CHECK(last["phases"][4].value("ms", -1.0) >= last["phases"][3].value("ms", -1.0));
+  }
+  MESSAGE("flight recorder with a role hook: " << last.dump());
+
   // Then the old DC is restarted (a new pod under the same name) and rejoins as a PC.
   CHECK(Eventually(
       [&] {

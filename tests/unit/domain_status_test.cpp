@@ -242,6 +242,11 @@ TEST_CASE("FailoverJson: the flight recorder's record as status.lastFailover") {
   CHECK(last["phases"][0]["name"] == "decided");
   CHECK(last["phases"][0]["ms"] == 1.5);
   CHECK(last["phases"][3]["ms"] == 9.0);
+  // No role hooks: said so, and no hooksAcknowledged phase is invented.
+  CHECK(last["hooks"] == "none");
+  record.awaits_hooks = true;
+  CHECK(FailoverJson(record, "2026-12-02T10:00:00Z")["hooks"] == "pending");
+  CHECK(FailoverJson(record, "2026-12-02T10:00:00Z")["phases"].size() == 4);
   // Kept by every later status until the next failover.
   const json domain = DomainObject("web", 1);
   const auto view = ViewOf(domain, {MemberPod("web", 0, DcAt(7))}, LeaseObject("web", "web-0", 7));

@@ -177,6 +177,30 @@ TEST_CASE("kubectl dpcm why: the phases with their steps, then the Events newest
   const Json json = WhyJson(DomainWithStatus(true), events);
   CHECK(json["events"].size() == 3);
   CHECK(json["lastFailover"]["to"] == "web-1");
+  CHECK_FALSE(json["lastFailover"].contains("hooks"));  // an operator that does not say
+}
+
+TEST_CASE("kubectl dpcm why: the role hook's acknowledgement, or why there is none") {
+  Json hooked = DomainWithStatus(true);
+  hooked["status"]["lastFailover"]["phases"].push_back({{"name", "hooksAcknowledged"}, {"ms", 35}});
+  hooked["status"]["lastFailover"]["hooks"] = "acknowledged";
+  const std::string screen = RenderWhy(hooked, {}, kNow);
+  CHECK(screen.find("  labeled             21        +7\n"
+                    "  hooksAcknowledged   35        +14\n"
+                    "  total               35\n") != std::string::npos);
+  CHECK(screen.find("  role hook: the new DC acknowledged its promotion\n") != std::string::npos);
+  CHECK(WhyJson(hooked, {})["lastFailover"]["hooks"] == "acknowledged");
+  CHECK(WhyJson(hooked, {})["lastFailover"]["phases"][4]["name"] == "hooksAcknowledged");
+
+  Json plain = DomainWithStatus(true);
+  plain["status"]["lastFailover"]["hooks"] = "none";
+  CHECK(RenderWhy(plain, {}, kNow).find("no role hooks: nothing to acknowledge") !=
+        std::string::npos);
+  plain["status"]["lastFailover"]["hooks"] = "pending";
+  CHECK(RenderWhy(plain, {}, kNow).find("has not acknowledged its promotion yet") !=
+        std::string::npos);
+  plain["status"]["lastFailover"]["hooks"] = "unrecorded";
+  CHECK(RenderWhy(plain, {}, kNow).find("acknowledgement time not recorded") != std::string::npos);
 }
 
 TEST_CASE("kubectl dpcm: RFC 3339 times with fractions and offsets") {

@@ -107,6 +107,7 @@ void PopulateEverything(Metrics& metrics) {
   metrics.HealthChecksTotal("ns", "db", "success")->Increment();
   metrics.PodRestartsTotal("ns", "db", "health")->Increment();
   metrics.DomainEpoch("ns", "db")->Set(7);
+  metrics.SetDomainDcPods("ns", "db", {"db-0"});
   metrics.HealthCheckDuration().Observe(0.003);
   metrics.RegisterController("processdomain");
   metrics.ReconcileTotal("processdomain", ReconcileOutcome::kSuccess).Increment();
@@ -129,6 +130,7 @@ constexpr std::string_view kDesignFamilies[] = {
     "dpcm_health_check_duration_seconds",
     "dpcm_pod_restarts_total",
     "dpcm_domain_epoch",
+    "dpcm_domain_dc_info",
     "controller_runtime_reconcile_total",
     "controller_runtime_reconcile_errors_total",
     "controller_runtime_reconcile_time_seconds",
@@ -210,6 +212,39 @@ TEST_CASE("Metrics ForgetDomain drops only that domain's series") {
   CHECK_FALSE(Find(metrics, "dpcm_domain_epoch", {{"namespace", "ns"}, {"domain", "gone"}}));
   // A domain created again with the same name starts from zero.
   CHECK(metrics.FailoversTotal("ns", "gone", "dc-unhealthy")->Value() == 0);
+}
+
+TEST_CASE("Metrics dpcm_domain_dc_info names the DC pods, replacing the domain's set") {
+  Metrics metrics;
+  metrics.SetDomainDcPods("ns", "db", {"db-0"});
+  metrics.SetDomainDcPods("ns", "other", {"other-1"});
+  const auto dc = Find(metrics, "dpcm_domain_dc_info",
+                       {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-0"}});
+  REQUIRE(dc);
+  CHECK(dc->gauge.value == 1);
+
+  // The DC moved: only the new one is named, the other domain is untouched.
+  metrics.SetDomainDcPods("ns", "db", {"db-1"});
+  CHECK_FALSE(Find(metrics, "dpcm_domain_dc_info",
+                   {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-0"}}));
+  CHECK(Find(metrics, "dpcm_domain_dc_info",
+             {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-1"}}));
+  CHECK(Find(metrics, "dpcm_domain_dc_info",
+             {{"namespace", "ns"}, {"domain", "other"}, {"pod", "other-1"}}));
+
+  // No DC: no series for the domain; two: both are named.
+  metrics.SetDomainDcPods("ns", "db", {});
+  CHECK_FALSE(Find(metrics, "dpcm_domain_dc_info",
+                   {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-1"}}));
+  metrics.SetDomainDcPods("ns", "db", {"db-0", "db-1"});
+  CHECK(metrics.RenderText().find(
+            "dpcm_domain_dc_info{namespace=\"ns\",domain=\"db\",pod=\"db-1\"} 1") !=
+        std::string::npos);
+  CHECK(Find(metrics, "dpcm_domain_dc_info",
+             {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-0"}}));
+  metrics.ForgetDomain("ns", "db");
+  CHECK_FALSE(Find(metrics, "dpcm_domain_dc_info",
+                   {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-0"}}));
 }
 
 TEST_CASE("Metrics RegisterController creates every reconcile result at zero") {

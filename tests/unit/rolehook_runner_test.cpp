@@ -192,7 +192,32 @@ TEST_CASE("RoleHookRunner does not resend what a member has acknowledged") {
   REQUIRE(calls.size() == 3);
   CHECK(calls[2].assignment.pod == "b");
   CHECK(calls[2].assignment.epoch == 2);
-  CHECK(changes.Count("default/web") == 0);  // nothing failed, nothing to report
+  // Nothing failed; the one report is a's promotion being acknowledged.
+  CHECK(changes.Count("default/web") == 1);
+}
+
+TEST_CASE("RoleHookRunner records when a promotion was acknowledged and reports it") {
+  FakeClock clock;
+  FakeApps apps(clock);
+  testing::ChangeCounter changes;
+  RoleHookRunner runner(changes.Handler(), FakeOptions(apps, clock));
+  CHECK_FALSE(runner.Get("default", "web", "uid-a/0").acked_at.has_value());
+  const auto start = clock.Now();
+  runner.Update("default", "web", AnyHook(), {Assign("a", "pc", 1), Assign("b", "dc", 1)});
+  REQUIRE(Eventually([&] { return Acked(runner, Assign("b", "dc", 1)); }));
+  CHECK(runner.Get("default", "web", "uid-b/0").acked_at == start);
+  CHECK(runner.Get("default", "web", "uid-a/0").acked_at == start);
+  REQUIRE(Eventually([&] { return changes.Count("default/web") == 1; }));
+
+  // The failover: b is demoted, a promoted at epoch 2, later on the runner's clock.
+  clock.Advance(5s);
+  runner.Update("default", "web", AnyHook(), {Assign("a", "dc", 2), Assign("b", "pc", 2)});
+  REQUIRE(Eventually([&] { return Acked(runner, Assign("a", "dc", 2)); }));
+  CHECK(runner.Get("default", "web", "uid-a/0").acked_at == start + 5s);
+  // The demotion alone is not reported; the promotion is.
+  REQUIRE(Eventually([&] { return changes.Count("default/web") == 2; }));
+  runner.Stop();
+  CHECK(changes.Count("default/web") == 2);
 }
 
 TEST_CASE("RoleHookRunner retries a failing delivery with growing delays, then resets on success") {
