@@ -33,7 +33,10 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY cmd/ cmd/
 COPY pkg/ pkg/
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DDPCM_BUILD_TESTS=OFF \
+# The optimisation CI tests (RelWithDebInfo: -O2; stripped below). Release's -O3 makes
+# Debian's GCC 12 report a false -Wrestrict in std::string (GCC bug 105329), and compiler
+# warnings are the lint's business, not a reason for an image build to fail.
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPCM_BUILD_TESTS=OFF -DDPCM_WERROR=OFF \
  && cmake --build /build --target dpcm-operator dpcm-agent -j"$(nproc)" \
  && mkdir -p /out/bin \
  && strip -o /out/bin/dpcm-operator /build/bin/dpcm-operator \

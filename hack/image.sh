@@ -90,6 +90,7 @@ buildah_store() {
 # The machine's Debian archives for the suite (what apt itself uses, third-party
 # repositories left out), as one-line "deb URI SUITE COMPONENTS" sources for mmdebstrap.
 debian_sources() {
+  # shellcheck disable=SC2016 # apt's own $(FIELD) placeholders, not the shell's
   apt-get indextargets --format '$(ORIGIN)|$(REPO_URI)|$(RELEASE)|$(COMPONENT)' \
     'Created-By: Packages' |
     awk -F'|' -v suite="$SUITE" '$1 == "Debian" && ($3 == suite || index($3, suite "-") == 1) {

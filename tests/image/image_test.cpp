@@ -125,9 +125,9 @@ TEST_CASE("the operator from its image fails the sample domain of manifests/samp
       {"apply", "--dry-run=server", "-n", ns, "-f", SourcePath("manifests/samples")});
   REQUIRE_MESSAGE(dry_run.ok(), dry_run.status().ToString());
   const std::string sample = ReadFile(SourcePath("manifests/samples/processdomain-sample.yaml"));
-  CHECK_MESSAGE(sample.find("image: " + images.sample_app) != std::string::npos,
-                "the sample domain must name the image hack/image.sh builds: "
-                    << images.sample_app);
+  CHECK_MESSAGE(
+      sample.find("image: " + images.sample_app) != std::string::npos,
+      "the sample domain must name the image hack/image.sh builds: " << images.sample_app);
 
   // In-cluster credentials as a pod gets them: the token, the CA and the namespace in the
   // service-account directory, the API server in KUBERNETES_SERVICE_HOST/PORT. Readable by
@@ -146,21 +146,23 @@ TEST_CASE("the operator from its image fails the sample domain of manifests/samp
                                             .first_octet = TestEnv::FirstPodOctet(0),
                                             .extra_args = {}});
   REQUIRE_MESSAGE(nodes.ok(), nodes.status().ToString());
+  const std::unique_ptr<SimulatedNodes> world = std::move(*nodes);
 
   const int health_port = FreePort();
   const int metrics_port = FreePort();
   const auto started = std::chrono::steady_clock::now();
-  auto operator_process = RunImage(
-      {"-v", account.path().string() + ":/var/run/secrets/kubernetes.io/serviceaccount:ro", "-e",
-       "KUBERNETES_SERVICE_HOST=127.0.0.1", "-e", "KUBERNETES_SERVICE_PORT=" + api_port,
-       images.operator_image, "--namespace", ns, "--health-probe-bind-address",
-       "127.0.0.1:" + std::to_string(health_port), "--metrics-bind-address",
-       "127.0.0.1:" + std::to_string(metrics_port)},
-      log_dir + "/operator-image.log");
-  REQUIRE_MESSAGE(Eventually([&] { return Get(health_port, "/readyz").first == 200 ||
-                                          !operator_process->Running(); },
-                             60s),
-                  "operator from the image not ready; log: " << operator_process->log_path());
+  auto operator_process =
+      RunImage({"-v", account.path().string() + ":/var/run/secrets/kubernetes.io/serviceaccount:ro",
+                "-e", "KUBERNETES_SERVICE_HOST=127.0.0.1", "-e",
+                "KUBERNETES_SERVICE_PORT=" + api_port, images.operator_image, "--namespace", ns,
+                "--health-probe-bind-address", "127.0.0.1:" + std::to_string(health_port),
+                "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port)},
+               log_dir + "/operator-image.log");
+  REQUIRE_MESSAGE(
+      Eventually(
+          [&] { return Get(health_port, "/readyz").first == 200 || !operator_process->Running(); },
+          60s),
+      "operator from the image not ready; log: " << operator_process->log_path());
   REQUIRE_MESSAGE(operator_process->Running(),
                   "operator from the image exited; log: " << operator_process->log_path());
   MESSAGE("operator container ready after "
@@ -181,12 +183,13 @@ TEST_CASE("the operator from its image fails the sample domain of manifests/samp
   const int64_t epoch_before = epoch();
   // The role hook reached the app at its pod IP (the address it took from the downward
   // API's POD_IP and bound).
-  CHECK_MESSAGE(Eventually([&] { return nodes.value()->PodLog(ns, dc).find(R"("role":"dc")") !=
-                                        std::string::npos; },
-                           30s),
-                "the DC's app never heard its role: " << nodes.value()->PodLog(ns, dc));
+  CHECK_MESSAGE(
+      Eventually(
+          [&] { return world->PodLog(ns, dc).find(R"("role":"dc")") != std::string::npos; },
+          30s),
+      "the DC's app never heard its role: " << world->PodLog(ns, dc));
 
-  REQUIRE((*nodes)->KillPodProcess(ns, dc).ok());
+  REQUIRE(world->KillPodProcess(ns, dc).ok());
   auto next = watcher.WaitForNewDc("sample", dc, 30s);
   REQUIRE_MESSAGE(next.has_value(), "no new DC after the DC's process was killed; operator log: "
                                         << operator_process->log_path());
@@ -214,10 +217,10 @@ TEST_CASE("dpcm-agent from the operator image is the sidecar of the sample app f
                        "--name=smoke-0", "--role-api", role_api},
                       log_dir + "/sample-app-image.log");
   auto agent = RunImage(
-      {"--entrypoint", "/usr/local/bin/dpcm-agent", images.operator_image, "--domain", "smoke", "--pod", "smoke-0",
-       "--namespace", "default", "--pod-ip", "127.0.0.1", "--bind-address", "127.0.0.1", "--port",
-       std::to_string(agent_port), "--role-bind-address", role_api, "--health-command",
-       R"({"command":["/bin/sh","-c","test \"$DPCM_POD\" = smoke-0"]})"},
+      {"--entrypoint", "/usr/local/bin/dpcm-agent", images.operator_image, "--domain", "smoke",
+       "--pod", "smoke-0", "--namespace", "default", "--pod-ip", "127.0.0.1", "--bind-address",
+       "127.0.0.1", "--port", std::to_string(agent_port), "--role-bind-address", role_api,
+       "--health-command", R"({"command":["/bin/sh","-c","test \"$DPCM_POD\" = smoke-0"]})"},
       log_dir + "/agent-image.log");
 
   // The agent runs the health command inside its image (Debian's /bin/sh).
