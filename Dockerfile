@@ -28,7 +28,7 @@ RUN apt-get update \
       build-essential cmake pkg-config ca-certificates \
       libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev \
       libspdlog-dev libssl-dev \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY cmd/ cmd/
@@ -51,7 +51,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libcpp-httplib0.11 libyaml-cpp0.7 libspdlog1.10 libfmt9 \
       libprometheus-cpp-core1.0 libssl3 \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 # The distroless "nonroot" ids; the chart and manifests run as 65532:65532 too.
 USER 65532:65532
 EXPOSE 8080 8081

@@ -168,9 +168,9 @@ cmd_build() {
     log "build: $SAMPLE_APP_IMAGE from source (target sample-app)"
     bud --target sample-app -t "$SAMPLE_APP_IMAGE" -f tests/sample-app/Dockerfile tests/sample-app
   else
-    local context
-    context="$(mktemp -d)"
-    trap 'rm -rf "$context"' RETURN
+    CONTEXT="$(mktemp -d)"
+    trap 'rm -rf "$CONTEXT"' EXIT
+    local context="$CONTEXT"
     stage_binaries "$bin_dir" "$context/operator" dpcm-operator dpcm-agent
     stage_binaries "$bin_dir" "$context/sample-app" dpcm-sample-app
     log "build: $OPERATOR_IMAGE from $bin_dir (target prebuilt)"
