@@ -108,7 +108,7 @@ std::pair<int, std::string> Get(int port, const std::string& path) {
 }
 
 std::string LogDir() {
-  const std::string dir = TestEnv::Dir() + "/e2e-logs/" + std::to_string(getpid());
+  std::string dir = TestEnv::Dir() + "/e2e-logs/" + std::to_string(getpid());
   std::filesystem::create_directories(dir + "/podsim");
   return dir;
 }
