@@ -8,7 +8,7 @@ namespace dpcm::memory {
 
 void LimitArenas(int arenas) {
   if (std::getenv("MALLOC_ARENA_MAX") != nullptr) return;  // NOLINT(concurrency-mt-unsafe)
-  mallopt(M_ARENA_MAX, arenas < 1 ? 1 : arenas);
+  mallopt(M_ARENA_MAX, arenas < 1 ? 1 : arenas);  // NOLINT(concurrency-mt-unsafe): before threads
 }
 
 void ReturnFreeMemory() { malloc_trim(0); }
