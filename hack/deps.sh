@@ -77,6 +77,9 @@ install_helm() {
 main() {
   install_debian_packages
   install_helm
+  # The sources of the static dpcm-operator and dpcm-agent (CMake's DPCM_STATIC_LINK); without
+  # them CMake warns and links those two against the shared libraries.
+  "$(dirname "${BASH_SOURCE[0]}")/static-sources.sh" || log "static-link sources unavailable"
 }
 
 main "$@"

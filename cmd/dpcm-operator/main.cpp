@@ -1,6 +1,5 @@
 // dpcm-operator: wiring only — flags, configuration, caches, the domain controller, endpoints.
 #include <httplib.h>
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -26,6 +25,7 @@
 #include "pkg/events/event_recorder.h"
 #include "pkg/health/monitor.h"
 #include "pkg/logging/logging.h"
+#include "pkg/memory/memory.h"
 #include "pkg/metrics/metrics.h"
 #include "pkg/metrics/metrics_server.h"
 #include "pkg/metrics/plugin_observers.h"
@@ -38,6 +38,10 @@ namespace dpcm::operator_main {
 namespace {
 
 using nlohmann::json;
+
+// malloc arenas (pkg/memory): idle RSS by arena count, measured with hack/bench-rss.sh in
+// README "Memory".
+constexpr int kMallocArenas = 2;
 
 // Gives memory back to the system after cached objects went away. glibc keeps freed heap
 // pages mapped (a cache that held 5,000 pods and dropped them still holds their pages);
@@ -58,7 +62,7 @@ class MemoryReturner {
       const uint64_t removed = removed_.load(std::memory_order_relaxed);
       if (removed == trimmed_at) continue;
       trimmed_at = removed;
-      malloc_trim(0);
+      memory::ReturnFreeMemory();
     }
   }
 
@@ -113,6 +117,8 @@ class HealthServer {
 };
 
 int Run(int argc, char** argv) {
+  // Two malloc arenas for ~30 mostly waiting threads (pkg/memory): before any thread starts.
+  memory::LimitArenas(kMallocArenas);
   // Signals go to one thread that turns them into a stop request. Blocked first, so that
   // every thread started later (spdlog's flusher too) inherits the mask.
   sigset_t signals;
@@ -311,6 +317,7 @@ int Run(int argc, char** argv) {
       }
     }
     if (!run.stop_requested()) spdlog::info("caches synced; reconciling");
+    memory::ReturnFreeMemory();  // the initial lists' pages
     ran = controller.Run(run.get_token());
   }
   wake_target = nullptr;

@@ -466,6 +466,9 @@ class Pass {
     CreateDomains(0, 1);
     if (!watcher_->WaitForNewDc(Name("d", 0), "", 120s)) Fail("the first domain got no DC");
     result_.idle = Failovers({0}, true);
+    // Apart from the unrelated pods: what one domain and its failovers leave behind (threads
+    // that started, their malloc arenas, the Lease and Event caches).
+    Measure("1 domain, after its failovers");
     CreateUnrelated();
     Measure("+" + std::to_string(options_.unrelated) + " unrelated pods");
     Converge();
@@ -822,6 +825,16 @@ void PrintPass(const Options& o, const PassResult& r) {
     std::printf("%-34s %9.1f %9.1f %9.1f %7d | %9.1f %9.1f %9.1f %7d\n", m.name.c_str(),
                 m.op.rss_mib, m.op.anon_mib, m.op.file_mib, m.op.threads, m.go.rss_mib,
                 m.go.anon_mib, m.go.file_mib, m.go.threads);
+  }
+  // The targets' two slopes: unrelated pods (against the point before them) and managed
+  // pods (converged against +unrelated), per 1,000 pods.
+  if (r.memory.size() >= 4 && o.unrelated > 0 && r.converged > 1) {
+    const double managed_pods = static_cast<double>(r.converged - 1) * o.replicas;
+    std::printf(
+        "  operator RSS per 1,000 unrelated pods: %+.2f MiB; per 1,000 managed pods: %+.2f "
+        "MiB\n",
+        (r.memory[2].op.rss_mib - r.memory[1].op.rss_mib) * 1000 / o.unrelated,
+        (r.memory[3].op.rss_mib - r.memory[2].op.rss_mib) * 1000 / managed_pods);
   }
 
   std::printf("\n%-44s %4s %4s %10s %10s %10s %10s\n",

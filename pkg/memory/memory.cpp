@@ -1,0 +1,16 @@
+#include "pkg/memory/memory.h"
+
+#include <malloc.h>
+
+#include <cstdlib>
+
+namespace dpcm::memory {
+
+void LimitArenas(int arenas) {
+  if (std::getenv("MALLOC_ARENA_MAX") != nullptr) return;  // NOLINT(concurrency-mt-unsafe)
+  mallopt(M_ARENA_MAX, arenas < 1 ? 1 : arenas);  // NOLINT(concurrency-mt-unsafe): before threads
+}
+
+void ReturnFreeMemory() { malloc_trim(0); }
+
+}  // namespace dpcm::memory
