@@ -31,8 +31,12 @@ RUN apt-get update \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY cmake/ cmake/
 COPY cmd/ cmd/
 COPY pkg/ pkg/
+# This stage links the operator and the agent against Debian's shared libraries (CMake warns
+# that the static link's sources, hack/static-sources.sh, are absent); the `prebuilt` target
+# packages the host's static binaries (README "Memory and the static link").
 # The optimisation CI tests (RelWithDebInfo: -O2; stripped below). Release's -O3 makes
 # Debian's GCC 12 report a false -Wrestrict in std::string (GCC bug 105329), and compiler
 # warnings are the lint's business, not a reason for an image build to fail.

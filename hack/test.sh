@@ -16,6 +16,9 @@ hack/deps.sh
 step "kube-apiserver (built once from Debian's source, then cached)"
 hack/testenv.sh build
 
+step "sources of the static operator and agent (apt-get source: needs the deb-src entry testenv added)"
+hack/static-sources.sh || printf 'static-link sources unavailable: shared link\n' >&2
+
 step "build"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
