@@ -79,6 +79,7 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
     auto page = client_.List(ref_, namespace_, options);
     if (!page.ok()) {
       spdlog::warn("list {}: {}", ref_.Describe(), page.status().ToString());
+      if (options_.on_error) options_.on_error(page.status());
       return false;
     }
     if (stop.stop_requested()) return false;
@@ -147,6 +148,10 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
                 const std::string message = StringField(event.object, "message");
                 spdlog::warn("watch {}: server error event: {}", ref_.Describe(),
                              message.empty() ? event.object.dump() : message);
+                if (options_.on_error) {
+                  options_.on_error(Status(StatusCode::kServerError,
+                                           message.empty() ? event.object.dump() : message));
+                }
                 end = StreamEnd::kBackoff;
               }
               return false;
@@ -161,6 +166,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
   if (status.IsGone()) return StreamEnd::kRelist;
   if (!status.ok()) {
     spdlog::warn("watch {}: {}", ref_.Describe(), status.ToString());
+    if (options_.on_error) options_.on_error(status);
     return StreamEnd::kBackoff;
   }
   // A stream that the server closes at once without an event is not worth reopening
