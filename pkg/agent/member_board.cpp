@@ -126,6 +126,7 @@ void MemberBoard::Apply(const std::vector<MemberInfo>& members, const std::strin
                       sync_.synced && sync_.error.empty();
     if (same) return;
     members_ = members;
+    present_ = true;
     active_pod_ = active_pod;
     epoch_ = epoch;
     sync_ = {true, ""};
@@ -139,6 +140,7 @@ void MemberBoard::Clear(const std::string& why) {
     std::lock_guard lock(mutex_);
     std::vector<MemberChange> changes = DiffMembers(members_, {});
     members_.clear();
+    present_ = false;
     active_pod_.clear();
     epoch_ = -1;
     sync_ = {false, why};
@@ -152,6 +154,16 @@ void MemberBoard::SetError(const std::string& why) {
     std::lock_guard lock(mutex_);
     if (!sync_.synced && sync_.error == why) return;
     sync_ = {false, why};
+    RecordLocked({});
+  }
+  changed_.notify_all();
+}
+
+void MemberBoard::Resume() {
+  {
+    std::lock_guard lock(mutex_);
+    if (sync_.synced || !present_) return;
+    sync_ = {true, ""};
     RecordLocked({});
   }
   changed_.notify_all();

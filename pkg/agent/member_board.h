@@ -86,6 +86,10 @@ class MemberBoard {
   // last seen; wakes waiters when the reason changes.
   void SetError(const std::string& why);
 
+  // The API server answers again (a watch reopened) and nothing changed meanwhile: marks the
+  // board synced again after SetError(), waking waiters. No-op when synced or cleared.
+  void Resume();
+
   // The view with the changes after `after_version` (every kept change for 0).
   MembersView Current(uint64_t after_version = 0) const;
   // Returns as soon as the version is greater than `after_version`, or when `timeout` has
@@ -102,6 +106,7 @@ class MemberBoard {
   mutable std::condition_variable changed_;
   uint64_t version_ = 0;                // guarded by mutex_
   Sync sync_;                           // guarded by mutex_
+  bool present_ = false;                // guarded by mutex_: Apply() since the last Clear()
   std::string active_pod_;              // guarded by mutex_
   int64_t epoch_ = -1;                  // guarded by mutex_
   std::vector<MemberInfo> members_;     // guarded by mutex_

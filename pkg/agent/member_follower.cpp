@@ -38,6 +38,9 @@ void MemberFollower::Run(const std::stop_token& stop) {
   options.on_error = [this, what](const Status& status) {
     board_.SetError("cannot follow " + what + ": " + status.ToString());
   };
+  // A watch that reopens after a failure, on a domain where nothing changed meanwhile,
+  // brings no event: the board is in sync again all the same.
+  options.on_connected = [this] { board_.Resume(); };
   watch::Watcher watcher(client_, client::resources::ProcessDomains(), ns_, std::move(options));
   std::optional<nlohmann::json> listed;
   watcher.Run(stop, [&](watch::WatcherEvent&& event) {

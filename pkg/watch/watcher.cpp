@@ -95,6 +95,7 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
       handler({WatcherEventType::kInitDone, nullptr});
       SetResourceVersion(*page);
       failures_ = 0;  // the server answers again
+      if (options_.on_connected) options_.on_connected();
       return true;
     }
     options.continue_token = token;
@@ -120,7 +121,10 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
       [&](std::string_view chunk) {
         // The stream is open: the server is back, so the next failure starts its
         // backoff over (a quiet watch may carry no event for minutes).
-        if (chunk.empty()) failures_ = 0;
+        if (chunk.empty()) {
+          failures_ = 0;
+          if (options_.on_connected) options_.on_connected();
+        }
         for (auto& line : decoder.Feed(chunk)) {
           if (!line.ok()) {
             spdlog::warn("watch {}: skipping a bad event: {}", ref_.Describe(),

@@ -111,15 +111,19 @@ TEST_CASE("members: the board counts versions, keeps the changes after a version
   CHECK(view.members.size() == 2);  // the last seen, marked not in sync
   board.SetError("cannot follow processdomain ns/d: Forbidden: no");  // same reason: no version
   CHECK(board.Current().version == 4);
-  board.Apply({M("d-0", "dc"), M("d-1")}, "d-0", 1);  // back in sync: a new version
+  board.Resume();  // the watch reopened, nothing changed meanwhile: in sync, a new version
   CHECK(board.Current().version == 5);
   CHECK(board.Current().sync.synced);
+  board.Resume();  // already in sync: nothing
+  CHECK(board.Current().version == 5);
 
   board.Clear("processdomain ns/d was deleted");
   view = board.Current(5);
   CHECK(view.members.empty());
   CHECK(view.changes.size() == 2);
   CHECK_FALSE(view.sync.synced);
+  board.Resume();  // the domain is gone: reconnecting does not make it in sync
+  CHECK_FALSE(board.Current().sync.synced);
   const json body = ToJson(view);
   CHECK(body["domain"] == "d");
   CHECK(body["changes"][0]["change"] == "left");
