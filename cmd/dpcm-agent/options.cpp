@@ -68,13 +68,18 @@ Result<AgentOptions> ParseOptions(
   int health_timeout_ms = 1000;
   int hook_timeout_ms = 2000;
 
-  std::map<std::string, std::string*> strings = {
-      {"domain", &o.config.domain},        {"pod", &o.config.pod},
-      {"namespace", &o.config.ns},         {"pod-ip", &o.config.pod_ip},
-      {"bind-address", &o.bind_address},   {"role-bind-address", &role_bind},
-      {"health-command", &health_command}, {"role-hook-command", &hook_command},
-      {"log-level", &o.log_level},         {"kubeconfig", &o.kubeconfig},
-      {"service-account-dir", &o.service_account_dir}, {"members", &members}};
+  std::map<std::string, std::string*> strings = {{"domain", &o.config.domain},
+                                                 {"pod", &o.config.pod},
+                                                 {"namespace", &o.config.ns},
+                                                 {"pod-ip", &o.config.pod_ip},
+                                                 {"bind-address", &o.bind_address},
+                                                 {"role-bind-address", &role_bind},
+                                                 {"health-command", &health_command},
+                                                 {"role-hook-command", &hook_command},
+                                                 {"log-level", &o.log_level},
+                                                 {"kubeconfig", &o.kubeconfig},
+                                                 {"service-account-dir", &o.service_account_dir},
+                                                 {"members", &members}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {

@@ -126,7 +126,7 @@ Reply Agent::RoleHook(const std::string& body) {
 }
 
 Result<std::optional<LongPoll>> ParseLongPoll(const std::optional<std::string>& after,
-                                               const std::optional<std::string>& wait) {
+                                              const std::optional<std::string>& wait) {
   if (!after) return std::optional<LongPoll>();
   const auto version = ParseInt(*after);
   if (!version || *version < 0) {

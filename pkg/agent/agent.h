@@ -105,8 +105,7 @@ class Agent {
   // with the changes (joined/left/changed) after `after`. With `after`, waits as GetRole does,
   // on the members' own version counter. 400 for unparsable parameters. When the agent cannot
   // follow its domain, "synced" is false and "error" says why (the role API works regardless).
-  Reply GetMembers(const std::optional<std::string>& after,
-                   const std::optional<std::string>& wait);
+  Reply GetMembers(const std::optional<std::string>& after, const std::optional<std::string>& wait);
 
   const RoleBoard& board() const { return board_; }
   // Written by the MemberFollower (or by main, when there is no API identity).

@@ -54,11 +54,12 @@ std::vector<MemberInfo> MembersFromDomain(const Json& domain) {
     members.push_back(std::move(member));
   }
   std::stable_sort(members.begin(), members.end(),
-            [](const MemberInfo& a, const MemberInfo& b) { return a.name < b.name; });
+                   [](const MemberInfo& a, const MemberInfo& b) { return a.name < b.name; });
   // A name twice (never written by the operator) counts once: the first entry.
-  members.erase(std::unique(members.begin(), members.end(),
-                            [](const MemberInfo& a, const MemberInfo& b) { return a.name == b.name; }),
-                members.end());
+  members.erase(
+      std::unique(members.begin(), members.end(),
+                  [](const MemberInfo& a, const MemberInfo& b) { return a.name == b.name; }),
+      members.end());
   return members;
 }
 

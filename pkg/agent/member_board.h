@@ -104,14 +104,14 @@ class MemberBoard {
   const size_t max_changes_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
-  uint64_t version_ = 0;                // guarded by mutex_
-  Sync sync_;                           // guarded by mutex_
-  bool present_ = false;                // guarded by mutex_: Apply() since the last Clear()
-  std::string active_pod_;              // guarded by mutex_
-  int64_t epoch_ = -1;                  // guarded by mutex_
-  std::vector<MemberInfo> members_;     // guarded by mutex_
-  std::deque<MemberChange> changes_;    // guarded by mutex_; oldest first
-  uint64_t dropped_through_ = 0;        // guarded by mutex_: the newest dropped change's version
+  uint64_t version_ = 0;              // guarded by mutex_
+  Sync sync_;                         // guarded by mutex_
+  bool present_ = false;              // guarded by mutex_: Apply() since the last Clear()
+  std::string active_pod_;            // guarded by mutex_
+  int64_t epoch_ = -1;                // guarded by mutex_
+  std::vector<MemberInfo> members_;   // guarded by mutex_
+  std::deque<MemberChange> changes_;  // guarded by mutex_; oldest first
+  uint64_t dropped_through_ = 0;      // guarded by mutex_: the newest dropped change's version
 };
 
 }  // namespace dpcm::agent

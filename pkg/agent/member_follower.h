@@ -22,8 +22,7 @@ watch::WatcherOptions DomainWatchOptions(const std::string& domain);
 class MemberFollower {
  public:
   // `client` and `board` must outlive the follower.
-  MemberFollower(client::ApiClient& client, std::string ns, std::string domain,
-                 MemberBoard& board);
+  MemberFollower(client::ApiClient& client, std::string ns, std::string domain, MemberBoard& board);
 
   // Lists and watches until `stop` fires, on the calling thread.
   void Run(const std::stop_token& stop);

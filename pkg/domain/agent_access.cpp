@@ -35,15 +35,14 @@ json BuildAgentRole(const json& domain) {
   return {{"apiVersion", "rbac.authorization.k8s.io/v1"},
           {"kind", "Role"},
           {"metadata", AccessMetadata(domain)},
-          {"rules",
-           json::array({{{"apiGroups", json::array({"dpcm.io"})},
-                         {"resources", json::array({"processdomains"})},
-                         {"resourceNames", json::array({name})},
-                         {"verbs", json::array({"get", "list", "watch"})}},
-                        {{"apiGroups", json::array({"coordination.k8s.io"})},
-                         {"resources", json::array({"leases"})},
-                         {"resourceNames", json::array({name})},
-                         {"verbs", json::array({"get", "list", "watch", "update"})}}})}};
+          {"rules", json::array({{{"apiGroups", json::array({"dpcm.io"})},
+                                  {"resources", json::array({"processdomains"})},
+                                  {"resourceNames", json::array({name})},
+                                  {"verbs", json::array({"get", "list", "watch"})}},
+                                 {{"apiGroups", json::array({"coordination.k8s.io"})},
+                                  {"resources", json::array({"leases"})},
+                                  {"resourceNames", json::array({name})},
+                                  {"verbs", json::array({"get", "list", "watch", "update"})}}})}};
 }
 
 json BuildAgentRoleBinding(const json& domain, const std::string& template_service_account) {

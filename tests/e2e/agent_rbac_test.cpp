@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -112,8 +113,9 @@ void ExpectForbidden(const Result<Json>& result, const std::string& what) {
                 what << ": " << (result.ok() ? "allowed" : result.status().ToString()));
 }
 
-TEST_CASE("agent RBAC: the agent's identity reads its own domain and Lease; the API server "
-          "refuses everything else") {
+TEST_CASE(
+    "agent RBAC: the agent's identity reads its own domain and Lease; the API server "
+    "refuses everything else") {
   Scenario s;
   s.Create(AgentDomain("ar", 2));
   // Another domain in the same namespace, whose agent has no token (automount off): its
@@ -183,14 +185,13 @@ TEST_CASE("agent RBAC: the agent's identity reads its own domain and Lease; the 
   Json pod = {{"apiVersion", "v1"},
               {"kind", "Pod"},
               {"metadata", {{"name", "intruder"}}},
-              {"spec",
-               {{"containers", Json::array({{{"name", "c"}, {"image", "x"}}})}}}};
+              {"spec", {{"containers", Json::array({{{"name", "c"}, {"image", "x"}}})}}}};
   ExpectForbidden(agent->Create(client::resources::Pods(), s.ns, pod), "create a pod");
   ExpectForbidden(agent->Get(client::resources::Pods(), s.ns, dc), "get a pod");
   ExpectForbidden(agent->List(client::ResourceRef{"", "v1", "secrets"}, s.ns, {}), "list secrets");
-  ExpectForbidden(agent->Patch(domains, s.ns, "ar", client::PatchType::kMerge,
-                               {{"spec", {{"replicas", 5}}}}),
-                  "change its own domain's spec");
+  ExpectForbidden(
+      agent->Patch(domains, s.ns, "ar", client::PatchType::kMerge, {{"spec", {{"replicas", 5}}}}),
+      "change its own domain's spec");
   ExpectForbidden(agent->Update(domains, s.ns, *own, "status"), "write its own domain's status");
 
   // The agent without a token: /role answers, /members says why it has no members.
@@ -207,8 +208,9 @@ TEST_CASE("agent RBAC: the agent's identity reads its own domain and Lease; the 
   CHECK(role.value("role", "") == "dc");
 }
 
-TEST_CASE("agent members: a scale-up and a scale-down reach GET /members as join and leave, and "
-          "the identity goes with the domain") {
+TEST_CASE(
+    "agent members: a scale-up and a scale-down reach GET /members as join and leave, and "
+    "the identity goes with the domain") {
   Scenario s;
   s.Create(AgentDomain("am", 2));
   const std::string dc = s.WaitRunning("am", 2);
@@ -230,9 +232,7 @@ TEST_CASE("agent members: a scale-up and a scale-down reach GET /members as join
   // Scale up: am-2 joins.
   const auto domains = client::resources::ProcessDomains();
   auto up_at = std::chrono::steady_clock::now();
-  REQUIRE(s.api
-              .Patch(domains, s.ns, "am", client::PatchType::kMerge,
-                     {{"spec", {{"replicas", 3}}}})
+  REQUIRE(s.api.Patch(domains, s.ns, "am", client::PatchType::kMerge, {{"spec", {{"replicas", 3}}}})
               .ok());
   auto joined = AwaitChange(ip, view.value("version", uint64_t{0}), "joined", "am-2", 30s);
   REQUIRE_MESSAGE(joined.has_value(), "am-2 never joined in GET /members");
@@ -243,9 +243,7 @@ TEST_CASE("agent members: a scale-up and a scale-down reach GET /members as join
   view = AgentGet(ip, "/members");
   REQUIRE(view.is_object());
   const auto down_at = std::chrono::steady_clock::now();
-  REQUIRE(s.api
-              .Patch(domains, s.ns, "am", client::PatchType::kMerge,
-                     {{"spec", {{"replicas", 2}}}})
+  REQUIRE(s.api.Patch(domains, s.ns, "am", client::PatchType::kMerge, {{"spec", {{"replicas", 2}}}})
               .ok());
   auto left = AwaitChange(ip, view.value("version", uint64_t{0}), "left", "am-2", 30s);
   REQUIRE_MESSAGE(left.has_value(), "am-2 never left in GET /members");
@@ -269,8 +267,9 @@ Json ShippedOperatorClusterRole() {
   return role;
 }
 
-TEST_CASE("agent RBAC: the operator's shipped ClusterRole may create every domain's agent "
-          "identity (RBAC escalation rules)") {
+TEST_CASE(
+    "agent RBAC: the operator's shipped ClusterRole may create every domain's agent "
+    "identity (RBAC escalation rules)") {
   Scenario s;
   // A paused domain: the shared operator creates nothing for it; the writer below does.
   Json paused = AgentDomain("esc", 1);

@@ -266,8 +266,8 @@ std::optional<milliseconds> PodSimulator::Reconcile(const std::string& key) {
   }
   if (actions.mint_token) {
     const auto& [account, dir] = *actions.mint_token;
-    const Status minted = WriteServiceAccountToken(client_, actions.ns, account, actions.name,
-                                                   actions.uid, dir);
+    const Status minted =
+        WriteServiceAccountToken(client_, actions.ns, account, actions.name, actions.uid, dir);
     if (minted.ok()) {
       spdlog::info("pod {}: token of ServiceAccount {} written to {}", key, account, dir.string());
       std::lock_guard lock(mutex_);

@@ -44,7 +44,8 @@ Status WriteServiceAccountToken(client::ApiClient& client, const std::string& ns
       {"spec",
        {{"expirationSeconds", kTokenExpirationSeconds},
         {"boundObjectRef", {{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", pod}, {"uid", uid}}}}}};
-  auto minted = client.Create(client::ResourceRef{"", "v1", "serviceaccounts"}, ns, request, "token");
+  auto minted =
+      client.Create(client::ResourceRef{"", "v1", "serviceaccounts"}, ns, request, "token");
   if (!minted.ok()) return minted.status();
   const std::string token = minted->value("/status/token"_json_pointer, std::string());
   if (token.empty()) return Status::Decode("the TokenRequest answer holds no status.token");
@@ -53,10 +54,9 @@ Status WriteServiceAccountToken(client::ApiClient& client, const std::string& ns
   if (error) return Status::Config("cannot create " + dir.string() + ": " + error.message());
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace, error);
-  for (const auto& [name, content] :
-       {std::pair<const char*, const std::string&>{"token", token},
-        {"ca.crt", client.config().ca_pem},
-        {"namespace", ns}}) {
+  for (const auto& [name, content] : {std::pair<const char*, const std::string&>{"token", token},
+                                      {"ca.crt", client.config().ca_pem},
+                                      {"namespace", ns}}) {
     if (Status s = WriteFile(dir / name, content); !s.ok()) return s;
   }
   return Status::Ok();

@@ -23,14 +23,16 @@ MemberInfo M(std::string name, std::string role = "pc", bool ready = true, bool 
 }
 
 TEST_CASE("members: read from status.members, sorted, bad entries skipped") {
-  const json domain = {
-      {"status",
-       {{"members", json::array({{{"name", "d-1"}, {"role", "dc"}, {"ready", true},
-                                  {"healthy", true}, {"restarts", 2}},
-                                 {{"name", "d-0"}, {"ready", false}},
-                                 {{"role", "pc"}},       // no name
-                                 "garbage",              // not an object
-                                 {{"name", ""}}})}}}};    // empty name
+  const json domain = {{"status",
+                        {{"members", json::array({{{"name", "d-1"},
+                                                   {"role", "dc"},
+                                                   {"ready", true},
+                                                   {"healthy", true},
+                                                   {"restarts", 2}},
+                                                  {{"name", "d-0"}, {"ready", false}},
+                                                  {{"role", "pc"}},      // no name
+                                                  "garbage",             // not an object
+                                                  {{"name", ""}}})}}}};  // empty name
   const auto members = MembersFromDomain(domain);
   REQUIRE(members.size() == 2);
   CHECK(members[0] == M("d-0", "pc", false, false));
@@ -67,8 +69,9 @@ TEST_CASE("members: the diff names who joined, who left and whose role or health
   CHECK(std::string(ChangeKindName(ChangeKind::kLeft)) == "left");
 }
 
-TEST_CASE("members: the board counts versions, keeps the changes after a version, and says why "
-          "it is not in sync") {
+TEST_CASE(
+    "members: the board counts versions, keeps the changes after a version, and says why "
+    "it is not in sync") {
   MemberBoard board("d", /*max_changes=*/3);
   MembersView view = board.Current();
   CHECK(view.version == 0);
@@ -185,8 +188,7 @@ json AgentDomain() {
            {{"replicas", 1},
             {"agent", {{"enabled", true}}},
             {"template",
-             {{"spec",
-               {{"containers", json::array({{{"name", "app"}, {"image", "app:1"}}})}}}}}}}};
+             {{"spec", {{"containers", json::array({{{"name", "app"}, {"image", "app:1"}}})}}}}}}}};
 }
 
 TEST_CASE("agent RBAC: one domain's Role reads only that domain and its Lease") {
