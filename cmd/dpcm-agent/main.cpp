@@ -10,8 +10,11 @@
 
 #include "cmd/dpcm-agent/options.h"
 #include "pkg/agent/agent.h"
+#include "pkg/agent/member_follower.h"
+#include "pkg/client/api_client.h"
 #include "pkg/election/lease_record.h"
 #include "pkg/logging/logging.h"
+#include "pkg/restconfig/rest_config.h"
 
 namespace {
 
@@ -42,6 +45,28 @@ void RouteRole(httplib::Server& server, Agent& agent, bool long_poll) {
                Send(response, agent.GetRole(long_poll ? Param(request, "after") : std::nullopt,
                                             Param(request, "wait")));
              });
+}
+
+// GET /members, long-polled as RouteRole does.
+void RouteMembers(httplib::Server& server, Agent& agent, bool long_poll) {
+  server.Get("/members",
+             [&agent, long_poll](const httplib::Request& request, httplib::Response& response) {
+               Send(response, agent.GetMembers(long_poll ? Param(request, "after") : std::nullopt,
+                                               Param(request, "wait")));
+             });
+}
+
+// The agent's API identity: --kubeconfig, else the pod's ServiceAccount (in-cluster).
+dpcm::Result<std::unique_ptr<dpcm::client::ApiClient>> ConnectAsPod(
+    const dpcm::agent_main::AgentOptions& options) {
+  auto config = options.kubeconfig.empty()
+                    ? dpcm::restconfig::LoadInCluster(options.service_account_dir)
+                    : dpcm::restconfig::LoadKubeconfig(options.kubeconfig);
+  if (!config.ok()) return config.status().WithContext("no API identity");
+  dpcm::client::ClientOptions client_options;
+  client_options.qps = 5;  // one list, then one watch request every few minutes
+  client_options.burst = 10;
+  return dpcm::client::ApiClient::Create(std::move(*config), client_options);
 }
 
 // Binds `server` to host:port now (so that a taken port fails the start), serves it on a thread.
@@ -109,10 +134,30 @@ int main(int argc, char** argv) {
     Send(response, reply);
   });
   RouteRole(server, agent, /*long_poll=*/false);  // the same record, answered at once
+  RouteMembers(server, agent, /*long_poll=*/false);
   httplib::Server role_server;
   // Each waiting long-poll holds one thread.
   role_server.new_task_queue = [] { return new httplib::ThreadPool(32); };
   RouteRole(role_server, agent, /*long_poll=*/true);
+  RouteMembers(role_server, agent, /*long_poll=*/true);
+
+  // The members: followed through the API server as the pod's own identity, which may read
+  // only this domain (and its Lease). Without one, GET /role works as before and GET /members
+  // says why there are none.
+  std::unique_ptr<dpcm::client::ApiClient> api;
+  std::unique_ptr<dpcm::agent::MemberFollower> follower;
+  std::jthread following;
+  if (!options->follow_members) {
+    agent.members().SetError("not following the members (--members=false)");
+  } else if (auto connected = ConnectAsPod(*options); !connected.ok()) {
+    spdlog::warn("members: {}", connected.status().ToString());
+    agent.members().SetError(connected.status().ToString());
+  } else {
+    api = std::move(*connected);
+    follower = std::make_unique<dpcm::agent::MemberFollower>(*api, config.ns, config.domain,
+                                                             agent.members());
+    following = std::jthread([&follower](const std::stop_token& stop) { follower->Run(stop); });
+  }
 
   std::thread serving;
   std::thread role_serving;
@@ -124,6 +169,10 @@ int main(int argc, char** argv) {
     int signal = 0;
     sigwait(&signals, &signal);
     spdlog::info("signal {}: stopping", signal);
+  }
+  if (following.joinable()) {
+    following.request_stop();
+    following.join();
   }
   server.stop();
   role_server.stop();

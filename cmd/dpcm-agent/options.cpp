@@ -37,6 +37,13 @@ Flags (defaults from the pod's environment where named):
   --health-timeout-ms N          one check's time limit (default 1000)
   --role-hook-command JSON       spec.roleHooks.command, same shape ($DPCM_AGENT_ROLE_HOOK_COMMAND)
   --role-hook-timeout-ms N       one hook call's time limit (default 2000)
+  --members true|false           follow the domain's members through the API server, for
+                                 GET /members (default true)
+  --kubeconfig PATH              the API identity to follow them with (default: in-cluster, the
+                                 pod's ServiceAccount; $KUBECONFIG is not used)
+  --service-account-dir DIR      where the in-cluster token, ca.crt and namespace are
+                                 ($DPCM_SERVICE_ACCOUNT_DIR, else
+                                 /var/run/secrets/kubernetes.io/serviceaccount)
   --log-level LEVEL              trace|debug|info|warn|error (default info)
   --help
 )";
@@ -53,16 +60,26 @@ Result<AgentOptions> ParseOptions(
   o.config.pod_ip = env("POD_IP");
   std::string health_command = env("DPCM_AGENT_HEALTH_COMMAND");
   std::string hook_command = env("DPCM_AGENT_ROLE_HOOK_COMMAND");
+  if (auto dir = getenv("DPCM_SERVICE_ACCOUNT_DIR"); dir && !dir->empty()) {
+    o.service_account_dir = *dir;
+  }
   std::string role_bind = agent::kDefaultRoleBindAddress;
+  std::string members = "true";
   int health_timeout_ms = 1000;
   int hook_timeout_ms = 2000;
 
-  std::map<std::string, std::string*> strings = {
-      {"domain", &o.config.domain},        {"pod", &o.config.pod},
-      {"namespace", &o.config.ns},         {"pod-ip", &o.config.pod_ip},
-      {"bind-address", &o.bind_address},   {"role-bind-address", &role_bind},
-      {"health-command", &health_command}, {"role-hook-command", &hook_command},
-      {"log-level", &o.log_level}};
+  std::map<std::string, std::string*> strings = {{"domain", &o.config.domain},
+                                                 {"pod", &o.config.pod},
+                                                 {"namespace", &o.config.ns},
+                                                 {"pod-ip", &o.config.pod_ip},
+                                                 {"bind-address", &o.bind_address},
+                                                 {"role-bind-address", &role_bind},
+                                                 {"health-command", &health_command},
+                                                 {"role-hook-command", &hook_command},
+                                                 {"log-level", &o.log_level},
+                                                 {"kubeconfig", &o.kubeconfig},
+                                                 {"service-account-dir", &o.service_account_dir},
+                                                 {"members", &members}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -96,6 +113,13 @@ Result<AgentOptions> ParseOptions(
        {std::pair<const char*, const std::string&>{"domain", o.config.domain},
         {"pod", o.config.pod}}) {
     if (value.empty()) return Status::Config("--" + std::string(flag) + " is required");
+  }
+  if (members != "true" && members != "false") {
+    return Status::Config("--members must be true or false, not \"" + members + "\"");
+  }
+  o.follow_members = members == "true";
+  if (o.follow_members && o.config.ns.empty()) {
+    return Status::Config("--namespace is required to follow the members (or --members=false)");
   }
   if (o.bind_address.empty()) {
     o.bind_address = o.config.pod_ip.empty() ? "0.0.0.0" : o.config.pod_ip;

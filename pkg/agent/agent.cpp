@@ -70,7 +70,8 @@ Agent::Agent(AgentConfig config, std::unique_ptr<health::Checker> checker, HookR
       checker_(std::move(checker)),
       deliver_(std::move(deliver)),
       now_(std::move(now)),
-      board_(config_.domain, config_.pod) {}
+      board_(config_.domain, config_.pod),
+      members_(config_.domain) {}
 
 Reply Agent::Healthz() {
   if (!config_.health || !checker_) return Text(200, "ok (no health command)");
@@ -124,23 +125,38 @@ Reply Agent::RoleHook(const std::string& body) {
   return Text(200, role + " at epoch " + std::to_string(epoch));
 }
 
+Result<std::optional<LongPoll>> ParseLongPoll(const std::optional<std::string>& after,
+                                              const std::optional<std::string>& wait) {
+  if (!after) return std::optional<LongPoll>();
+  const auto version = ParseInt(*after);
+  if (!version || *version < 0) {
+    return Status::Config("after: expected a version (an integer >= 0)");
+  }
+  LongPoll poll{static_cast<uint64_t>(*version), std::chrono::seconds(30)};
+  if (wait) {
+    const auto parsed = ParseWait(*wait);
+    if (!parsed) return Status::Config("wait: expected a duration such as 30s or 500ms");
+    poll.timeout = std::min<std::chrono::milliseconds>(*parsed, kMaxRoleWait);
+  }
+  return std::optional<LongPoll>(poll);
+}
+
 Reply Agent::GetRole(const std::optional<std::string>& after,
                      const std::optional<std::string>& wait) {
-  RoleRecord record;
-  if (after) {
-    const auto version = ParseInt(*after);
-    if (!version || *version < 0) return Text(400, "after: expected a version (an integer >= 0)");
-    std::chrono::milliseconds timeout = std::chrono::seconds(30);
-    if (wait) {
-      const auto parsed = ParseWait(*wait);
-      if (!parsed) return Text(400, "wait: expected a duration such as 30s or 500ms");
-      timeout = std::min<std::chrono::milliseconds>(*parsed, kMaxRoleWait);
-    }
-    record = board_.Wait(static_cast<uint64_t>(*version), timeout);
-  } else {
-    record = board_.Current();
-  }
+  const auto poll = ParseLongPoll(after, wait);
+  if (!poll.ok()) return Text(400, poll.status().message());
+  const RoleRecord record =
+      *poll ? board_.Wait((*poll)->after, (*poll)->timeout) : board_.Current();
   return {200, ToJson(record).dump() + "\n", "application/json"};
+}
+
+Reply Agent::GetMembers(const std::optional<std::string>& after,
+                        const std::optional<std::string>& wait) {
+  const auto poll = ParseLongPoll(after, wait);
+  if (!poll.ok()) return Text(400, poll.status().message());
+  const MembersView view =
+      *poll ? members_.Wait((*poll)->after, (*poll)->timeout) : members_.Current();
+  return {200, ToJson(view).dump() + "\n", "application/json"};
 }
 
 }  // namespace dpcm::agent

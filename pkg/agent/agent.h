@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "pkg/agent/member_board.h"
 #include "pkg/agent/role_board.h"
 #include "pkg/health/probe.h"
 #include "pkg/rolehook/hook.h"
@@ -56,6 +57,17 @@ struct Reply {
 // Parses "30s", "500ms", "2m" or a plain number of seconds; nothing for anything else.
 std::optional<std::chrono::milliseconds> ParseWait(const std::string& text);
 
+// A long-poll's parameters: wait for a version greater than `after`, at most `timeout`.
+struct LongPoll {
+  uint64_t after = 0;
+  std::chrono::milliseconds timeout{30000};
+};
+
+// Reads ?after=<version>&wait=<duration> (wait defaults to 30 s, capped at kMaxRoleWait):
+// nothing without `after` (answer at once); a kConfig error naming the parameter otherwise.
+Result<std::optional<LongPoll>> ParseLongPoll(const std::optional<std::string>& after,
+                                              const std::optional<std::string>& wait);
+
 // The agent's decisions. Its HTTP servers (cmd/dpcm-agent) only call these. Thread-safe:
 // health checks run one at a time, role hook deliveries one at a time in arrival order.
 class Agent {
@@ -89,7 +101,15 @@ class Agent {
   // kMaxRoleWait) has passed. 400 for unparsable parameters. Blocks the calling thread.
   Reply GetRole(const std::optional<std::string>& after, const std::optional<std::string>& wait);
 
+  // GET /members[?after=<version>&wait=<duration>]: the domain's members as MembersView JSON,
+  // with the changes (joined/left/changed) after `after`. With `after`, waits as GetRole does,
+  // on the members' own version counter. 400 for unparsable parameters. When the agent cannot
+  // follow its domain, "synced" is false and "error" says why (the role API works regardless).
+  Reply GetMembers(const std::optional<std::string>& after, const std::optional<std::string>& wait);
+
   const RoleBoard& board() const { return board_; }
+  // Written by the MemberFollower (or by main, when there is no API identity).
+  MemberBoard& members() { return members_; }
 
  private:
   const AgentConfig config_;
@@ -97,6 +117,7 @@ class Agent {
   const HookRunner deliver_;
   const WallNow now_;
   RoleBoard board_;
+  MemberBoard members_;
   std::mutex health_mutex_;  // one check at a time
   std::mutex hook_mutex_;    // one delivery at a time
   // The last assignment whose command succeeded; guarded by hook_mutex_.

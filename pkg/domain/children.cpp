@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <tuple>
+
+#include "pkg/domain/agent_access.h"
 #include "pkg/domain/owned_objects.h"
 #include "pkg/object/object.h"
 
@@ -19,9 +22,68 @@ ChildWriter::ChildWriter(client::ApiClient& client, const cache::Store& pods,
       services_(services),
       agent_(std::move(agent)) {}
 
+Status ChildWriter::EnsureOwned(const client::ResourceRef& ref, const std::string& domain_name,
+                                const json& desired, const std::vector<std::string>& compared) {
+  const std::string ns = Meta(desired, "namespace");
+  const std::string name = Meta(desired, "name");
+  const std::string what = ref.resource + " " + name;
+  auto created = client_.Create(ref, ns, desired);
+  if (created.ok()) return Status::Ok();
+  if (!created.status().IsAlreadyExists()) return created.status().WithContext("create " + what);
+  auto current = client_.Get(ref, ns, name);
+  if (!current.ok()) return current.status().WithContext("get " + what);
+  if (!OwnedByDomain(*current, domain_name)) {
+    return Status::Conflict(what + " exists and is not owned by this domain");
+  }
+  json updated = *current;
+  bool same = true;
+  for (const auto& field : compared) {
+    if (updated.value(field, json()) != desired[field]) {
+      updated[field] = desired[field];
+      same = false;
+    }
+  }
+  if (same) return Status::Ok();
+  auto written = client_.Update(ref, ns, updated);
+  if (!written.ok()) return written.status().WithContext("update " + what);
+  return Status::Ok();
+}
+
+Status ChildWriter::EnsureAgentAccess(const json& domain, const DomainSpec& spec) {
+  if (!spec.agent.enabled || !spec.managed()) return Status::Ok();
+  const std::string ns = Meta(domain, "namespace");
+  const std::string name = Meta(domain, "name");
+  const std::string pod_account = AgentPodServiceAccount(name, *spec.pod_template);
+  const std::string key = ns + "/" + name + "/" + Meta(domain, "uid") + "/" + pod_account;
+  {
+    std::lock_guard lock(ensured_mutex_);
+    if (ensured_.contains(key)) return Status::Ok();
+  }
+  const std::string extra = pod_account == AgentAccessName(name) ? "" : pod_account;
+  auto in_ns = [&](json object) {
+    object["metadata"]["namespace"] = ns;
+    return object;
+  };
+  for (const auto& [ref, desired, compared] :
+       {std::tuple{ServiceAccountsResource(), in_ns(BuildAgentServiceAccount(domain)),
+                   std::vector<std::string>{}},
+        std::tuple{RolesResource(), in_ns(BuildAgentRole(domain)),
+                   std::vector<std::string>{"rules"}},
+        std::tuple{RoleBindingsResource(), in_ns(BuildAgentRoleBinding(domain, extra)),
+                   std::vector<std::string>{"subjects"}}}) {
+    if (Status s = EnsureOwned(ref, name, desired, compared); !s.ok()) return s;
+  }
+  spdlog::info("{}/{}: agent identity {} (ServiceAccount, Role, RoleBinding) in place", ns, name,
+               AgentAccessName(name));
+  std::lock_guard lock(ensured_mutex_);
+  ensured_.insert(key);
+  return Status::Ok();
+}
+
 Status ChildWriter::CreatePods(const json& domain, const DomainSpec& spec,
                                const std::vector<int>& ordinals) {
   const std::string ns = Meta(domain, "namespace");
+  if (Status s = EnsureAgentAccess(domain, spec); !s.ok()) return s;
   for (const int ordinal : ordinals) {
     const std::string pod_name = Meta(domain, "name") + "-" + std::to_string(ordinal);
     auto created =
@@ -107,7 +169,37 @@ Status ChildWriter::EnsureService(const json& domain, const DomainSpec& spec) {
   return Status::Ok();
 }
 
+Status ChildWriter::DeleteOwned(const client::ResourceRef& ref, const std::string& ns,
+                                const std::string& domain_name, const std::string& name) {
+  auto current = client_.Get(ref, ns, name);
+  if (!current.ok()) {
+    if (current.status().IsNotFound()) return Status::Ok();
+    if (current.status().IsForbidden()) {  // an operator installed without these rights
+      spdlog::warn("{}/{}: cannot clean up {} {}: {} (left to the garbage collector)", ns,
+                   domain_name, ref.resource, name, current.status().message());
+      return Status::Ok();
+    }
+    return current.status();
+  }
+  if (!OwnedByDomain(*current, domain_name)) return Status::Ok();
+  client::DeleteOptions options;
+  options.precondition_uid = Meta(*current, "uid");
+  auto deleted = client_.Delete(ref, ns, name, options);
+  if (!deleted.ok() && !deleted.status().IsNotFound() && !deleted.status().IsConflict()) {
+    return deleted.status();
+  }
+  return Status::Ok();
+}
+
 Status ChildWriter::CleanUp(const std::string& ns, const std::string& name) {
+  {
+    std::lock_guard lock(ensured_mutex_);
+    const std::string prefix = ns + "/" + name + "/";
+    std::erase_if(ensured_, [&](const std::string& key) { return key.starts_with(prefix); });
+  }
+  for (const auto& ref : {RoleBindingsResource(), RolesResource(), ServiceAccountsResource()}) {
+    if (Status s = DeleteOwned(ref, ns, name, AgentAccessName(name)); !s.ok()) return s;
+  }
   for (const auto& pod : pods_.ByLabel(ns, kDomainLabel, name)) {
     if (OwnedByDomain(*pod, name)) {
       if ((*pod)["metadata"].contains("deletionTimestamp")) continue;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "pkg/domain/agent_access.h"
+
 namespace dpcm::domain {
 
 using nlohmann::json;
@@ -102,6 +104,8 @@ json BuildPod(const json& domain, const DomainSpec& spec, int ordinal,
       }
       containers.push_back(std::move(sidecar));
     }
+    // The agent's identity (see agent_access.h): the template's own account if it names one.
+    pod["spec"]["serviceAccountName"] = AgentPodServiceAccount(name, tmpl);
   }
   return pod;
 }

@@ -20,7 +20,8 @@ bool OwnedByDomain(const nlohmann::json& object, const std::string& domain_name)
 // dpcm.io/role=pc (a pod is never created as DC), owned by the domain. With
 // spec.agent.enabled, the dpcm-agent container is added (unless the template has a
 // container of that name already): AgentContainer(), with the first container's
-// volumeMounts, so that the commands it runs see the application's volumes.
+// volumeMounts, so that the commands it runs see the application's volumes, and the pod runs
+// as AgentPodServiceAccount() (the domain's least-privilege agent identity).
 nlohmann::json BuildPod(const nlohmann::json& domain, const DomainSpec& spec, int ordinal,
                         const AgentInjection& agent = {});
 

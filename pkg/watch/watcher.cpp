@@ -79,6 +79,7 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
     auto page = client_.List(ref_, namespace_, options);
     if (!page.ok()) {
       spdlog::warn("list {}: {}", ref_.Describe(), page.status().ToString());
+      if (options_.on_error) options_.on_error(page.status());
       return false;
     }
     if (stop.stop_requested()) return false;
@@ -94,6 +95,7 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
       handler({WatcherEventType::kInitDone, nullptr});
       SetResourceVersion(*page);
       failures_ = 0;  // the server answers again
+      if (options_.on_connected) options_.on_connected();
       return true;
     }
     options.continue_token = token;
@@ -119,7 +121,10 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
       [&](std::string_view chunk) {
         // The stream is open: the server is back, so the next failure starts its
         // backoff over (a quiet watch may carry no event for minutes).
-        if (chunk.empty()) failures_ = 0;
+        if (chunk.empty()) {
+          failures_ = 0;
+          if (options_.on_connected) options_.on_connected();
+        }
         for (auto& line : decoder.Feed(chunk)) {
           if (!line.ok()) {
             spdlog::warn("watch {}: skipping a bad event: {}", ref_.Describe(),
@@ -147,6 +152,10 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
                 const std::string message = StringField(event.object, "message");
                 spdlog::warn("watch {}: server error event: {}", ref_.Describe(),
                              message.empty() ? event.object.dump() : message);
+                if (options_.on_error) {
+                  options_.on_error(Status(StatusCode::kServerError,
+                                           message.empty() ? event.object.dump() : message));
+                }
                 end = StreamEnd::kBackoff;
               }
               return false;
@@ -161,6 +170,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
   if (status.IsGone()) return StreamEnd::kRelist;
   if (!status.ok()) {
     spdlog::warn("watch {}: {}", ref_.Describe(), status.ToString());
+    if (options_.on_error) options_.on_error(status);
     return StreamEnd::kBackoff;
   }
   // A stream that the server closes at once without an event is not worth reopening

@@ -33,6 +33,13 @@ struct WatcherOptions {
   std::chrono::milliseconds max_backoff{30000};
   // Each watch request asks the server to end it after a random time in [min, 2 min).
   int min_watch_timeout_seconds = 300;
+  // Called on the Run() thread with each failed list or watch (refused, unreachable, an
+  // ERROR event other than 410) before the backoff; for callers that show why they are not
+  // in sync. May be empty.
+  std::function<void(const Status&)> on_error;
+  // Called on the Run() thread whenever the server answers again: a list succeeded or a watch
+  // stream opened (also when one is reopened after its timeout). May be empty.
+  std::function<void()> on_connected;
 };
 
 // Runs list+watch for one resource in one namespace (or all, with an empty one):

@@ -10,6 +10,7 @@
 
 #include "tests/podsim/container_env.h"
 #include "tests/podsim/names.h"
+#include "tests/podsim/service_account.h"
 
 namespace dpcm::podsim {
 namespace {
@@ -94,6 +95,13 @@ struct PodSimulator::PodRuntime {
   std::string restart_policy = "Always";
   std::chrono::seconds termination_grace{30};  // spec.terminationGracePeriodSeconds
 
+  // The ServiceAccount whose token the containers get (spec.serviceAccountName, unless
+  // automountServiceAccountToken is false), the directory it is written to, and whether it is
+  // there: containers start only after it is (the kubelet mounts volumes first).
+  std::string service_account;
+  std::filesystem::path service_account_dir;
+  bool token_written = false;
+
   bool deleting = false;  // the pod has a deletionTimestamp
   bool delete_sent = false;
   bool stale = false;  // the pod vanished or was replaced (another uid)
@@ -113,6 +121,8 @@ struct PodSimulator::ApiActions {
   std::string uid;
   std::optional<Json> status;
   bool delete_pod = false;
+  // Mint a token for this ServiceAccount into this directory (TokenRequest, bound to the pod).
+  std::optional<std::pair<std::string, std::filesystem::path>> mint_token;
   std::optional<milliseconds> requeue;
 
   void RequeueAfter(milliseconds delay) {
@@ -254,6 +264,22 @@ std::optional<milliseconds> PodSimulator::Reconcile(const std::string& key) {
       actions.RequeueAfter(milliseconds(500));
     }
   }
+  if (actions.mint_token) {
+    const auto& [account, dir] = *actions.mint_token;
+    const Status minted =
+        WriteServiceAccountToken(client_, actions.ns, account, actions.name, actions.uid, dir);
+    if (minted.ok()) {
+      spdlog::info("pod {}: token of ServiceAccount {} written to {}", key, account, dir.string());
+      std::lock_guard lock(mutex_);
+      const auto it = runtimes_.find(actions.uid);
+      if (it != runtimes_.end()) it->second->token_written = true;
+      actions.RequeueAfter(milliseconds(0));
+    } else {
+      spdlog::warn("pod {}: FailedMount: token of ServiceAccount {}: {}; retrying", key, account,
+                   minted.ToString());
+      actions.RequeueAfter(milliseconds(1000));
+    }
+  }
   if (actions.delete_pod && status_ok) {
     client::DeleteOptions options;
     options.precondition_uid = actions.uid;
@@ -335,9 +361,14 @@ void PodSimulator::ReconcileLocked(const std::string& key, const cache::ObjectPt
       if (!rt.delete_sent) actions.delete_pod = true;
     }
   } else {
+    // The service-account token first, as the kubelet mounts it before any container starts.
+    if (!rt.service_account.empty() && !rt.token_written) {
+      actions.mint_token.emplace(rt.service_account, rt.service_account_dir);
+    }
     // Every container of the pod runs (all sharing the pod's address), each restarted on
     // its own back-off, as the kubelet does.
     for (ContainerRuntime& c : rt.containers) {
+      if (actions.mint_token) break;
       if (c.pid != 0 || rt.state.containers[c.index].finished) continue;
       if (!c.start_at || now >= *c.start_at) {
         StartContainerLocked(rt, c, *pod, actions);
@@ -449,6 +480,11 @@ PodSimulator::PodRuntime* PodSimulator::RuntimeForLocked(const Json& pod, ApiAct
     rt->containers.push_back(std::move(c));
     rt->state.containers.push_back(std::move(state));
   }
+  rt->service_account = StringField(pod, "/spec/serviceAccountName"_json_pointer);
+  if (Field(pod, "/spec/automountServiceAccountToken"_json_pointer) == Json(false)) {
+    rt->service_account.clear();
+  }
+  rt->service_account_dir = dir / StateFileName(rt->name, "." + uid + ".serviceaccount");
   if (const auto grace = IntField(pod, "/spec/terminationGracePeriodSeconds"_json_pointer)) {
     rt->termination_grace = std::chrono::seconds(std::max<int64_t>(0, *grace));
   }
@@ -483,7 +519,17 @@ void PodSimulator::StartContainerLocked(PodRuntime& rt, ContainerRuntime& c, con
   if (rt.restart_policy.empty()) rt.restart_policy = "Always";
   const PodFacts facts{rt.name,         rt.ns,           rt.uid, options_.node.name,
                        rt.state.pod_ip, rt.state.host_ip};
-  auto launch = BuildLaunch(pod, container, facts, options_.base_env);
+  std::vector<std::string> base_env = options_.base_env;
+  if (rt.token_written) {
+    const auto env = ServiceAccountEnv(client_.config().server, rt.service_account_dir);
+    std::erase_if(base_env, [&](const std::string& entry) {  // the pod's values win
+      return std::any_of(env.begin(), env.end(), [&](const std::string& own) {
+        return entry.substr(0, entry.find('=')) == own.substr(0, own.find('='));
+      });
+    });
+    base_env.insert(base_env.end(), env.begin(), env.end());
+  }
+  auto launch = BuildLaunch(pod, container, facts, base_env);
   if (!launch.ok()) {
     retry_later("CreateContainerConfigError", launch.status().message());
     return;
@@ -575,6 +621,10 @@ void PodSimulator::DropRuntimeLocked(const std::string& uid) {
   if (it == runtimes_.end()) return;
   PodRuntime& rt = *it->second;
   ips_.Release(rt.state.pod_ip);
+  if (rt.token_written) {
+    std::error_code ignored;
+    std::filesystem::remove_all(rt.service_account_dir, ignored);
+  }
   auto& uids = uids_by_key_[rt.key];
   uids.erase(uid);
   if (uids.empty()) uids_by_key_.erase(rt.key);
