@@ -170,6 +170,7 @@ int main(int argc, char** argv) {
     sigwait(&signals, &signal);
     spdlog::info("signal {}: stopping", signal);
   }
+  agent.Close();  // long-polls answer now instead of holding the stop for up to 60 s
   if (following.joinable()) {
     following.request_stop();
     following.join();

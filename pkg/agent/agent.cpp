@@ -159,4 +159,9 @@ Reply Agent::GetMembers(const std::optional<std::string>& after,
   return {200, ToJson(view).dump() + "\n", "application/json"};
 }
 
+void Agent::Close() {
+  board_.Close();
+  members_.Close();
+}
+
 }  // namespace dpcm::agent

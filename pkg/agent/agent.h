@@ -107,6 +107,10 @@ class Agent {
   // follow its domain, "synced" is false and "error" says why (the role API works regardless).
   Reply GetMembers(const std::optional<std::string>& after, const std::optional<std::string>& wait);
 
+  // The agent is stopping: every waiting long-poll (GET /role, GET /members) answers now
+  // with the current record, and later ones at once, so that the servers stop promptly.
+  void Close();
+
   const RoleBoard& board() const { return board_; }
   // Written by the MemberFollower (or by main, when there is no API identity).
   MemberBoard& members() { return members_; }

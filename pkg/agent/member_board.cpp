@@ -192,8 +192,16 @@ MembersView MemberBoard::Current(uint64_t after_version) const {
 
 MembersView MemberBoard::Wait(uint64_t after_version, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, timeout, [&] { return version_ > after_version; });
+  changed_.wait_for(lock, timeout, [&] { return closed_ || version_ != after_version; });
   return ViewLocked(after_version);
+}
+
+void MemberBoard::Close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
 }
 
 }  // namespace dpcm::agent

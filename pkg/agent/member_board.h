@@ -92,9 +92,12 @@ class MemberBoard {
 
   // The view with the changes after `after_version` (every kept change for 0).
   MembersView Current(uint64_t after_version = 0) const;
-  // Returns as soon as the version is greater than `after_version`, or when `timeout` has
-  // passed: the view then current, with the changes after `after_version`.
+  // Returns as soon as the version differs from `after_version` (grew past it, or is one this
+  // run of the agent never gave), or when `timeout` has passed: the view then current, with
+  // the changes after `after_version`.
   MembersView Wait(uint64_t after_version, std::chrono::milliseconds timeout) const;
+  // Ends every Wait() now and every later one at once (the agent is stopping).
+  void Close();
 
  private:
   MembersView ViewLocked(uint64_t after_version) const;
@@ -105,6 +108,7 @@ class MemberBoard {
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   uint64_t version_ = 0;              // guarded by mutex_
+  bool closed_ = false;               // guarded by mutex_
   Sync sync_;                         // guarded by mutex_
   bool present_ = false;              // guarded by mutex_: Apply() since the last Clear()
   std::string active_pod_;            // guarded by mutex_

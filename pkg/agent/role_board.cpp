@@ -47,8 +47,16 @@ RoleRecord RoleBoard::Current() const {
 
 RoleRecord RoleBoard::Wait(uint64_t after_version, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, timeout, [&] { return record_.version != after_version; });
+  changed_.wait_for(lock, timeout, [&] { return closed_ || record_.version != after_version; });
   return record_;
+}
+
+void RoleBoard::Close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
 }
 
 }  // namespace dpcm::agent

@@ -51,11 +51,15 @@ class RoleBoard {
   // the client holds a version this run of the agent never gave: it restarted and counts
   // from 0 again), or when `timeout` has passed: the record then current either way.
   RoleRecord Wait(uint64_t after_version, std::chrono::milliseconds timeout) const;
+  // Ends every Wait() now and every later one at once (the agent is stopping: a long-poll
+  // must not hold its shutdown past the pod's grace period).
+  void Close();
 
  private:
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
-  RoleRecord record_;  // guarded by mutex_
+  RoleRecord record_;    // guarded by mutex_
+  bool closed_ = false;  // guarded by mutex_
 };
 
 }  // namespace dpcm::agent

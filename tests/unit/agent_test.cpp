@@ -86,6 +86,14 @@ TEST_CASE("agent: a long-poll returns within milliseconds of a change, else at i
   const auto asked = std::chrono::steady_clock::now();
   CHECK(board.Wait(7, 10s).version == 1);
   CHECK(std::chrono::steady_clock::now() - asked < 2s);
+  // Stopping: a waiting long-poll answers now, a later one at once (SIGTERM must not wait
+  // for the longest long-poll).
+  const auto closing = std::chrono::steady_clock::now();
+  std::thread waiting([&] { CHECK(board.Wait(1, 30s).role == "dc"); });
+  board.Close();
+  waiting.join();
+  CHECK(board.Wait(1, 30s).version == 1);
+  CHECK(std::chrono::steady_clock::now() - closing < 2s);
   CHECK(board.Apply("dc", 2, "t2") == Verdict::kUnchanged);
   CHECK(board.Current().since == "t1");
 }
