@@ -99,8 +99,7 @@ Result<AgentOptions> ParseOptions(
     if (value.empty()) return Status::Config("--" + std::string(flag) + " is required");
   }
   if (o.bind_address.empty()) o.bind_address = o.config.pod_ip;  // else every interface
-  if (o.bind_address.size() >= 2 && o.bind_address.front() == '[' &&
-      o.bind_address.back() == ']') {
+  if (o.bind_address.size() >= 2 && o.bind_address.front() == '[' && o.bind_address.back() == ']') {
     o.bind_address = o.bind_address.substr(1, o.bind_address.size() - 2);
   }
   if (role_bind == "0" || role_bind.empty()) {

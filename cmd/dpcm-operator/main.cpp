@@ -158,8 +158,7 @@ int Run(int argc, char** argv) {
 
   // --namespace: one list+watch per namespace, so that a Role in each is all the RBAC the
   // operator needs (nothing cluster-wide); none: one cluster-wide watch per resource.
-  const std::set<std::string> namespace_set(options->namespaces.begin(),
-                                            options->namespaces.end());
+  const std::set<std::string> namespace_set(options->namespaces.begin(), options->namespaces.end());
   const std::vector<std::string> namespaces(namespace_set.begin(), namespace_set.end());
   auto selected = [](const std::string& selector) {
     cache::InformerOptions o;

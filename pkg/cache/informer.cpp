@@ -53,9 +53,8 @@ void Informer::AddHandlers(InformerHandlers handlers) { handlers_.push_back(std:
 void Informer::Start() {
   for (auto& source : sources_) {
     source->thread = std::jthread([this, &mine = *source](const std::stop_token& stop) {
-      mine.watcher.Run(stop, [this, &mine](watch::WatcherEvent&& event) {
-        Handle(mine, std::move(event));
-      });
+      mine.watcher.Run(
+          stop, [this, &mine](watch::WatcherEvent&& event) { Handle(mine, std::move(event)); });
     });
   }
 }

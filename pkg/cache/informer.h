@@ -102,7 +102,7 @@ class Informer {
   Store store_;
   std::vector<InformerHandlers> handlers_;
   std::vector<std::unique_ptr<Source>> sources_;  // never empty
-  std::mutex handle_mutex_;  // one source at a time writes the store and calls handlers
+  std::mutex handle_mutex_;    // one source at a time writes the store and calls handlers
   size_t synced_sources_ = 0;  // guarded by handle_mutex_
   std::atomic<bool> synced_{false};
   std::mutex sync_mutex_;

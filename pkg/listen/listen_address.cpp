@@ -47,8 +47,8 @@ Result<ListenAddress> Parse(std::string_view address, std::string_view flag) {
   parsed.host = std::string(host);
   const std::string_view port = address.substr(colon + 1);
   const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), parsed.port);
-  if (port.empty() || error != std::errc() || end != port.data() + port.size() ||
-      parsed.port < 0 || parsed.port > 65535) {
+  if (port.empty() || error != std::errc() || end != port.data() + port.size() || parsed.port < 0 ||
+      parsed.port > 65535) {
     return Status::Config(std::string(flag) + " \"" + std::string(address) +
                           "\" has no valid port (0-65535)");
   }

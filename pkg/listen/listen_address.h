@@ -1,4 +1,5 @@
-// Listen addresses of dpcm's HTTP servers (metrics, probes, agent): parsed, then bound on IPv6 and IPv4.
+// Listen addresses of dpcm's HTTP servers (metrics, probes, agent): parsed, then bound on IPv6 and
+// IPv4.
 #pragma once
 
 #include <string>

@@ -137,8 +137,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
         if (chunk.empty()) failures_ = 0;
         for (auto& line : decoder.Feed(chunk)) {
           if (!line.ok()) {
-            spdlog::warn("watch {}: skipping a bad event: {}", Describe(),
-                         line.status().message());
+            spdlog::warn("watch {}: skipping a bad event: {}", Describe(), line.status().message());
             continue;
           }
           WatchEvent& event = *line;

@@ -158,9 +158,10 @@ std::vector<RenderingMode> RenderingModes(const std::vector<std::string>& watche
         R"({"topologyKey":"kubernetes.io/hostname","labelSelector":{"matchLabels":)"
         R"({"app.kubernetes.io/name":"dpcm-operator"}}}]}})",
         "--set-json", R"(tolerations=[{"key":"dedicated","operator":"Exists"}])", "--set",
-        "nodeSelector.kubernetes\.io/os=linux"}},
+        "nodeSelector.kubernetes\\.io/os=linux"}},
       {"namespaced RBAC (watchNamespaces)", {"--set", "watchNamespaces={" + list + "}"}},
-      {"PrometheusRule", {"--set", "prometheusRule.enabled=true,prometheusRule.labels.role=alerts"}},
+      {"PrometheusRule",
+       {"--set", "prometheusRule.enabled=true,prometheusRule.labels.role=alerts"}},
       {"ServiceMonitor",
        {"--set", "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.scrapeTimeout=10s"}},
       {"no RBAC, no metrics, own ServiceAccount",
@@ -175,7 +176,8 @@ std::vector<RenderingMode> RenderingModes(const std::vector<std::string>& watche
   return modes;
 }
 
-std::vector<std::string> Concat(std::vector<std::string> head, const std::vector<std::string>& tail) {
+std::vector<std::string> Concat(std::vector<std::string> head,
+                                const std::vector<std::string>& tail) {
   head.insert(head.end(), tail.begin(), tail.end());
   return head;
 }
@@ -307,9 +309,9 @@ TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
   }
   const Json namespaced_args = Find(namespaced, "Deployment", kRelease).at(container)["args"];
   for (const char* arg : {"--namespace=team-a", "--namespace=team-b"}) {
-    CHECK_MESSAGE(std::find(namespaced_args.begin(), namespaced_args.end(), arg) !=
-                      namespaced_args.end(),
-                  arg);
+    CHECK_MESSAGE(
+        std::find(namespaced_args.begin(), namespaced_args.end(), arg) != namespaced_args.end(),
+        arg);
   }
 }
 
@@ -362,8 +364,7 @@ TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API
   // Every rendering mode of the chart, rendered with the API versions this server serves
   // (helm template --dry-run=server asks it) and dry-run on it. The monitoring kinds need
   // their CRDs: stand-ins here (tests/e2e/testdata/monitoring-crds.yaml says how close).
-  auto monitoring =
-      Kubectl({"apply", "-f", SourcePath("tests/e2e/testdata/monitoring-crds.yaml")});
+  auto monitoring = Kubectl({"apply", "-f", SourcePath("tests/e2e/testdata/monitoring-crds.yaml")});
   REQUIRE_MESSAGE(monitoring.ok(), monitoring.status().ToString());
   auto established = Kubectl({"wait", "--for=condition=Established", "--timeout=30s",
                               "crd/prometheusrules.monitoring.coreos.com",
@@ -373,8 +374,9 @@ TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API
                                             TestEnv::CreateNamespace(*api, "dry-b")};
   // What each mode must have produced, as kubectl names it ("" for none).
   const std::map<std::string, std::vector<std::string>> expected = {
-      {"default", {"poddisruptionbudget.policy/dpcm-operator ",
-                   "clusterrole.rbac.authorization.k8s.io/dpcm-operator "}},
+      {"default",
+       {"poddisruptionbudget.policy/dpcm-operator ",
+        "clusterrole.rbac.authorization.k8s.io/dpcm-operator "}},
       {"HA", {"poddisruptionbudget.policy/dpcm-operator "}},
       {"namespaced", {"role.rbac.authorization.k8s.io/dpcm-operator "}},
       {"PrometheusRule", {"prometheusrule.monitoring.coreos.com/dpcm-operator "}},
@@ -391,7 +393,8 @@ TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API
     if (!applied.ok()) continue;
     for (const auto& [prefix, objects] : expected) {
       if (mode.name.rfind(prefix, 0) != 0) continue;
-      for (const auto& object : objects) CHECK_MESSAGE(applied->find(object) != std::string::npos, object);
+      for (const auto& object : objects)
+        CHECK_MESSAGE(applied->find(object) != std::string::npos, object);
     }
     if (mode.name.rfind("namespaced", 0) == 0) {
       CHECK(applied->find("clusterrole.rbac.authorization.k8s.io/dpcm-operator ") ==
@@ -399,9 +402,8 @@ TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API
       CHECK(applied->find("clusterrolebinding") == std::string::npos);
       // kubectl names the object, not its namespace: one Role per watched namespace.
       size_t roles = 0;
-      for (size_t at = 0;
-           (at = applied->find("role.rbac.authorization.k8s.io/dpcm-operator ", at)) !=
-           std::string::npos;
+      for (size_t at = 0; (at = applied->find("role.rbac.authorization.k8s.io/dpcm-operator ",
+                                              at)) != std::string::npos;
            ++at) {
         if (at == 0 || (*applied)[at - 1] == '\n') ++roles;
       }
@@ -648,9 +650,9 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
 // `ns` empty: in every namespace.
 bool OperatorCan(const std::string& verb, const std::string& resource, const std::string& ns,
                  const std::string& subresource = "") {
-  std::vector<std::string> args = {"auth", "can-i", verb, resource,
-                                   "--as=system:serviceaccount:" + std::string(kOperatorNamespace) +
-                                       ":" + kRelease};
+  std::vector<std::string> args = {
+      "auth", "can-i", verb, resource,
+      "--as=system:serviceaccount:" + std::string(kOperatorNamespace) + ":" + kRelease};
   if (!subresource.empty()) args.push_back("--subresource=" + subresource);
   if (ns.empty()) {
     args.emplace_back("--all-namespaces");
@@ -667,8 +669,8 @@ TEST_CASE("watchNamespaces: the operator runs on a Role per namespace and leaves
   ChartInstall release({"--set", "watchNamespaces={" + ns + "}"});
 
   {  // the release's RBAC: a Role in the watched namespace, nothing cluster-wide
-    auto cluster_wide = Kubectl({"get", "clusterrole,clusterrolebinding", kRelease,
-                                 "--ignore-not-found", "-o", "name"});
+    auto cluster_wide = Kubectl(
+        {"get", "clusterrole,clusterrolebinding", kRelease, "--ignore-not-found", "-o", "name"});
     REQUIRE(cluster_wide.ok());
     CHECK(cluster_wide->empty());
     CHECK(OperatorCan("create", "pods", ns));
@@ -735,11 +737,9 @@ TEST_CASE("watchNamespaces: the operator runs on a Role per namespace and leaves
 
   for (const auto& violation : watcher.Violations()) FAIL_CHECK(violation);
   // Only namespaced requests, all allowed: no 403 counted, no Forbidden logged.
-  CHECK_MESSAGE(release.Metrics().find("code=\"403\"") == std::string::npos,
-                release.Diagnosis());
+  CHECK_MESSAGE(release.Metrics().find("code=\"403\"") == std::string::npos, release.Diagnosis());
   CHECK_MESSAGE(ReadFile(release.OperatorLog()).find("orbidden") == std::string::npos,
                 release.Diagnosis());
-  REQUIRE(api->Delete(client::resources::ProcessDomains(), ns, name).ok());
   release.Uninstall();
   auto roles = Kubectl({"get", "role", kRelease, "-n", ns, "--ignore-not-found", "-o", "name"});
   REQUIRE(roles.ok());

@@ -276,20 +276,21 @@ namespace {
 void GrantConfigMapReader(client::ApiClient& admin, const std::string& ns) {
   const client::ResourceRef roles{"rbac.authorization.k8s.io", "v1", "roles"};
   const client::ResourceRef bindings{"rbac.authorization.k8s.io", "v1", "rolebindings"};
-  const Json role = {{"apiVersion", "rbac.authorization.k8s.io/v1"},
-                     {"kind", "Role"},
-                     {"metadata", {{"name", "configmap-reader"}}},
-                     {"rules", Json::array({{{"apiGroups", {""}},
-                                             {"resources", {"configmaps"}},
-                                             {"verbs", {"list", "watch"}}}})}};
+  const Json role = {
+      {"apiVersion", "rbac.authorization.k8s.io/v1"},
+      {"kind", "Role"},
+      {"metadata", {{"name", "configmap-reader"}}},
+      {"rules",
+       Json::array(
+           {{{"apiGroups", {""}}, {"resources", {"configmaps"}}, {"verbs", {"list", "watch"}}}})}};
   const Json binding = {
       {"apiVersion", "rbac.authorization.k8s.io/v1"},
       {"kind", "RoleBinding"},
       {"metadata", {{"name", "configmap-reader"}}},
       {"roleRef",
        {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "configmap-reader"}}},
-      {"subjects", Json::array({{{"kind", "User"},
-                                 {"name", "system:serviceaccount:default:restricted"}}})}};
+      {"subjects",
+       Json::array({{{"kind", "User"}, {"name", "system:serviceaccount:default:restricted"}}})}};
   auto created_role = admin.Create(roles, ns, role);
   REQUIRE_MESSAGE(created_role.ok(), created_role.status().ToString());
   auto created_binding = admin.Create(bindings, ns, binding);
