@@ -1,5 +1,4 @@
-// Listen addresses of dpcm's HTTP servers (metrics, probes, agent): parsed, then bound on IPv6 and
-// IPv4.
+// Listen addresses of dpcm's HTTP servers: parsed, and bound on IPv6 and IPv4 by default.
 #pragma once
 
 #include <string>
