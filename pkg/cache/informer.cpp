@@ -30,8 +30,8 @@ Informer::Informer(client::ApiClient& client, client::ResourceRef ref,
                    const std::vector<std::string>& namespaces, InformerOptions options)
     : transform_(std::move(options.transform)) {
   const std::set<std::string> distinct(namespaces.begin(), namespaces.end());
-  // Every namespace (none named, or "" among them): one cluster-wide watch.
-  if (distinct.empty() || distinct.count("") != 0) {
+  // Every namespace (none named, or "" among them), or a cluster-scoped kind: one watch.
+  if (distinct.empty() || distinct.count("") != 0 || !ref.namespaced) {
     sources_.push_back(std::make_unique<Source>(client, ref, "", options.watcher));
     return;
   }
