@@ -13,6 +13,7 @@
 #include "pkg/agent/member_follower.h"
 #include "pkg/client/api_client.h"
 #include "pkg/election/lease_record.h"
+#include "pkg/listen/listen_address.h"
 #include "pkg/logging/logging.h"
 #include "pkg/restconfig/rest_config.h"
 
@@ -69,19 +70,16 @@ dpcm::Result<std::unique_ptr<dpcm::client::ApiClient>> ConnectAsPod(
   return dpcm::client::ApiClient::Create(std::move(*config), client_options);
 }
 
-// Binds `server` to host:port now (so that a taken port fails the start), serves it on a thread.
+// Binds `server` to host:port now (so that a taken port fails the start), serves it on a
+// thread. An empty host: every interface, IPv6 and IPv4 (listen::Bind).
 bool Serve(httplib::Server& server, const std::string& host, int port, std::thread& thread) {
-  // cpp-httplib's default adds SO_REUSEPORT, which would let a second agent bind the same
-  // address and port and take half the requests: with SO_REUSEADDR alone that bind fails.
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  if (!server.bind_to_port(host, port)) {
-    spdlog::error("cannot listen on {}:{}", host, port);
+  const dpcm::listen::ListenAddress address{host, port};
+  auto bound = dpcm::listen::Bind(server, address);
+  if (!bound.ok()) {
+    spdlog::error("{}", bound.status().message());
     return false;
   }
-  spdlog::info("listening on {}:{}", host, port);
+  spdlog::info("listening on {}", dpcm::listen::Format(address));
   thread = std::thread([&server] { server.listen_after_bind(); });
   return true;
 }

@@ -29,7 +29,8 @@ Flags (defaults from the pod's environment where named):
   --pod NAME                     this pod ($POD_NAME)
   --namespace NS                 its namespace ($POD_NAMESPACE)
   --pod-ip IP                    its address ($POD_IP)
-  --bind-address IP              where the operator reaches the agent (default: the pod IP, else 0.0.0.0)
+  --bind-address IP              where the operator reaches the agent (default: the pod IP, else
+                                 every interface, IPv6 and IPv4)
   --port N                       GET /healthz, POST /dpcm/role, GET /role (default 8719)
   --role-bind-address HOST:PORT  the application's role API, GET /role (default 127.0.0.1:8720; 0 disables)
   --health-command JSON          spec.health.command: {"command":[...],"env":[{"name","value"}]}
@@ -121,8 +122,9 @@ Result<AgentOptions> ParseOptions(
   if (o.follow_members && o.config.ns.empty()) {
     return Status::Config("--namespace is required to follow the members (or --members=false)");
   }
-  if (o.bind_address.empty()) {
-    o.bind_address = o.config.pod_ip.empty() ? "0.0.0.0" : o.config.pod_ip;
+  if (o.bind_address.empty()) o.bind_address = o.config.pod_ip;  // else every interface
+  if (o.bind_address.size() >= 2 && o.bind_address.front() == '[' && o.bind_address.back() == ']') {
+    o.bind_address = o.bind_address.substr(1, o.bind_address.size() - 2);
   }
   if (role_bind == "0" || role_bind.empty()) {
     o.role_host.clear();
@@ -133,6 +135,9 @@ Result<AgentOptions> ParseOptions(
                             "\"");
     }
     o.role_host = role_bind.substr(0, colon);
+    if (o.role_host.size() >= 2 && o.role_host.front() == '[' && o.role_host.back() == ']') {
+      o.role_host = o.role_host.substr(1, o.role_host.size() - 2);  // "[::1]:8720"
+    }
     if (Status s =
             ParseInt("role-bind-address", role_bind.substr(colon + 1), 1, 65535, o.role_port);
         !s.ok()) {

@@ -12,7 +12,9 @@ namespace dpcm::agent_main {
 
 struct AgentOptions {
   agent::AgentConfig config;
-  std::string bind_address;  // the operator-facing server's address: the pod IP, else 0.0.0.0
+  // The operator-facing server's address: the pod IP, else "" (every interface, IPv6 and
+  // IPv4).
+  std::string bind_address;
   int port = agent::kDefaultPort;
   std::string role_host = "127.0.0.1";  // the role API; empty role_host: disabled
   int role_port = 8720;

@@ -24,6 +24,7 @@
 #include "pkg/domain/spec.h"
 #include "pkg/events/event_recorder.h"
 #include "pkg/health/monitor.h"
+#include "pkg/listen/listen_address.h"
 #include "pkg/logging/logging.h"
 #include "pkg/memory/memory.h"
 #include "pkg/metrics/metrics.h"
@@ -91,21 +92,15 @@ class HealthServer {
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
 
-  // Binds "host:port" or ":port" ("0" = disabled).
+  // Binds "host:port", ":port" (every interface, IPv6 and IPv4) or "[v6]:port"; "0" or ""
+  // disables the server. A malformed address is kConfig, one that cannot be bound
+  // kTransport.
   Status Start(const std::string& address) {
     if (address == "0" || address.empty()) return Status::Ok();
-    const auto colon = address.rfind(':');
-    const std::string host =
-        colon == 0 || colon == std::string::npos ? "0.0.0.0" : address.substr(0, colon);
-    int port = 0;
-    try {
-      port = std::stoi(address.substr(colon == std::string::npos ? 0 : colon + 1));
-    } catch (const std::exception&) {
-      return Status::Config("--health-probe-bind-address \"" + address + "\" has no port");
-    }
-    if (!server_.bind_to_port(host, port)) {
-      return Status::Transport("cannot bind the health probe address " + address);
-    }
+    auto parsed = listen::Parse(address, "--health-probe-bind-address");
+    if (!parsed.ok()) return parsed.status();
+    auto bound = listen::Bind(server_, *parsed);
+    if (!bound.ok()) return Status::Transport("health probes: " + bound.status().message());
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     return Status::Ok();
   }
@@ -167,12 +162,10 @@ int Run(int argc, char** argv) {
   }
   (*leadership)->GuardWrites(**client);
 
-  // One namespace: scoped watches. Several: watch all and keep only those.
-  const std::set<std::string> namespaces(options->namespaces.begin(), options->namespaces.end());
-  const std::string watch_ns = namespaces.size() == 1 ? *namespaces.begin() : "";
-  auto wanted = [&namespaces](const std::string& ns) {
-    return namespaces.empty() || namespaces.count(ns) != 0;
-  };
+  // --namespace: one list+watch per namespace, so that a Role in each is all the RBAC the
+  // operator needs (nothing cluster-wide); none: one cluster-wide watch per resource.
+  const std::set<std::string> namespace_set(options->namespaces.begin(), options->namespaces.end());
+  const std::vector<std::string> namespaces(namespace_set.begin(), namespace_set.end());
   auto selected = [](const std::string& selector) {
     cache::InformerOptions o;
     o.watcher.selectors.label_selector = selector;
@@ -182,11 +175,11 @@ int Run(int argc, char** argv) {
   // adopt-mode candidates without it are found by AdoptionWatches.
   cache::InformerOptions pod_options = selected(domain::kDomainLabel);
   pod_options.transform = domain::TrimPod;
-  cache::Informer domains(**client, client::resources::ProcessDomains(), watch_ns);
-  cache::Informer pods(**client, client::resources::Pods(), watch_ns, pod_options);
-  cache::Informer leases(**client, client::resources::Leases(), watch_ns,
+  cache::Informer domains(**client, client::resources::ProcessDomains(), namespaces);
+  cache::Informer pods(**client, client::resources::Pods(), namespaces, pod_options);
+  cache::Informer leases(**client, client::resources::Leases(), namespaces,
                          selected(domain::kDomainLabel));
-  cache::Informer services(**client, client::resources::Services(), watch_ns,
+  cache::Informer services(**client, client::resources::Services(), namespaces,
                            selected(domain::kDomainLabel));
 
   // Events get their own client and rate limit (as client-go's event broadcaster does),
@@ -231,16 +224,16 @@ int Run(int argc, char** argv) {
   auto enqueue_named = [&](const cache::ObjectPtr& object) {
     const std::string ns = object::Meta(*object, "namespace");
     const std::string name = object::Meta(*object, "name");
-    if (!name.empty() && wanted(ns)) controller.Enqueue({ns, name});
+    if (!name.empty()) controller.Enqueue({ns, name});
   };
   auto enqueue_by_label = [&](const cache::ObjectPtr& object) {
     const auto request = domain::DomainOf(*object);
-    if (request && wanted(request->ns)) controller.Enqueue(*request);
+    if (request) controller.Enqueue(*request);
   };
   // A pod event wakes its domain; one that shows the DC failing jumps the queue.
   auto enqueue_pod = [&](const cache::ObjectPtr& pod, bool gone) {
     const auto request = domain::DomainOf(*pod);
-    if (!request || !wanted(request->ns)) return;
+    if (!request) return;
     if (domain::SignalsDcFailure(*pod, gone)) {
       controller.EnqueueUrgent(*request);
     } else {
@@ -301,11 +294,10 @@ int Run(int argc, char** argv) {
     stop.request_stop();
   });
 
+  std::string watched = namespaces.empty() ? "all" : "";
+  for (const auto& ns : namespaces) watched += (watched.empty() ? "" : ",") + ns;
   spdlog::info("dpcm-operator starting: server {}, namespaces {}, {} workers", config->server,
-               namespaces.empty() ? "all"
-               : watch_ns.empty() ? "several"
-                                  : watch_ns,
-               options->workers);
+               watched, options->workers);
   for (auto* informer : {&domains, &pods, &leases, &services}) informer->Start();
   (*leadership)->Start();  // standbys keep their caches warm and serve the probes
   Status ran;
@@ -313,7 +305,8 @@ int Run(int argc, char** argv) {
     for (auto* informer : {&domains, &pods, &leases, &services}) {
       while (!informer->WaitForSync(std::chrono::seconds(5), run.get_token())) {
         if (run.stop_requested()) break;
-        spdlog::info("waiting for the {} cache to sync", informer->watcher().ref().Describe());
+        spdlog::info("waiting for the {} cache to sync (a refused list is logged as an error)",
+                     informer->Describe());
       }
     }
     if (!run.stop_requested()) spdlog::info("caches synced; reconciling");

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 namespace dpcm::cache {
 namespace {
 
@@ -21,23 +23,46 @@ void DropManagedFields(nlohmann::json& object) {
 
 Informer::Informer(client::ApiClient& client, client::ResourceRef ref, std::string ns,
                    InformerOptions options)
-    : watcher_(client, std::move(ref), std::move(ns), std::move(options.watcher)),
-      transform_(std::move(options.transform)) {}
+    : Informer(client, std::move(ref), std::vector<std::string>{std::move(ns)},
+               std::move(options)) {}
+
+Informer::Informer(client::ApiClient& client, client::ResourceRef ref,
+                   const std::vector<std::string>& namespaces, InformerOptions options)
+    : transform_(std::move(options.transform)) {
+  const std::set<std::string> distinct(namespaces.begin(), namespaces.end());
+  // Every namespace (none named, or "" among them), or a cluster-scoped kind: one watch.
+  if (distinct.empty() || distinct.count("") != 0 || !ref.namespaced) {
+    sources_.push_back(std::make_unique<Source>(client, ref, "", options.watcher));
+    return;
+  }
+  for (const auto& ns : distinct) {
+    sources_.push_back(std::make_unique<Source>(client, ref, ns, options.watcher));
+  }
+}
 
 Informer::~Informer() { Stop(); }
+
+std::string Informer::Describe() const {
+  if (sources_.size() == 1) return sources_.front()->watcher.Describe();
+  return sources_.front()->watcher.ref().Describe() + " in " + std::to_string(sources_.size()) +
+         " namespaces";
+}
 
 void Informer::AddHandlers(InformerHandlers handlers) { handlers_.push_back(std::move(handlers)); }
 
 void Informer::Start() {
-  thread_ = std::jthread([this](const std::stop_token& stop) {
-    watcher_.Run(stop, [this](watch::WatcherEvent&& event) { Handle(std::move(event)); });
-  });
+  for (auto& source : sources_) {
+    source->thread = std::jthread([this, &mine = *source](const std::stop_token& stop) {
+      mine.watcher.Run(
+          stop, [this, &mine](watch::WatcherEvent&& event) { Handle(mine, std::move(event)); });
+    });
+  }
 }
 
 void Informer::Stop() {
-  if (thread_.joinable()) {
-    thread_.request_stop();
-    thread_.join();
+  for (auto& source : sources_) source->thread.request_stop();
+  for (auto& source : sources_) {
+    if (source->thread.joinable()) source->thread.join();
   }
   sync_changed_.notify_all();
 }
@@ -53,55 +78,62 @@ ObjectPtr Informer::Prepare(nlohmann::json&& object) const {
   return std::make_shared<const nlohmann::json>(std::move(object));
 }
 
-void Informer::Handle(watch::WatcherEvent&& event) {
+void Informer::Handle(Source& source, watch::WatcherEvent&& event) {
   // Handlers and transforms run on this thread: an exception from one (bad data from the
   // API) is logged and must not end the process.
   try {
-    HandleEvent(std::move(event));
+    std::lock_guard lock(handle_mutex_);
+    HandleEvent(source, std::move(event));
   } catch (const std::exception& e) {
-    spdlog::error("informer {}: event dropped: {}", watcher_.ref().Describe(), e.what());
+    spdlog::error("informer {}: event dropped: {}", source.watcher.Describe(), e.what());
   }
 }
 
-void Informer::HandleEvent(watch::WatcherEvent&& event) {
+void Informer::Relisted(Source& source) {
+  std::vector<ObjectPtr> listed = std::move(source.relist_buffer);
+  source.relist_buffer.clear();
+  auto previous = store_.ReplaceNamespace(source.watcher.ns(), listed);
+  for (const auto& object : listed) {
+    const auto old = previous.find(KeyOf(*object));
+    if (old == previous.end()) {
+      for (auto& h : handlers_) {
+        if (h.on_add) h.on_add(object);
+      }
+    } else {
+      if (ResourceVersionOf(*old->second) != ResourceVersionOf(*object)) {
+        for (auto& h : handlers_) {
+          if (h.on_update) h.on_update(old->second, object);
+        }
+      }
+      previous.erase(old);
+    }
+  }
+  for (const auto& [key, gone] : previous) {
+    for (auto& h : handlers_) {
+      if (h.on_delete) h.on_delete(gone);
+    }
+  }
+  if (source.synced) return;
+  source.synced = true;
+  if (++synced_sources_ < sources_.size()) return;
+  {
+    std::lock_guard lock(sync_mutex_);
+    synced_ = true;
+  }
+  sync_changed_.notify_all();
+}
+
+void Informer::HandleEvent(Source& source, watch::WatcherEvent&& event) {
   switch (event.type) {
     case watch::WatcherEventType::kInitStart:
-      relist_buffer_.clear();
+      source.relist_buffer.clear();
       return;
     case watch::WatcherEventType::kInitApply:
-      relist_buffer_.push_back(Prepare(std::move(event.object)));
+      source.relist_buffer.push_back(Prepare(std::move(event.object)));
       return;
-    case watch::WatcherEventType::kInitDone: {
-      std::vector<ObjectPtr> listed = std::move(relist_buffer_);
-      relist_buffer_.clear();
-      auto previous = store_.Replace(listed);
-      for (const auto& object : listed) {
-        const auto old = previous.find(KeyOf(*object));
-        if (old == previous.end()) {
-          for (auto& h : handlers_) {
-            if (h.on_add) h.on_add(object);
-          }
-        } else {
-          if (ResourceVersionOf(*old->second) != ResourceVersionOf(*object)) {
-            for (auto& h : handlers_) {
-              if (h.on_update) h.on_update(old->second, object);
-            }
-          }
-          previous.erase(old);
-        }
-      }
-      for (const auto& [key, gone] : previous) {
-        for (auto& h : handlers_) {
-          if (h.on_delete) h.on_delete(gone);
-        }
-      }
-      {
-        std::lock_guard lock(sync_mutex_);
-        synced_ = true;
-      }
-      sync_changed_.notify_all();
+    case watch::WatcherEventType::kInitDone:
+      Relisted(source);
       return;
-    }
     case watch::WatcherEventType::kApply: {
       ObjectPtr object = Prepare(std::move(event.object));
       ObjectPtr old = store_.Upsert(object);

@@ -144,4 +144,32 @@ std::map<std::string, ObjectPtr> Store::Replace(std::vector<ObjectPtr> objects) 
   return previous;
 }
 
+std::map<std::string, ObjectPtr> Store::ReplaceNamespace(std::string_view ns,
+                                                         std::vector<ObjectPtr> objects) {
+  if (ns.empty()) return Replace(std::move(objects));
+  std::string prefix(ns);
+  prefix += '/';
+  std::unique_lock lock(mutex_);
+  std::map<std::string, ObjectPtr> previous;
+  for (auto it = objects_.begin(); it != objects_.end();) {
+    if (it->first.starts_with(prefix)) {
+      UnindexLocked(it->first, *it->second);
+      previous.emplace(it->first, std::move(it->second));
+      it = objects_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& object : objects) {
+    const std::string key = KeyOf(*object);
+    if (key.empty()) continue;
+    if (const auto old = objects_.find(key); old != objects_.end()) {
+      UnindexLocked(key, *old->second);  // not in `ns` after all: replaced all the same
+    }
+    IndexLocked(key, *object);
+    objects_[key] = std::move(object);
+  }
+  return previous;
+}
+
 }  // namespace dpcm::cache

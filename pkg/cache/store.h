@@ -52,6 +52,10 @@ class Store {
   ObjectPtr Remove(const std::string& key);
   // Replaces the whole content; returns the previous content by key.
   std::map<std::string, ObjectPtr> Replace(std::vector<ObjectPtr> objects);
+  // Replaces the objects of namespace `ns` only (all of them if `ns` is empty) with
+  // `objects`, which must all be in `ns`; returns what `ns` held before, by key.
+  std::map<std::string, ObjectPtr> ReplaceNamespace(std::string_view ns,
+                                                    std::vector<ObjectPtr> objects);
 
  private:
   void IndexLocked(const std::string& key, const nlohmann::json& object);    // requires write lock

@@ -22,8 +22,9 @@ namespace dpcm::metrics {
 // seconds to stop once it has served any request; cpp-httplib stops at once.)
 class MetricsServer {
  public:
-  // Starts serving `metrics` on `address`: ":8080" (every interface), "0.0.0.0:8080",
-  // "127.0.0.1:8080", "[::1]:8080", or port 0 for an ephemeral port (see port()).
+  // Starts serving `metrics` on `address`: ":8080" (every interface, IPv6 and IPv4),
+  // "0.0.0.0:8080" (IPv4 only), "127.0.0.1:8080", "[::1]:8080", or port 0 for an
+  // ephemeral port (see port()); see listen::Parse and listen::Bind.
   // Fails with kConfig when the address is malformed and kTransport when it cannot be
   // bound (e.g. the port is taken). `metrics` must outlive the server.
   static Result<std::unique_ptr<MetricsServer>> Start(const std::string& address,

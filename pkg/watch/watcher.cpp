@@ -37,6 +37,10 @@ Watcher::Watcher(client::ApiClient& client, client::ResourceRef ref, std::string
       clock_(clock),
       resource_version_(options_.resume_resource_version) {}
 
+std::string Watcher::Describe() const {
+  return ref_.Describe() + (namespace_.empty() || !ref_.namespaced ? "" : " in " + namespace_);
+}
+
 std::string Watcher::resource_version() const {
   std::lock_guard lock(rv_mutex_);
   return resource_version_;
@@ -78,7 +82,18 @@ bool Watcher::List(const std::stop_token& stop, const Handler& handler) {
   for (;;) {
     auto page = client_.List(ref_, namespace_, options);
     if (!page.ok()) {
-      spdlog::warn("list {}: {}", ref_.Describe(), page.status().ToString());
+      if (page.status().code() == StatusCode::kForbidden) {
+        // RBAC, not a passing fault: say what is missing (retried with backoff, so a
+        // Role granted later is picked up without a restart).
+        spdlog::error(
+            "list {}: forbidden: this identity may not list (and watch) {} {}; grant it by "
+            "RBAC (a ClusterRole for every namespace, or a Role in each watched namespace): {}",
+            Describe(), ref_.Describe(),
+            namespace_.empty() ? "at the cluster scope" : "in namespace " + namespace_,
+            page.status().message());
+      } else {
+        spdlog::warn("list {}: {}", Describe(), page.status().ToString());
+      }
       if (options_.on_error) options_.on_error(page.status());
       return false;
     }
@@ -127,8 +142,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
         }
         for (auto& line : decoder.Feed(chunk)) {
           if (!line.ok()) {
-            spdlog::warn("watch {}: skipping a bad event: {}", ref_.Describe(),
-                         line.status().message());
+            spdlog::warn("watch {}: skipping a bad event: {}", Describe(), line.status().message());
             continue;
           }
           WatchEvent& event = *line;
@@ -150,7 +164,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
                 end = StreamEnd::kRelist;
               } else {
                 const std::string message = StringField(event.object, "message");
-                spdlog::warn("watch {}: server error event: {}", ref_.Describe(),
+                spdlog::warn("watch {}: server error event: {}", Describe(),
                              message.empty() ? event.object.dump() : message);
                 if (options_.on_error) {
                   options_.on_error(Status(StatusCode::kServerError,
@@ -169,7 +183,7 @@ Watcher::StreamEnd Watcher::WatchOnce(const std::stop_token& stop, const Handler
   if (saw_event) failures_ = 0;
   if (status.IsGone()) return StreamEnd::kRelist;
   if (!status.ok()) {
-    spdlog::warn("watch {}: {}", ref_.Describe(), status.ToString());
+    spdlog::warn("watch {}: {}", Describe(), status.ToString());
     if (options_.on_error) options_.on_error(status);
     return StreamEnd::kBackoff;
   }
@@ -197,7 +211,7 @@ void Watcher::Run(const std::stop_token& stop, const Handler& handler) {
       case StreamEnd::kResume:
         break;
       case StreamEnd::kRelist:
-        spdlog::info("watch {}: resourceVersion {} is gone; listing again", ref_.Describe(),
+        spdlog::info("watch {}: resourceVersion {} is gone; listing again", Describe(),
                      resource_version());
         need_list = true;
         break;

@@ -69,6 +69,9 @@ class Watcher {
   int lists() const { return lists_.load(); }
   int watch_requests() const { return watch_requests_.load(); }
   const client::ResourceRef& ref() const { return ref_; }
+  const std::string& ns() const { return namespace_; }
+  // For logs: "pods" (every namespace) or "pods in NS".
+  std::string Describe() const;
 
  private:
   enum class StreamEnd { kResume, kBackoff, kRelist, kStopped };

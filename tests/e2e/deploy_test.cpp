@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "pkg/client/api_client.h"
@@ -132,6 +133,63 @@ std::vector<Json> RenderChart(const std::vector<std::string>& extra = {}) {
   return Objects(*rendered);
 }
 
+// One way to render the chart: a name and the helm arguments that select it.
+struct RenderingMode {
+  std::string name;
+  std::vector<std::string> args;
+};
+
+// Every rendering mode of the chart. `watched` are the namespaces of the namespaced-RBAC
+// mode (which must exist for a server-side dry run of its Roles).
+std::vector<RenderingMode> RenderingModes(const std::vector<std::string>& watched) {
+  std::string list;
+  for (const auto& ns : watched) list += (list.empty() ? "" : ",") + ns;
+  std::vector<RenderingMode> modes = {
+      {"default (2 replicas, PDB, spread, ClusterRole)", {}},
+      {"one replica without leader election (no PDB, no spread)",
+       {"--set", "replicaCount=1,leaderElection.enabled=false"}},
+      {"HA: 3 replicas, maxUnavailable, own spread and affinity",
+       {"--set", "replicaCount=3,podDisruptionBudget.maxUnavailable=1",  //
+        "--set-json",
+        R"(topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone",)"
+        R"("whenUnsatisfiable":"DoNotSchedule"}])",
+        "--set-json",
+        R"(affinity={"podAntiAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":[)"
+        R"({"topologyKey":"kubernetes.io/hostname","labelSelector":{"matchLabels":)"
+        R"({"app.kubernetes.io/name":"dpcm-operator"}}}]}})",
+        "--set-json", R"(tolerations=[{"key":"dedicated","operator":"Exists"}])", "--set",
+        "nodeSelector.kubernetes\\.io/os=linux"}},
+      {"namespaced RBAC (watchNamespaces)", {"--set", "watchNamespaces={" + list + "}"}},
+      {"PrometheusRule",
+       {"--set", "prometheusRule.enabled=true,prometheusRule.labels.role=alerts"}},
+      {"ServiceMonitor",
+       {"--set", "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.scrapeTimeout=10s"}},
+      {"no RBAC, no metrics, own ServiceAccount",
+       {"--set",
+        "rbac.create=false,serviceAccount.create=false,serviceAccount.name=ops,"
+        "metrics.enabled=false,podDisruptionBudget.enabled=false,defaultTopologySpread=false"}},
+  };
+  // The Grafana dashboard ConfigMap, once the chart has it.
+  if (ReadFile(Chart() + "/values.yaml").find("\ngrafanaDashboard:") != std::string::npos) {
+    modes.push_back({"Grafana dashboard", {"--set", "grafanaDashboard.enabled=true"}});
+  }
+  return modes;
+}
+
+std::vector<std::string> Concat(std::vector<std::string> head,
+                                const std::vector<std::string>& tail) {
+  head.insert(head.end(), tail.begin(), tail.end());
+  return head;
+}
+
+std::vector<Json> All(const std::vector<Json>& objects, const std::string& kind) {
+  std::vector<Json> found;
+  for (const auto& object : objects) {
+    if (object.value("kind", "") == kind) found.push_back(object);
+  }
+  return found;
+}
+
 // A TCP port on 127.0.0.1 that nothing listens on right now.
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -152,14 +210,12 @@ int FreePort() {
 // start (and says so); once it is there, the test runs the operator with it, as the
 // chart does, which also exercises the leader-election Role.
 TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
-  auto lint = Helm({"lint", "--strict", Chart()});
-  CHECK_MESSAGE(lint.ok(), lint.status().ToString());
-  // The optional parts render and lint too.
-  const std::string variant_values =
-      "metrics.serviceMonitor.enabled=true,watchNamespaces={a,b},"
-      "leaderElection.enabled=false,replicaCount=1,rbac.create=false";
-  auto variant = Helm({"lint", "--strict", Chart(), "--set", variant_values});
-  CHECK_MESSAGE(variant.ok(), variant.status().ToString());
+  // Every rendering mode lints clean (the server-side dry run is the next test).
+  for (const auto& mode : RenderingModes({"team-a", "team-b"})) {
+    CAPTURE(mode.name);
+    auto lint = Helm(Concat({"lint", "--strict", Chart()}, mode.args));
+    CHECK_MESSAGE(lint.ok(), lint.status().ToString());
+  }
   // values.schema.json: a typo or a bad value is refused with the field named, not
   // rendered into a Deployment that crash-loops.
   for (const auto& [bad, field] :
@@ -215,6 +271,48 @@ TEST_CASE("the chart lints clean and ships manifests/'s CRD and RBAC rules") {
     CHECK_MESSAGE(std::find(args.begin(), args.end(), arg) != args.end(), arg.get<std::string>());
   }
   CHECK(chart_deployment.value("/spec/replicas"_json_pointer, "") == "2");
+  // Two replicas: spread over nodes as manifests/ does, and a PDB keeping one up.
+  CHECK(chart_deployment.at(pod)["topologySpreadConstraints"] ==
+        manifest_deployment.at(pod)["topologySpreadConstraints"]);
+  const Json manifest_pdb =
+      Objects(ReadFile(SourcePath("manifests/policy/pod_disruption_budget.yaml"))).at(0);
+  const Json chart_pdb = Find(chart, "PodDisruptionBudget", kRelease);
+  CHECK(chart_pdb["spec"] == manifest_pdb["spec"]);
+  CHECK(chart_deployment.at(pod)["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] ==
+        chart_pdb["spec"]["selector"]["matchLabels"]);
+  // One replica: no PDB (minAvailable 1 would block every drain) and no spread.
+  const std::vector<Json> single = RenderChart({"--set", "replicaCount=1"});
+  CHECK(All(single, "PodDisruptionBudget").empty());
+  CHECK_FALSE(Find(single, "Deployment", kRelease).at(pod).contains("topologySpreadConstraints"));
+
+  // watchNamespaces: the same rules as a Role and RoleBinding in each watched namespace,
+  // and nothing cluster-wide for the operator (only the users' aggregated roles).
+  const std::vector<Json> namespaced = RenderChart({"--set", "watchNamespaces={team-a,team-b}"});
+  std::vector<std::string> role_namespaces;
+  for (const auto& role : All(namespaced, "Role")) {
+    if (role.value("/metadata/name"_json_pointer, "") != kRelease) continue;
+    role_namespaces.push_back(role.value("/metadata/namespace"_json_pointer, ""));
+    CHECK(role["rules"] == cluster_role);
+  }
+  CHECK(role_namespaces == std::vector<std::string>{"team-a", "team-b"});
+  std::vector<std::string> binding_namespaces;
+  for (const auto& binding : All(namespaced, "RoleBinding")) {
+    if (binding.value("/metadata/name"_json_pointer, "") != kRelease) continue;
+    binding_namespaces.push_back(binding.value("/metadata/namespace"_json_pointer, ""));
+    CHECK(binding["subjects"] == Find(chart, "ClusterRoleBinding", kRelease)["subjects"]);
+    CHECK(binding.value("/roleRef/kind"_json_pointer, "") == "Role");
+  }
+  CHECK(binding_namespaces == std::vector<std::string>{"team-a", "team-b"});
+  CHECK(All(namespaced, "ClusterRoleBinding").empty());
+  for (const auto& role : All(namespaced, "ClusterRole")) {
+    CHECK(role.value("/metadata/name"_json_pointer, "") != kRelease);
+  }
+  const Json namespaced_args = Find(namespaced, "Deployment", kRelease).at(container)["args"];
+  for (const char* arg : {"--namespace=team-a", "--namespace=team-b"}) {
+    CHECK_MESSAGE(
+        std::find(namespaced_args.begin(), namespaced_args.end(), arg) != namespaced_args.end(),
+        arg);
+  }
 }
 
 TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API server") {
@@ -250,25 +348,82 @@ TEST_CASE("manifests/ (-k and -f) and the rendered chart are accepted by the API
       {"apply", "--dry-run=server", "-n", kOperatorNamespace, "-f", manifests + "/samples"});
   CHECK_MESSAGE(samples.ok(), samples.status().ToString());
 
-  auto rendered = Helm({"template", kRelease, Chart(), "-n", kOperatorNamespace});
-  REQUIRE_MESSAGE(rendered.ok(), rendered.status().ToString());
+  // manifests/policy/ is policy/v1 (Kubernetes 1.21+); on an older server its spec is
+  // dry-run as policy/v1beta1, which has the same fields.
   testing::TempDir dir;
-  auto applied =
-      Kubectl({"apply", "--dry-run=server", "-f", dir.Write("rendered.yaml", *rendered)});
-  CHECK_MESSAGE(applied.ok(), applied.status().ToString());
+  std::string pdb = ReadFile(manifests + "/policy/pod_disruption_budget.yaml");
+  auto served = Kubectl({"api-versions"});
+  REQUIRE_MESSAGE(served.ok(), served.status().ToString());
+  if (served->find("policy/v1\n") == std::string::npos) {
+    const std::string v1 = "apiVersion: policy/v1\n";
+    pdb.replace(pdb.find(v1), v1.size(), "apiVersion: policy/v1beta1\n");
+  }
+  auto policy = Kubectl({"apply", "--dry-run=server", "-f", dir.Write("pdb.yaml", pdb)});
+  CHECK_MESSAGE(policy.ok(), policy.status().ToString());
+
+  // Every rendering mode of the chart, rendered with the API versions this server serves
+  // (helm template --dry-run=server asks it) and dry-run on it. The monitoring kinds need
+  // their CRDs: stand-ins here (tests/e2e/testdata/monitoring-crds.yaml says how close).
+  auto monitoring = Kubectl({"apply", "-f", SourcePath("tests/e2e/testdata/monitoring-crds.yaml")});
+  REQUIRE_MESSAGE(monitoring.ok(), monitoring.status().ToString());
+  auto established = Kubectl({"wait", "--for=condition=Established", "--timeout=30s",
+                              "crd/prometheusrules.monitoring.coreos.com",
+                              "crd/servicemonitors.monitoring.coreos.com"});
+  REQUIRE_MESSAGE(established.ok(), established.status().ToString());
+  const std::vector<std::string> watched = {TestEnv::CreateNamespace(*api, "dry-a"),
+                                            TestEnv::CreateNamespace(*api, "dry-b")};
+  // What each mode must have produced, as kubectl names it ("" for none).
+  const std::map<std::string, std::vector<std::string>> expected = {
+      {"default",
+       {"poddisruptionbudget.policy/dpcm-operator ",
+        "clusterrole.rbac.authorization.k8s.io/dpcm-operator "}},
+      {"HA", {"poddisruptionbudget.policy/dpcm-operator "}},
+      {"namespaced", {"role.rbac.authorization.k8s.io/dpcm-operator "}},
+      {"PrometheusRule", {"prometheusrule.monitoring.coreos.com/dpcm-operator "}},
+      {"ServiceMonitor", {"servicemonitor.monitoring.coreos.com/dpcm-operator "}},
+  };
+  for (const auto& mode : RenderingModes(watched)) {
+    CAPTURE(mode.name);
+    auto rendered = Helm(Concat(
+        {"template", kRelease, Chart(), "-n", kOperatorNamespace, "--dry-run=server"}, mode.args));
+    REQUIRE_MESSAGE(rendered.ok(), rendered.status().ToString());
+    auto applied =
+        Kubectl({"apply", "--dry-run=server", "-f", dir.Write("rendered.yaml", *rendered)});
+    CHECK_MESSAGE(applied.ok(), applied.status().ToString());
+    if (!applied.ok()) continue;
+    for (const auto& [prefix, objects] : expected) {
+      if (mode.name.rfind(prefix, 0) != 0) continue;
+      for (const auto& object : objects)
+        CHECK_MESSAGE(applied->find(object) != std::string::npos, object);
+    }
+    if (mode.name.rfind("namespaced", 0) == 0) {
+      CHECK(applied->find("clusterrole.rbac.authorization.k8s.io/dpcm-operator ") ==
+            std::string::npos);
+      CHECK(applied->find("clusterrolebinding") == std::string::npos);
+      // kubectl names the object, not its namespace: one Role per watched namespace.
+      size_t roles = 0;
+      for (size_t at = 0; (at = applied->find("role.rbac.authorization.k8s.io/dpcm-operator ",
+                                              at)) != std::string::npos;
+           ++at) {
+        if (at == 0 || (*applied)[at - 1] == '\n') ++roles;
+      }
+      CHECK(roles == watched.size());
+    }
+  }
 }
 
 // The release installed with real helm, plus the pod simulator (as admin: it plays the
 // kubelet) and the operator as the release's ServiceAccount. Uninstalls on the way out.
 class ChartInstall {
  public:
-  ChartInstall() {
+  // `values`: helm arguments such as {"--set", "watchNamespaces={a}"}.
+  explicit ChartInstall(const std::vector<std::string>& values = {}) {
     log_dir_ = TestEnv::Dir() + "/e2e-logs/" + std::to_string(getpid());
     std::filesystem::create_directories(log_dir_ + "/podsim");
     // A release left over by an interrupted run would make `helm install` fail.
     if (Helm({"status", kRelease, "-n", kOperatorNamespace}).ok()) Uninstall();
-    auto installed =
-        Helm({"install", kRelease, Chart(), "-n", kOperatorNamespace, "--create-namespace"});
+    auto installed = Helm(Concat(
+        {"install", kRelease, Chart(), "-n", kOperatorNamespace, "--create-namespace"}, values));
     REQUIRE_MESSAGE(installed.ok(), installed.status().ToString());
     installed_ = true;
     auto established = Kubectl(
@@ -296,17 +451,19 @@ class ChartInstall {
     nodes_ = std::move(*nodes);
   }
 
-  // The operator with the ServiceAccount's kubeconfig, watching `namespaces`.
-  void StartOperator(const std::vector<std::string>& namespaces, bool leader_elect) {
+  // The operator with the ServiceAccount's kubeconfig, watching `namespaces`; its
+  // servers on `bind_host` ("" = every interface, as the chart's ":8080" binds them).
+  void StartOperator(const std::vector<std::string>& namespaces, bool leader_elect,
+                     const std::string& bind_host = "127.0.0.1") {
     metrics_port_ = FreePort();
     health_port_ = FreePort();
     std::vector<std::string> argv = {std::string(kBinDir) + "/dpcm-operator",
                                      "--kubeconfig",
                                      TestEnv::Kubeconfig("kubeconfig-operator"),
                                      "--metrics-bind-address",
-                                     "127.0.0.1:" + std::to_string(metrics_port_),
+                                     bind_host + ":" + std::to_string(metrics_port_),
                                      "--health-probe-bind-address",
-                                     "127.0.0.1:" + std::to_string(health_port_),
+                                     bind_host + ":" + std::to_string(health_port_),
                                      "--log-level",
                                      "debug"};
     for (const auto& ns : namespaces) argv.insert(argv.end(), {"--namespace", ns});
@@ -320,15 +477,17 @@ class ChartInstall {
     operator_ = std::move(*started);
   }
 
-  // GET on the operator's health or metrics endpoint; "" unless 200.
-  std::string Get(int port, const std::string& path) {
-    httplib::Client http("127.0.0.1", port);
+  // GET on the operator's health or metrics endpoint through `host`; "" unless 200.
+  std::string Get(int port, const std::string& path, const std::string& host = "127.0.0.1") {
+    httplib::Client http(host, port);
     http.set_connection_timeout(1);
     auto response = http.Get(path);
     return response && response->status == 200 ? response->body : "";
   }
   std::string Metrics() { return Get(metrics_port_, "/metrics"); }
   bool Ready() { return !Get(health_port_, "/readyz").empty(); }
+  std::string Healthz(const std::string& host) { return Get(health_port_, "/healthz", host); }
+  std::string Metrics(const std::string& host) { return Get(metrics_port_, "/metrics", host); }
   bool OperatorRunning() { return operator_ && operator_->Running(); }
   std::string OperatorLog() const { return log_dir_ + "/operator-serviceaccount.log"; }
   // For failure messages: the operator's first refused request, else where its log is.
@@ -485,6 +644,124 @@ TEST_CASE("helm install, then the operator does its whole job as the chart's Ser
   auto roles = Kubectl({"get", "clusterrole", kRelease, "--ignore-not-found", "-o", "name"});
   REQUIRE(roles.ok());
   CHECK(roles->empty());
+}
+
+// kubectl auth can-i as the operator's ServiceAccount; "no" exits 1.
+// `ns` empty: in every namespace.
+bool OperatorCan(const std::string& verb, const std::string& resource, const std::string& ns,
+                 const std::string& subresource = "") {
+  std::vector<std::string> args = {
+      "auth", "can-i", verb, resource,
+      "--as=system:serviceaccount:" + std::string(kOperatorNamespace) + ":" + kRelease};
+  if (!subresource.empty()) args.push_back("--subresource=" + subresource);
+  if (ns.empty()) {
+    args.emplace_back("--all-namespaces");
+  } else {
+    args.insert(args.end(), {"-n", ns});
+  }
+  return Kubectl(args).ok();
+}
+
+TEST_CASE("watchNamespaces: the operator runs on a Role per namespace and leaves others alone") {
+  auto api = TestEnv::Client();
+  const std::string ns = TestEnv::CreateNamespace(*api, "deploy-watched");
+  const std::string unwatched = TestEnv::CreateNamespace(*api, "deploy-unwatched");
+  ChartInstall release({"--set", "watchNamespaces={" + ns + "}"});
+
+  {  // the release's RBAC: a Role in the watched namespace, nothing cluster-wide
+    auto cluster_wide = Kubectl(
+        {"get", "clusterrole,clusterrolebinding", kRelease, "--ignore-not-found", "-o", "name"});
+    REQUIRE(cluster_wide.ok());
+    CHECK(cluster_wide->empty());
+    CHECK(OperatorCan("create", "pods", ns));
+    CHECK(OperatorCan("update", "processdomains.dpcm.io", ns, "status"));
+    CHECK(OperatorCan("watch", "leases.coordination.k8s.io", ns));
+    CHECK_FALSE(OperatorCan("create", "pods", unwatched));
+    CHECK_FALSE(OperatorCan("list", "pods", unwatched));
+    CHECK_FALSE(OperatorCan("list", "processdomains.dpcm.io", unwatched));
+    CHECK_FALSE(OperatorCan("list", "pods", ""));  // not cluster-wide either
+    CHECK_FALSE(OperatorCan("list", "nodes", ""));
+  }
+
+  (void)api->Delete(client::resources::Leases(), kOperatorNamespace, kRelease);
+  release.StartPodSimulator();
+  // Its servers as the chart binds them (":PORT"): IPv6 and IPv4 alike.
+  release.StartOperator({ns}, /*leader_elect=*/true, /*bind_host=*/"");
+  REQUIRE_MESSAGE(Eventually([&] { return release.Ready() || !release.OperatorRunning(); }),
+                  "operator not ready; " << release.Diagnosis());
+  REQUIRE_MESSAGE(release.OperatorRunning(), "operator exited; " << release.Diagnosis());
+  CHECK(release.Healthz("127.0.0.1") == "ok");
+  CHECK(release.Healthz("::1") == "ok");
+  CHECK(release.Metrics("::1").find("rest_client_requests_total") != std::string::npos);
+  CHECK(release.Metrics("127.0.0.1").find("rest_client_requests_total") != std::string::npos);
+
+  // A domain in the unwatched namespace, created first: it must stay untouched.
+  const std::string name = "scoped";
+  auto ignored = api->Create(client::resources::ProcessDomains(), unwatched,
+                             testing::OperatorEnv::SampleDomain(name, 2));
+  REQUIRE_MESSAGE(ignored.ok(), ignored.status().ToString());
+
+  auto watcher_client = TestEnv::Client();
+  DcWatcher watcher(*watcher_client, ns);
+  auto created = api->Create(client::resources::ProcessDomains(), ns,
+                             testing::OperatorEnv::SampleDomain(name, 3));
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  auto elected = watcher.WaitForNewDc(name, "", 60s);
+  REQUIRE_MESSAGE(elected.has_value(), "no DC elected; " << release.Diagnosis());
+  REQUIRE(release.KillPodProcess(ns, elected->dc).ok());
+  auto moved = watcher.WaitForNewDc(name, elected->dc, 30s);
+  REQUIRE_MESSAGE(moved.has_value(), "no failover; " << release.Diagnosis());
+  CHECK(Eventually([&] {
+    auto domain = api->Get(client::resources::ProcessDomains(), ns, name);
+    return domain.ok() && domain->value("/status/activePod"_json_pointer, "") == moved->dc &&
+           domain->value("/status/failovers"_json_pointer, 0) >= 1;
+  }));
+  CHECK_MESSAGE(Eventually([&] { return HasEvent(*api, ns, name, "Promoted"); }),
+                release.Diagnosis());
+
+  // By now the operator has long seen everything it watches: the other namespace's
+  // domain has no status, no pods, no Lease, no Service and no Event from it.
+  auto untouched = api->Get(client::resources::ProcessDomains(), unwatched, name);
+  REQUIRE(untouched.ok());
+  CHECK_FALSE(untouched->contains("status"));
+  client::ListOptions members;
+  members.label_selector = "dpcm.io/domain=" + name;
+  auto pods = api->List(client::resources::Pods(), unwatched, members);
+  REQUIRE(pods.ok());
+  CHECK((*pods)["items"].empty());
+  CHECK(api->Get(client::resources::Leases(), unwatched, name).status().IsNotFound());
+  CHECK(api->Get(client::resources::Services(), unwatched, name + "-dc").status().IsNotFound());
+  auto events = api->List(client::resources::Events(), unwatched, client::ListOptions{});
+  REQUIRE(events.ok());
+  CHECK((*events)["items"].empty());
+
+  for (const auto& violation : watcher.Violations()) FAIL_CHECK(violation);
+  // Only namespaced requests, all allowed: no 403 counted, no Forbidden logged.
+  CHECK_MESSAGE(release.Metrics().find("code=\"403\"") == std::string::npos, release.Diagnosis());
+  CHECK_MESSAGE(ReadFile(release.OperatorLog()).find("orbidden") == std::string::npos,
+                release.Diagnosis());
+  release.Uninstall();
+  auto roles = Kubectl({"get", "role", kRelease, "-n", ns, "--ignore-not-found", "-o", "name"});
+  REQUIRE(roles.ok());
+  CHECK(roles->empty());
+}
+
+// What a user sees when the chart's Roles do not cover a namespace the operator is told
+// to watch: an error naming the resource, the namespace and RBAC, and no readiness.
+TEST_CASE("the operator says which list RBAC refused when a watched namespace has no Role") {
+  auto api = TestEnv::Client();
+  const std::string ns = TestEnv::CreateNamespace(*api, "deploy-granted");
+  const std::string forgotten = TestEnv::CreateNamespace(*api, "deploy-forgotten");
+  ChartInstall release({"--set", "watchNamespaces={" + ns + "}"});
+  release.StartOperator({ns, forgotten}, /*leader_elect=*/false);
+  const std::string expected = "list pods in " + forgotten + ": forbidden";
+  CHECK_MESSAGE(Eventually([&] {
+                  return ReadFile(release.OperatorLog()).find(expected) != std::string::npos;
+                }),
+                "operator log: " << release.OperatorLog());
+  CHECK(ReadFile(release.OperatorLog()).find("grant it by RBAC") != std::string::npos);
+  CHECK(release.OperatorRunning());  // it keeps retrying: a Role granted later is picked up
+  CHECK_FALSE(release.Ready());
 }
 
 }  // namespace

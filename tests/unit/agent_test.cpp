@@ -235,6 +235,19 @@ TEST_CASE("agent: flags, with defaults from the pod's environment") {
   CHECK_FALSE(agent_main::ParseOptions(2, bad_command, getenv).ok());
   const char* no_role_api[] = {"dpcm-agent", "--role-bind-address=0"};
   CHECK(agent_main::ParseOptions(2, no_role_api, getenv)->role_host.empty());
+  // IPv6: brackets are dropped; without a pod IP the operator-facing server takes every
+  // interface of both families ("", which listen::Bind makes a dual-stack [::]).
+  const char* v6[] = {"dpcm-agent", "--bind-address=[fd00::5]", "--role-bind-address=[::1]:8720"};
+  auto v6_options = agent_main::ParseOptions(3, v6, getenv);
+  REQUIRE(v6_options.ok());
+  CHECK(v6_options->bind_address == "fd00::5");
+  CHECK(v6_options->role_host == "::1");
+  CHECK(v6_options->role_port == 8720);
+  auto no_pod_ip = [&](const std::string& name) {
+    return name == "POD_IP" ? std::nullopt : getenv(name);
+  };
+  const char* plain[] = {"dpcm-agent"};
+  CHECK(agent_main::ParseOptions(1, plain, no_pod_ip)->bind_address.empty());
   const char* none[] = {"dpcm-agent"};
   CHECK_FALSE(agent_main::ParseOptions(1, none, [](const std::string&) {
                 return std::optional<std::string>();

@@ -157,6 +157,40 @@ TEST_CASE("Store::Replace returns the previous content and rebuilds the indexes"
   CHECK(store.ByLabel("ns", "app", "new").empty());
 }
 
+TEST_CASE("Store::ReplaceNamespace replaces one namespace and leaves the others alone") {
+  Store store;
+  store.Upsert(Object("a", "x", {{"app", "web"}}));
+  store.Upsert(Object("a", "y", {{"app", "web"}}));
+  store.Upsert(Object("b", "x", {{"app", "web"}}));
+  store.Upsert(Object("ab", "z", {{"app", "web"}}));  // a prefix of "a/"? no: "ab/"
+
+  // A relist of namespace a: y is gone, w is new, x changed.
+  const auto previous = store.ReplaceNamespace(
+      "a", {Object("a", "x", {{"app", "db"}}, "2"), Object("a", "w", {{"app", "web"}})});
+  CHECK(previous.size() == 2);
+  CHECK(previous.count("a/x") == 1);
+  CHECK(previous.count("a/y") == 1);
+  CHECK(store.size() == 4);
+  CHECK(store.Get("a", "y") == nullptr);
+  CHECK((*store.Get("a", "x"))["metadata"]["resourceVersion"] == "2");
+  CHECK(store.Get("b", "x") != nullptr);
+  CHECK(store.Get("ab", "z") != nullptr);
+  CHECK(Names(store.ByLabel("a", "app", "web")) == std::set<std::string>{"w"});
+  CHECK(Names(store.ByLabel("a", "app", "db")) == std::set<std::string>{"x"});
+  CHECK(Names(store.ByLabel("b", "app", "web")) == std::set<std::string>{"x"});
+
+  SUBCASE("an empty namespace replaces everything") {
+    const auto all = store.ReplaceNamespace("", {Object("c", "v")});
+    CHECK(all.size() == 4);
+    CHECK(store.size() == 1);
+    CHECK(store.ByLabel("b", "app", "web").empty());
+  }
+  SUBCASE("an empty relist empties only that namespace") {
+    CHECK(store.ReplaceNamespace("b", {}).size() == 1);
+    CHECK(store.size() == 3);
+  }
+}
+
 TEST_CASE("Store readers run concurrently with one writer and always see consistent objects") {
   Store store;
   constexpr int kObjects = 200;

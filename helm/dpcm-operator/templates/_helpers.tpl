@@ -64,3 +64,48 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- include "dpcm-operator.image" . }}
 {{- end }}
 {{- end }}
+
+{{/*
+The operator's rules: exactly the calls dpcm-operator makes in a namespace it watches.
+The same rules as manifests/rbac/role.yaml (tests/e2e/deploy_test.cpp checks), where each
+rule names the code that needs it. Granted cluster-wide (ClusterRole) when every namespace
+is watched, or by a Role in each of watchNamespaces.
+*/}}
+{{- define "dpcm-operator.rules" -}}
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, delete, list, update, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create, delete, get, list, patch, update, watch]
+- apiGroups: [dpcm.io]
+  resources: [processdomains]
+  verbs: [get, list, watch]
+- apiGroups: [dpcm.io]
+  resources: [processdomains/status]
+  verbs: [update]
+- apiGroups: [dpcm.io]
+  resources: [processdomains/finalizers]
+  verbs: [update]
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [create, delete, get]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create, delete, get, update]
+{{- end }}
+
+{{/* policy/v1 where the cluster serves it (Kubernetes 1.21+), else policy/v1beta1 (1.20). */}}
+{{- define "dpcm-operator.pdbApiVersion" -}}
+{{- if .Capabilities.APIVersions.Has "policy/v1" -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end }}
+{{- end }}
