@@ -161,8 +161,11 @@ TEST_CASE("members: GET /members parameters are checked as GET /role's are") {
   CHECK(ParseLongPoll("-1", std::nullopt).status().message().find("after") != std::string::npos);
   CHECK(ParseLongPoll("1", "soon").status().message().find("wait") != std::string::npos);
 
-  Agent agent({.ns = "ns", .domain = "d", .pod = "d-0"}, nullptr, nullptr,
-              [] { return std::string("now"); });
+  AgentConfig config;
+  config.ns = "ns";
+  config.domain = "d";
+  config.pod = "d-0";
+  Agent agent(config, nullptr, nullptr, [] { return std::string("now"); });
   agent.members().SetError("no API identity: not running in a cluster");
   const Reply reply = agent.GetMembers(std::nullopt, std::nullopt);
   CHECK(reply.status == 200);
