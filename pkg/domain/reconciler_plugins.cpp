@@ -59,7 +59,7 @@ void DomainReconciler::RecordHookAck(const DomainSpec& spec, const DomainView& v
   if (target.hooks_configured && memory.hook_ack) {
     for (const auto& m : view.members) {
       if (m.name != memory.hook_ack->to) continue;
-      const rolehook::HookState state = plugins_.hooks->Get(view.ns, view.name, m.instance());
+      const rolehook::HookState state = plugins_.hooks->Get(view.ns, view.name, m.hook_receiver());
       target.acked_role = state.acked_role;
       target.acked_epoch = state.acked_epoch;
       target.acked_at = state.acked_at;
