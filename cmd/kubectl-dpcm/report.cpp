@@ -1,6 +1,7 @@
 #include "cmd/kubectl-dpcm/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "pkg/object/object.h"
@@ -114,7 +115,10 @@ std::optional<FailoverRecord> LastFailover(const Json& domain) {
                         Text(last, "/hooks")};
   for (const auto& phase : last.value("phases", Json::array())) {
     if (!phase.is_object()) continue;
-    record.phases.push_back({Text(phase, "/name"), At<int64_t>(phase, "/ms", 0)});
+    // The operator writes fractional milliseconds (e.g. 24.317): rounded, not dropped.
+    const Json& ms = phase.contains("ms") ? phase["ms"] : Json();
+    record.phases.push_back(
+        {Text(phase, "/name"), ms.is_number() ? std::llround(ms.get<double>()) : int64_t{0}});
   }
   return record;
 }

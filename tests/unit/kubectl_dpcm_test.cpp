@@ -203,6 +203,18 @@ TEST_CASE("kubectl dpcm why: the role hook's acknowledgement, or why there is no
   CHECK(RenderWhy(plain, {}, kNow).find("acknowledgement time not recorded") != std::string::npos);
 }
 
+TEST_CASE("kubectl dpcm why: the operator's fractional milliseconds are rounded, not dropped") {
+  Json domain = DomainWithStatus(true);
+  domain["status"]["lastFailover"]["phases"] =
+      Json::array({{{"name", "decided"}, {"ms", 0.016}},
+                   {{"name", "fenced"}, {"ms", 24.317}},
+                   {{"name", "leaseWritten"}, {"ms", 35.5}},
+                   {{"name", "labeled"}, {"ms", 48.2}}});
+  const std::string screen = RenderWhy(domain, {}, kNow);
+  CHECK(screen.find("  fenced         24        +24\n") != std::string::npos);
+  CHECK(screen.find("  total          48\n") != std::string::npos);
+}
+
 TEST_CASE("kubectl dpcm: RFC 3339 times with fractions and offsets") {
   CHECK(ParseTime("2026-12-02T12:00:00+01:00") == kNow);
   CHECK(ParseTime("2026-12-02T11:00:00.500000Z") == kNow + 500ms);
