@@ -21,12 +21,11 @@ void DropManagedFields(nlohmann::json& object) {
   }
 }
 
-Informer::Informer(client::ApiClient& client, client::ResourceRef ref, std::string ns,
+Informer::Informer(client::ApiClient& client, const client::ResourceRef& ref, std::string ns,
                    InformerOptions options)
-    : Informer(client, std::move(ref), std::vector<std::string>{std::move(ns)},
-               std::move(options)) {}
+    : Informer(client, ref, std::vector<std::string>{std::move(ns)}, std::move(options)) {}
 
-Informer::Informer(client::ApiClient& client, client::ResourceRef ref,
+Informer::Informer(client::ApiClient& client, const client::ResourceRef& ref,
                    const std::vector<std::string>& namespaces, InformerOptions options)
     : transform_(std::move(options.transform)) {
   const std::set<std::string> distinct(namespaces.begin(), namespaces.end());

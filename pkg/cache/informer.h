@@ -50,11 +50,11 @@ struct InformerOptions {
 class Informer {
  public:
   // `client` must outlive the informer. `ns` empty: every namespace.
-  Informer(client::ApiClient& client, client::ResourceRef ref, std::string ns,
+  Informer(client::ApiClient& client, const client::ResourceRef& ref, std::string ns,
            InformerOptions options = {});
   // One list+watch per namespace in `namespaces` (duplicates ignored); none, or one
   // empty name: every namespace with a single cluster-wide watch.
-  Informer(client::ApiClient& client, client::ResourceRef ref,
+  Informer(client::ApiClient& client, const client::ResourceRef& ref,
            const std::vector<std::string>& namespaces, InformerOptions options = {});
   ~Informer();  // stops and joins
   Informer(const Informer&) = delete;
