@@ -5,6 +5,8 @@
 namespace dpcm::client {
 namespace {
 
+thread_local bool urgent_scope_active = false;  // see UrgentScope
+
 constexpr std::string_view kJsonType = "application/json";
 
 std::string NameOf(const Json& object) {
@@ -37,6 +39,10 @@ Json DeleteOptions::ToJson() const {
   return body;
 }
 
+UrgentScope::UrgentScope() : was_active_(urgent_scope_active) { urgent_scope_active = true; }
+UrgentScope::~UrgentScope() { urgent_scope_active = was_active_; }
+bool UrgentScope::Active() { return urgent_scope_active; }
+
 ApiClient::ApiClient(std::unique_ptr<HttpTransport> transport, ClientOptions options)
     : transport_(std::move(transport)),
       options_(options),
@@ -59,7 +65,11 @@ Result<Json> ApiClient::Do(const std::string& method, const std::string& path,
                            const std::string& body, const std::string& content_type) {
   Status last;
   for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
-    if (!limiter_.Wait(std::stop_token())) return Status::Cancelled("rate limiter stopped");
+    const auto lane =
+        UrgentScope::Active() ? TokenBucket::Lane::kUrgent : TokenBucket::Lane::kNormal;
+    if (!limiter_.Wait(std::stop_token(), lane)) {
+      return Status::Cancelled("rate limiter stopped");
+    }
     if (write_guard_ && !IsRead(method)) {
       if (Status allowed = write_guard_(); !allowed.ok()) {
         return allowed.WithContext(method + " " + path);

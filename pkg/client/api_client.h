@@ -58,6 +58,26 @@ using RequestObserver = std::function<void(std::string_view method, int http_sta
 // Operator HA uses it so that a replica that is not the leader cannot write at all.
 using WriteGuard = std::function<Status()>;
 
+// Marks every request this thread makes while the scope lives as urgent: it takes the
+// rate limiter's urgent lane (TokenBucket::Lane::kUrgent), ahead of every normal request
+// still waiting for a token. For the few requests that move a DC after a failure, so
+// that they never queue behind status updates and Events of other domains; everything
+// else stays in the normal lane. Scopes nest; the scope belongs to the thread that
+// made it (a thread-local flag, like a context value the verbs need not carry).
+class UrgentScope {
+ public:
+  UrgentScope();
+  ~UrgentScope();
+  UrgentScope(const UrgentScope&) = delete;
+  UrgentScope& operator=(const UrgentScope&) = delete;
+
+  // Whether the calling thread is inside an UrgentScope.
+  static bool Active();
+
+ private:
+  bool was_active_;
+};
+
 // Thread-safe: any number of threads may call any verb at once.
 // Every verb returns the server's object (or list) on success, else a Status decoded
 // from the API's metav1.Status (NotFound, Conflict, Forbidden, ...) or a transport error.

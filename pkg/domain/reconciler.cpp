@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "pkg/client/api_client.h"
 #include "pkg/domain/owned_objects.h"
 #include "pkg/object/object.h"
 
@@ -107,10 +108,11 @@ Result<ReconcileResult> DomainReconciler::ReconcileDomain(const json& domain,
   outcome.last_failover_time = object::StringAt(domain, "/status/lastFailoverTime"_json_pointer);
   outcome.last_failover = domain.value("/status/lastFailover"_json_pointer, json());
   if (!spec.paused) {
+    // The DC first: a failover's writes go before the replacement pods' (see MoveDc).
+    if (plan.move) MoveDc(domain, spec, view, plan, memory, decided_at, outcome);
     Status pods = children_.CreatePods(domain, spec, plan.create_ordinals);
     if (pods.ok()) pods = children_.DeletePods(view, plan.scale_down);
     if (!pods.ok()) Failed(domain, Step::kPods, pods, outcome);
-    if (plan.move) MoveDc(domain, spec, view, plan, memory, decided_at, outcome);
     if (plan.move && outcome.dc != plan.move->target && !plan.move->previous.empty()) {
       // The role did not leave the old DC: it must not be restarted yet.
       plan.restarts =
@@ -167,7 +169,13 @@ void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Domain
       },
       clock_);
   HandoverResult done;
-  const Status status = handover.Run(request, done);
+  Status status;
+  {
+    // A domain without a working DC: its reads and writes take the API client's urgent
+    // lane, ahead of other domains' status updates and Events waiting for the QPS budget.
+    const client::UrgentScope urgent;
+    status = handover.Run(request, done);
+  }
   outcome.dc = "";
   if (done.lease_written) {
     own_writes_.Wrote(LeaseKey(view.ns, view.name), view.lease.resource_version,

@@ -11,7 +11,7 @@ TokenBucket::TokenBucket(double qps, int burst, Clock& clock)
       tokens_(static_cast<double>(burst_)),
       last_(clock.Now()) {}
 
-void TokenBucket::Refill(Clock::Monotonic::time_point now) {
+void TokenBucket::Refill(TimePoint now) {
   const double elapsed = std::chrono::duration<double>(now - last_).count();
   if (elapsed > 0) {
     tokens_ = std::min(static_cast<double>(burst_), tokens_ + elapsed * qps_);
@@ -19,21 +19,53 @@ void TokenBucket::Refill(Clock::Monotonic::time_point now) {
   }
 }
 
-bool TokenBucket::Wait(const std::stop_token& stop) {
+TokenBucket::Duration TokenBucket::TimeFor(double tokens) const {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(tokens / qps_));
+}
+
+bool TokenBucket::Wait(const std::stop_token& stop, Lane lane) {
   if (qps_ <= 0) return true;
-  Clock::Monotonic::duration wait{};
-  {
-    std::lock_guard lock(mutex_);
-    Refill(clock_.Now());
-    tokens_ -= 1;
+  std::unique_lock lock(mutex_);
+  const TimePoint now = clock_.Now();
+  Refill(now);
+  tokens_ -= 1;
+  if (lane == Lane::kNormal) {
     if (tokens_ >= 0) return true;
-    wait = std::chrono::duration_cast<Clock::Monotonic::duration>(
-        std::chrono::duration<double>(-tokens_ / qps_));
+    return WaitNormal(lock, now + TimeFor(-tokens_), stop);
   }
-  if (clock_.SleepFor(wait, stop)) return true;
-  std::lock_guard lock(mutex_);
+  // Urgent: the normal waiters' reservations do not count against it...
+  const double ahead = tokens_ + normal_waiting_;
+  // ...but the token it takes is one of theirs, so each of them waits for one more.
+  if (normal_waiting_ > 0 && tokens_ < 0) normal_delay_ += TimeFor(std::min(1.0, -tokens_));
+  if (ahead >= 0) return true;
+  const TimePoint deadline = now + TimeFor(-ahead);
+  lock.unlock();
+  if (clock_.SleepUntil(deadline, stop)) return true;
+  lock.lock();
   tokens_ += 1;  // cancelled: return the reservation
   return false;
+}
+
+bool TokenBucket::WaitNormal(std::unique_lock<std::mutex>& lock, TimePoint deadline,
+                             const std::stop_token& stop) {
+  ++normal_waiting_;
+  Duration delay_seen = normal_delay_;
+  for (;;) {
+    lock.unlock();
+    const bool slept = clock_.SleepUntil(deadline, stop);
+    lock.lock();
+    if (!slept) {
+      tokens_ += 1;  // cancelled: return the reservation
+      --normal_waiting_;
+      return false;
+    }
+    if (normal_delay_ == delay_seen) {
+      --normal_waiting_;
+      return true;
+    }
+    deadline += normal_delay_ - delay_seen;  // urgent requests went first meanwhile
+    delay_seen = normal_delay_;
+  }
 }
 
 bool TokenBucket::TryAccept() {

@@ -1,4 +1,4 @@
-// Client-side rate limiting: a token bucket of `qps` refill and `burst` capacity.
+// Client-side rate limiting: a token bucket of `qps` refill and `burst` capacity, two lanes.
 #pragma once
 
 #include <mutex>
@@ -8,17 +8,24 @@
 
 namespace dpcm {
 
-// The limiter behind --kube-api-qps / --kube-api-burst (client-go's flowcontrol).
-// Requests reserve a token in arrival order; a reservation that runs the bucket below
-// zero waits for the refill. Thread-safe.
+// The limiter behind --kube-api-qps / --kube-api-burst (client-go's flowcontrol), with one
+// addition: an urgent lane. Requests reserve a token in arrival order; a reservation that
+// runs the bucket below zero waits for the refill. An urgent request is placed ahead of
+// every normal request still waiting, which each wait one token longer for it: failover
+// writes do not queue behind a backlog of status updates and Events, and the total rate
+// stays within qps/burst (the urgent request takes a token a normal one had reserved, it
+// does not mint one). Thread-safe.
 class TokenBucket {
  public:
+  enum class Lane { kNormal, kUrgent };
+
   // `qps` <= 0 disables limiting. `burst` < 1 is treated as 1. `clock` must outlive this.
   TokenBucket(double qps, int burst, Clock& clock);
 
-  // Takes a token, waiting for it when none is left. Returns false (and gives the
-  // token back) if `stop` fires first.
-  bool Wait(const std::stop_token& stop);
+  // Takes a token, waiting for it when none is left: behind every earlier request of the
+  // normal lane, or, in the urgent lane, behind earlier urgent requests only. Returns
+  // false (and gives the token back) if `stop` fires first.
+  bool Wait(const std::stop_token& stop, Lane lane = Lane::kNormal);
   // Takes a token only if one is available now.
   bool TryAccept();
 
@@ -26,14 +33,26 @@ class TokenBucket {
   int burst() const { return burst_; }
 
  private:
-  void Refill(Clock::Monotonic::time_point now);  // requires mutex_
+  using Duration = Clock::Monotonic::duration;
+  using TimePoint = Clock::Monotonic::time_point;
+
+  void Refill(TimePoint now);             // requires mutex_
+  Duration TimeFor(double tokens) const;  // the refill time of `tokens`
+  // Sleeps on a normal reservation due at `deadline`, and on by every delay urgent
+  // requests add meanwhile. `lock` holds mutex_ on entry and on return.
+  bool WaitNormal(std::unique_lock<std::mutex>& lock, TimePoint deadline,
+                  const std::stop_token& stop);
 
   const double qps_;
   const int burst_;
   Clock& clock_;
   std::mutex mutex_;
-  double tokens_;
-  Clock::Monotonic::time_point last_;
+  double tokens_;           // guarded by mutex_; below zero: reserved by waiters
+  TimePoint last_;          // guarded by mutex_
+  int normal_waiting_ = 0;  // guarded by mutex_; normal requests asleep on a reservation
+  // guarded by mutex_; how far urgent requests have pushed back the normal lane in all
+  // (a normal waiter sleeps on by what this grew while it slept)
+  Duration normal_delay_{};
 };
 
 }  // namespace dpcm

@@ -1,11 +1,15 @@
-// ApiClient against a scripted server: error decoding, paging, stale keep-alive connections.
+// ApiClient against a scripted server: error decoding, paging, stale keep-alive connections,
+// the urgent lane of the rate limiter.
 #include "pkg/client/api_client.h"
 
 #include <doctest/doctest.h>
 
+#include <future>
+#include <memory>
 #include <string>
 #include <thread>
 
+#include "tests/support/observed_clock.h"
 #include "tests/support/scripted_api_server.h"
 
 namespace dpcm::client {
@@ -70,6 +74,51 @@ TEST_CASE("ApiClient reuses nothing stale: a keep-alive connection the server cl
   const auto again = api->Get(resources::ConfigMaps(), "ns", "a");
   CHECK_MESSAGE(again.status().IsNotFound(), again.status().ToString());
   api.reset();
+}
+
+TEST_CASE("ApiClient: a request in an UrgentScope goes before a normal one waiting for a token") {
+  ScriptedApiServer server;
+  testing::ObservedClock clock;
+  restconfig::RestConfig config;
+  config.server = server.url();
+  ClientOptions options;
+  options.qps = 10;  // one token per 100 ms
+  options.burst = 1;
+  options.max_retries = 0;
+  options.clock = &clock;
+  auto created = ApiClient::Create(config, options);
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  ApiClient& api = **created;
+  CHECK(api.Get(resources::ConfigMaps(), "ns", "first").status().IsNotFound());  // the burst
+  std::future<Result<Json>> normal;
+  std::future<bool> urgent;
+  // Runs before the futures' destructors: a failed REQUIRE must not leave a request asleep
+  // in the rate limiter on a clock nobody moves (the test would hang instead of failing).
+  const std::shared_ptr<void> wake_at_exit(nullptr, [&](void*) { clock.Advance(1h); });
+  normal = std::async(std::launch::async,
+                      [&] { return api.Get(resources::ConfigMaps(), "ns", "normal"); });
+  REQUIRE(clock.WaitForSleepers(1));
+  urgent = std::async(std::launch::async, [&] {
+    const UrgentScope scope;
+    const bool active = UrgentScope::Active();
+    api.Get(resources::ConfigMaps(), "ns", "urgent");
+    return active;
+  });
+  REQUIRE(clock.WaitForSleepers(2));
+  clock.Advance(100ms);
+  REQUIRE(urgent.wait_for(5s) == std::future_status::ready);
+  CHECK(urgent.get());
+  CHECK(normal.wait_for(20ms) == std::future_status::timeout);  // pushed back a token
+  clock.Advance(100ms);
+  REQUIRE(normal.wait_for(5s) == std::future_status::ready);
+  CHECK(normal.get().status().IsNotFound());
+  CHECK_FALSE(UrgentScope::Active());  // the scope was the other thread's
+  std::vector<std::string> order;
+  for (const auto& request : server.requests()) order.push_back(request.path);
+  CHECK(order == std::vector<std::string>{"/api/v1/namespaces/ns/configmaps/first",
+                                          "/api/v1/namespaces/ns/configmaps/urgent",
+                                          "/api/v1/namespaces/ns/configmaps/normal"});
+  created->reset();
 }
 
 TEST_CASE("ApiClient::ListAll follows continue tokens and joins the pages") {

@@ -1,4 +1,4 @@
-// TokenBucket on a FakeClock: burst, refill at qps, blocking Wait and cancellation.
+// TokenBucket on a FakeClock: burst, refill at qps, blocking Wait, cancellation, the urgent lane.
 #include "pkg/ratelimit/token_bucket.h"
 
 #include <doctest/doctest.h>
@@ -9,38 +9,41 @@
 #include <thread>
 
 #include "pkg/clock/clock.h"
+#include "tests/support/observed_clock.h"
 
 namespace dpcm {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A FakeClock that counts the threads asleep in it, so a test can wait until a waiter
-// is really blocked before moving time.
-class ObservedClock final : public Clock {
+using testing::ObservedClock;
+using Lane = TokenBucket::Lane;
+
+// TokenBucket::Wait on a thread of its own. The destructor stops the wait and joins it, so a
+// failed REQUIRE never leaves a thread asleep on a fake clock (the test fails, not hangs).
+class Waiter {
  public:
-  Monotonic::time_point Now() const override { return fake_.Now(); }
-  Wall::time_point WallNow() const override { return fake_.WallNow(); }
-  bool SleepFor(Monotonic::duration duration, const std::stop_token& stop) override {
-    ++sleepers_;
-    const bool slept = fake_.SleepFor(duration, stop);
-    --sleepers_;
-    return slept;
-  }
-  void Advance(Monotonic::duration duration) { fake_.Advance(duration); }
-  // Waits (for real, in 1 ms steps, at most `timeout`) until `count` threads sleep.
-  bool WaitForSleepers(int count, std::chrono::milliseconds timeout = 2000ms) const {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (sleepers_.load() < count) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-    return true;
+  explicit Waiter(TokenBucket& bucket, Lane lane = Lane::kNormal)
+      : result_(std::async(std::launch::async, [&bucket, lane, stop = stop_.get_token()] {
+          return bucket.Wait(stop, lane);
+        })) {}
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  ~Waiter() {
+    stop_.request_stop();
+    if (result_.valid()) result_.wait();
   }
 
+  // Whether Wait returned within `timeout`.
+  bool Returned(std::chrono::milliseconds timeout = 2000ms) {
+    return result_.wait_for(timeout) == std::future_status::ready;
+  }
+  bool Result() { return result_.get(); }
+  void Stop() { stop_.request_stop(); }
+
  private:
-  FakeClock fake_;
-  std::atomic<int> sleepers_{0};
+  std::stop_source stop_;
+  std::future<bool> result_;
 };
 
 TEST_CASE("TokenBucket gives the whole burst at once, then refuses") {
@@ -90,14 +93,13 @@ TEST_CASE("TokenBucket::Wait blocks until the clock has refilled a token") {
   ObservedClock clock;
   TokenBucket bucket(10, 1, clock);  // one token per 100 ms
   REQUIRE(bucket.TryAccept());
-  std::stop_source stop;
-  auto waited = std::async(std::launch::async, [&] { return bucket.Wait(stop.get_token()); });
+  Waiter waited(bucket);
   REQUIRE(clock.WaitForSleepers(1));
   clock.Advance(60ms);
-  CHECK(waited.wait_for(20ms) == std::future_status::timeout);  // still 40 ms short
+  CHECK_FALSE(waited.Returned(20ms));  // still 40 ms short
   clock.Advance(40ms);
-  REQUIRE(waited.wait_for(2s) == std::future_status::ready);
-  CHECK(waited.get());
+  REQUIRE(waited.Returned());
+  CHECK(waited.Result());
   // The waiter consumed the refilled token.
   CHECK_FALSE(bucket.TryAccept());
 }
@@ -106,30 +108,28 @@ TEST_CASE("TokenBucket::Wait serves waiters in turn, one per refill") {
   ObservedClock clock;
   TokenBucket bucket(10, 1, clock);
   REQUIRE(bucket.TryAccept());
-  std::stop_source stop;
-  auto first = std::async(std::launch::async, [&] { return bucket.Wait(stop.get_token()); });
+  Waiter first(bucket);
   REQUIRE(clock.WaitForSleepers(1));
-  auto second = std::async(std::launch::async, [&] { return bucket.Wait(stop.get_token()); });
+  Waiter second(bucket);
   REQUIRE(clock.WaitForSleepers(2));
   clock.Advance(100ms);
-  REQUIRE(first.wait_for(2s) == std::future_status::ready);
-  CHECK(first.get());
-  CHECK(second.wait_for(20ms) == std::future_status::timeout);  // reserved the next token
+  REQUIRE(first.Returned());
+  CHECK(first.Result());
+  CHECK_FALSE(second.Returned(20ms));  // reserved the next token
   clock.Advance(100ms);
-  REQUIRE(second.wait_for(2s) == std::future_status::ready);
-  CHECK(second.get());
+  REQUIRE(second.Returned());
+  CHECK(second.Result());
 }
 
 TEST_CASE("TokenBucket::Wait returns false when stopped and gives its token back") {
   ObservedClock clock;
   TokenBucket bucket(1, 1, clock);  // one token per second
   REQUIRE(bucket.TryAccept());
-  std::stop_source stop;
-  auto waited = std::async(std::launch::async, [&] { return bucket.Wait(stop.get_token()); });
+  Waiter waited(bucket);
   REQUIRE(clock.WaitForSleepers(1));
-  stop.request_stop();
-  REQUIRE(waited.wait_for(2s) == std::future_status::ready);
-  CHECK_FALSE(waited.get());
+  waited.Stop();
+  REQUIRE(waited.Returned());
+  CHECK_FALSE(waited.Result());
   // Had the cancelled reservation been kept, one second would only pay it back.
   clock.Advance(1s);
   CHECK(bucket.TryAccept());
@@ -142,6 +142,93 @@ TEST_CASE("TokenBucket::Wait with an already stopped token and an empty bucket r
   std::stop_source stop;
   stop.request_stop();
   CHECK_FALSE(bucket.Wait(stop.get_token()));
+  clock.Advance(1s);
+  CHECK(bucket.TryAccept());
+}
+
+TEST_CASE(
+    "TokenBucket: an urgent request goes ahead of waiting normal ones, each waits a token more") {
+  ObservedClock clock;
+  TokenBucket bucket(10, 1, clock);  // one token per 100 ms
+  REQUIRE(bucket.TryAccept());
+  Waiter first(bucket);
+  REQUIRE(clock.WaitForSleepers(1));  // due at 100 ms
+  Waiter second(bucket);
+  REQUIRE(clock.WaitForSleepers(2));  // due at 200 ms
+  Waiter urgent(bucket, Lane::kUrgent);
+  REQUIRE(clock.WaitForSleepers(3));
+  clock.Advance(100ms);  // the first refill goes to the urgent request
+  REQUIRE(urgent.Returned());
+  CHECK(urgent.Result());
+  CHECK_FALSE(first.Returned(20ms));  // sleeps on, 100 ms more
+  clock.Advance(100ms);
+  REQUIRE(first.Returned());
+  CHECK(first.Result());
+  CHECK_FALSE(second.Returned(20ms));
+  clock.Advance(100ms);
+  REQUIRE(second.Returned());
+  CHECK(second.Result());
+  CHECK_FALSE(bucket.TryAccept());  // three refills, three requests: no token was minted
+}
+
+TEST_CASE(
+    "TokenBucket: urgent requests take a token at once while one is free, then queue in turn") {
+  ObservedClock clock;
+  TokenBucket bucket(10, 2, clock);
+  const std::stop_source stop;
+  CHECK(bucket.Wait(stop.get_token(), Lane::kUrgent));
+  CHECK(bucket.Wait(stop.get_token(), Lane::kUrgent));
+  Waiter first(bucket, Lane::kUrgent);
+  REQUIRE(clock.WaitForSleepers(1));
+  Waiter second(bucket, Lane::kUrgent);
+  REQUIRE(clock.WaitForSleepers(2));
+  clock.Advance(100ms);
+  REQUIRE(first.Returned());
+  CHECK(first.Result());
+  CHECK_FALSE(second.Returned(20ms));
+  clock.Advance(100ms);
+  REQUIRE(second.Returned());
+  CHECK(second.Result());
+}
+
+TEST_CASE("TokenBucket: the urgent lane does not raise the rate") {
+  // A normal and an urgent requester, each asking again as soon as served, for 10
+  // simulated seconds at 5 qps with a burst of 5: together at most 5 + 50 tokens, and the
+  // urgent one, always ahead of the normal one's reservation, gets most of them.
+  FakeClock clock;
+  TokenBucket bucket(5, 5, clock);
+  std::stop_source stop;
+  const auto end = clock.Now() + 10s;
+  std::atomic<int> normal{0};
+  std::atomic<int> urgent{0};
+  auto requester = [&](Lane lane, std::atomic<int>& taken) {
+    while (bucket.Wait(stop.get_token(), lane)) {
+      if (clock.Now() <= end) ++taken;
+    }
+  };
+  std::thread normal_thread(requester, Lane::kNormal, std::ref(normal));
+  std::thread urgent_thread(requester, Lane::kUrgent, std::ref(urgent));
+  while (clock.Now() < end + 1s) {
+    std::this_thread::sleep_for(1ms);
+    clock.Advance(10ms);
+  }
+  stop.request_stop();
+  normal_thread.join();
+  urgent_thread.join();
+  CHECK(normal + urgent <= 55);
+  CHECK(normal + urgent >= 45);
+  CHECK(urgent > normal);
+}
+
+TEST_CASE("TokenBucket: a cancelled urgent request gives its token back") {
+  ObservedClock clock;
+  TokenBucket bucket(1, 1, clock);
+  REQUIRE(bucket.TryAccept());
+  Waiter waited(bucket, Lane::kUrgent);
+  REQUIRE(clock.WaitForSleepers(1));
+  waited.Stop();
+  REQUIRE(waited.Returned());
+  CHECK_FALSE(waited.Result());
   clock.Advance(1s);
   CHECK(bucket.TryAccept());
 }
