@@ -2,9 +2,10 @@
 //
 // Prints VmRSS, RssAnon, RssFile and threads from /proc/PID/status for
 //   - dpcm-operator idle: caches synced, no ProcessDomains (target <= 12 MiB);
-//   - dpcm-agent after 50 health checks, one role hook and 5 waiting long-polls (<= 5 MiB);
-//   - dpcm-bench-agent-client-probe, the agent's servers plus pkg/client after one TLS
-//     request, under the same load (what the agent costs once it talks to the API server).
+//   - dpcm-agent --members=false after 50 health checks, one role hook and 5 waiting
+//     long-polls (<= 5 MiB): the agent that never talks to the API server;
+//   - dpcm-agent as the operator runs it, following its ProcessDomain through the API server
+//     over TLS (list, then a watch left open), under the same load (<= 5 MiB).
 // Each figure is taken once the RSS stayed within 50 KiB for 3 s. Needs the local control
 // plane (hack/bench-rss.sh starts it). Not a test: figures only.
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -109,6 +111,23 @@ void AwaitHttp(int port, const std::string& path, int status, ManagedProcess& pr
   Fail(path + " never answered " + std::to_string(status) + "; log: " + process.log_path());
 }
 
+// Waits until GET /members on the agent says synced: the API server answered its list of
+// the ProcessDomain, over TLS (at most 60 s).
+void AwaitMembersFollowed(int port, ManagedProcess& agent) {
+  const auto deadline = Clock::now() + 60s;
+  httplib::Client client("127.0.0.1", port);
+  while (Clock::now() < deadline) {
+    if (!agent.Running()) Fail("the agent exited early; log: " + agent.log_path());
+    auto response = client.Get("/members");
+    if (response && response->status == 200 &&
+        nlohmann::json::parse(response->body, nullptr, false).value("synced", false)) {
+      return;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  Fail("the agent never followed its domain; log: " + agent.log_path());
+}
+
 std::unique_ptr<ManagedProcess> Start(const std::vector<std::string>& argv,
                                       const std::string& log) {
   auto process = ManagedProcess::Start(argv, TestEnv::Dir() + "/" + log, {});
@@ -171,26 +190,45 @@ int main() {
     AwaitHttp(health, "/readyz", 200, *op);
     Print("dpcm-operator idle (caches synced)", "<= 12", StableRss(op->pid()));
   }
+  // The agent's load-bearing flags, as the operator injects them (cmd/dpcm-agent).
+  const auto agent_argv = [&](int port, int role_port) {
+    return std::vector<std::string>{bin + "/dpcm-agent",
+                                    "--domain",
+                                    "bench",
+                                    "--pod",
+                                    "bench-0",
+                                    "--namespace",
+                                    "default",
+                                    "--bind-address",
+                                    "127.0.0.1",
+                                    "--port",
+                                    std::to_string(port),
+                                    "--role-bind-address",
+                                    "127.0.0.1:" + std::to_string(role_port),
+                                    "--health-command",
+                                    R"({"command":["true"]})",
+                                    "--role-hook-command",
+                                    R"({"command":["true"]})"};
+  };
   {
     const int port = FreePort();
     const int role_port = FreePort();
-    auto agent =
-        Start({bin + "/dpcm-agent", "--domain", "bench", "--pod", "bench-0", "--namespace",
-               "default", "--bind-address", "127.0.0.1", "--port", std::to_string(port),
-               "--role-bind-address", "127.0.0.1:" + std::to_string(role_port), "--health-command",
-               R"({"command":["true"]})", "--role-hook-command", R"({"command":["true"]})"},
-              "bench-rss-agent.log");
-    Print("dpcm-agent (50 checks, 1 role hook, 5 long-polls)", "<= 5",
+    auto argv = agent_argv(port, role_port);
+    argv.emplace_back("--members=false");
+    auto agent = Start(argv, "bench-rss-agent.log");
+    Print("dpcm-agent --members=false (50 checks, 1 hook, 5 polls)", "<= 5",
           UnderAgentLoad(*agent, port, role_port));
   }
   {
+    if (dpcm::Status crd = TestEnv::InstallCrd(); !crd.ok()) Fail(crd.ToString());
     const int port = FreePort();
     const int role_port = FreePort();
-    auto probe = Start({bin + "/dpcm-bench-agent-client-probe", "--kubeconfig", kubeconfig,
-                        "--port", std::to_string(port), "--role-port", std::to_string(role_port)},
-                       "bench-rss-agent-client-probe.log");
-    Print("agent + pkg/client after one TLS request, same load", "<= 5",
-          UnderAgentLoad(*probe, port, role_port));
+    auto argv = agent_argv(port, role_port);
+    argv.insert(argv.end(), {"--kubeconfig", kubeconfig});
+    auto agent = Start(argv, "bench-rss-agent-tls.log");
+    AwaitMembersFollowed(port, *agent);
+    Print("dpcm-agent following its domain over TLS, same load", "<= 5",
+          UnderAgentLoad(*agent, port, role_port));
   }
   return 0;
 }

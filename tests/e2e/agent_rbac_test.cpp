@@ -3,7 +3,6 @@
 // Lease and nothing else; the agent follows its domain's members (GET /members); the objects
 // go with the domain; and the operator's shipped ClusterRole may grant them (no escalation).
 #include <doctest/doctest.h>
-#include <httplib.h>
 
 #include <chrono>
 #include <memory>
@@ -17,6 +16,7 @@
 #include "pkg/domain/spec.h"
 #include "pkg/restconfig/rest_config.h"
 #include "tests/support/e2e_scenario.h"
+#include "tests/support/role_api.h"
 
 namespace dpcm {
 namespace {
@@ -67,16 +67,6 @@ std::unique_ptr<client::ApiClient> ClientWithToken(const std::string& token) {
   return std::move(*client);
 }
 
-// GET <path> on the agent's role API (the pod's address, port 8720); null unless 200.
-Json AgentGet(const std::string& ip, const std::string& path, int timeout_s = 2) {
-  httplib::Client agent(ip, 8720);
-  agent.set_connection_timeout(2);
-  agent.set_read_timeout(timeout_s + 5);
-  auto response = agent.Get(path);
-  if (!response || response->status != 200) return nullptr;
-  return Json::parse(response->body, nullptr, false);
-}
-
 std::vector<std::string> MemberNames(const Json& members) {
   std::vector<std::string> names;
   for (const auto& member : members.value("members", Json::array())) {
@@ -94,8 +84,8 @@ std::optional<std::chrono::steady_clock::time_point> AwaitChange(const std::stri
                                                                  std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    const Json view =
-        AgentGet(ip, "/members?after=" + std::to_string(version) + "&wait=5s", /*timeout_s=*/5);
+    const Json view = testing::RoleApiGet(
+        ip, "/members?after=" + std::to_string(version) + "&wait=5s", /*timeout_s=*/5);
     if (!view.is_object()) return std::nullopt;
     for (const auto& change : view.value("changes", Json::array())) {
       if (change.value("change", "") == kind && change.value("name", "") == member) {
@@ -198,12 +188,13 @@ TEST_CASE(
   const std::string other_ip = s.Pod("other-0").value("/status/podIP"_json_pointer, "");
   Json no_identity;
   CHECK(Eventually([&] {
-    no_identity = AgentGet(other_ip, "/members");
+    no_identity = testing::RoleApiGet(other_ip, "/members");
     return no_identity.is_object() && !no_identity.value("error", "").empty();
   }));
   CHECK(no_identity.value("synced", true) == false);
   CHECK(no_identity.value("error", "").find("no API identity") != std::string::npos);
-  const Json role = AgentGet(other_ip, "/role");  // no role hook: the record, still unknown
+  const Json role =
+      testing::RoleApiGet(other_ip, "/role");  // no role hook: the record, still unknown
   REQUIRE(role.is_object());
   CHECK(role.value("pod", "") == "other-0");
 }
@@ -220,7 +211,7 @@ TEST_CASE(
   // The PC's agent follows the domain: both members, the DC and the epoch, in sync.
   Json view;
   CHECK(Eventually([&] {
-    view = AgentGet(ip, "/members");
+    view = testing::RoleApiGet(ip, "/members");
     return view.is_object() && view.value("synced", false) &&
            MemberNames(view) == std::vector<std::string>{"am-0", "am-1"} &&
            view.value("activePod", "") == dc;
@@ -240,7 +231,7 @@ TEST_CASE(
   s.WaitRunning("am", 3);
 
   // Scale down: am-2 leaves.
-  view = AgentGet(ip, "/members");
+  view = testing::RoleApiGet(ip, "/members");
   REQUIRE(view.is_object());
   const auto down_at = std::chrono::steady_clock::now();
   REQUIRE(s.api.Patch(domains, s.ns, "am", client::PatchType::kMerge, {{"spec", {{"replicas", 2}}}})

@@ -1,7 +1,6 @@
 // dpcm-agent end to end: command health checks and role hooks run inside the member pod, a
 // failing check fails the DC over, roles arrive demote-before-promote, the app reads GET /role.
 #include <doctest/doctest.h>
-#include <httplib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "tests/support/e2e_scenario.h"
+#include "tests/support/role_api.h"
 
 namespace dpcm {
 namespace {
@@ -78,15 +78,6 @@ Json AgentDomain(const std::string& name, const std::string& dir) {
   return domain;
 }
 
-Json GetRole(const std::string& ip, const std::string& query, int timeout_s) {
-  httplib::Client client(ip, 8720);
-  client.set_connection_timeout(2);
-  client.set_read_timeout(timeout_s + 5);
-  auto response = client.Get("/role" + query);
-  if (!response || response->status != 200) return nullptr;
-  return Json::parse(response->body, nullptr, false);
-}
-
 TEST_CASE("agent: command checks and role hooks run in the member, and a failover demotes first") {
   Scenario s;
   const std::string dir = TestEnv::Dir() + "/agent-e2e-" + s.ns;
@@ -124,10 +115,10 @@ TEST_CASE("agent: command checks and role hooks run in the member, and a failove
   const std::string dc_ip = s.Pod(dc).value("/status/podIP"_json_pointer, "");
   const std::string pc_ip = s.Pod(pc).value("/status/podIP"_json_pointer, "");
   CHECK(Eventually([&] {
-    const Json role = GetRole(dc_ip, "", 2);
+    const Json role = testing::RoleApiGet(dc_ip, "/role", 2);
     return role.is_object() && role.value("role", "") == "dc" && role.value("epoch", -1) == epoch;
   }));
-  const Json pc_role = GetRole(pc_ip, "", 2);
+  const Json pc_role = testing::RoleApiGet(pc_ip, "/role", 2);
   REQUIRE(pc_role.is_object());
   CHECK(pc_role.value("role", "") == "pc");
   CHECK(pc_role.value("pod", "") == pc);
@@ -136,7 +127,8 @@ TEST_CASE("agent: command checks and role hooks run in the member, and a failove
   // The PC's application long-polls; the DC's health command starts failing.
   const auto version = pc_role.value("version", 0);
   auto long_poll = std::async(std::launch::async, [&] {
-    Json role = GetRole(pc_ip, "?after=" + std::to_string(version) + "&wait=30s", 30);
+    Json role =
+        testing::RoleApiGet(pc_ip, "/role?after=" + std::to_string(version) + "&wait=30s", 30);
     return std::make_pair(role, WallClock::now());
   });
   const auto failed = WallClock::now();
@@ -239,7 +231,7 @@ TEST_CASE("agent: the DC's agent crashing is not its application's death: no fai
   // The restarted agent is told the role again (it starts without one) and the domain
   // stays on the same DC at the same epoch: no failover, no Promoted Event.
   CHECK(Eventually([&] {
-    const Json role = GetRole(dc_ip, "", 2);
+    const Json role = testing::RoleApiGet(dc_ip, "/role", 2);
     return role.is_object() && role.value("role", "") == "dc" && role.value("epoch", -1) == epoch;
   }));
   const Json after = s.Domain("ac");
@@ -264,12 +256,12 @@ TEST_CASE("agent: the new DC's application learns its role through GET /role wit
     const std::string pc_ip = s.Pod(pc).value("/status/podIP"_json_pointer, "");
     Json before;
     REQUIRE(Eventually([&] {
-      before = GetRole(pc_ip, "", 2);
+      before = testing::RoleApiGet(pc_ip, "/role", 2);
       return before.is_object() && before.value("role", "") == "pc";
     }));
     auto long_poll = std::async(std::launch::async, [&] {
-      Json role =
-          GetRole(pc_ip, "?after=" + std::to_string(before.value("version", 0)) + "&wait=30s", 30);
+      Json role = testing::RoleApiGet(
+          pc_ip, "/role?after=" + std::to_string(before.value("version", 0)) + "&wait=30s", 30);
       return std::make_pair(role, WallClock::now());
     });
     REQUIRE(s.env.KillPodProcess(s.ns, dc).ok());  // the application, not its agent
