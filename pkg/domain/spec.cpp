@@ -132,6 +132,14 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
       !ParseRoleHooks(s["roleHooks"], spec.role_hooks, spec.agent, error)) {
     return Fail(error);
   }
+  if (spec.agent.enabled && spec.role_hooks.kind == rolehook::HookKind::kNone) {
+    // With the agent every member hears its role even without a roleHooks command: the
+    // operator posts it to the agent, which runs nothing and serves it to the application
+    // (GET /role). Without this, the role API of such a domain never left "unknown".
+    spec.role_hooks.kind = rolehook::HookKind::kHttp;
+    spec.role_hooks.http_port = spec.agent.port;
+    spec.role_hooks.http_path = "/dpcm/role";
+  }
 
   if (s.contains("service") && s["service"].is_object() && s["service"].contains("ports")) {
     const json& ports = s["service"]["ports"];

@@ -524,6 +524,22 @@ TEST_CASE("with spec.agent, commands go to the agent and the operator only speak
   CHECK(Reject(Domain(spec)).field.starts_with("spec.agent"));
 }
 
+TEST_CASE("with spec.agent and no roleHooks, the role still goes to the agent for GET /role") {
+  json spec = ManagedSpec();
+  spec["agent"] = {{"enabled", true}, {"port", 9100}};
+  const auto parsed = ParseSpec(Domain(spec), nullptr);
+  REQUIRE_MESSAGE(parsed.ok(), parsed.status().ToString());
+  CHECK(parsed->role_hooks.kind == rolehook::HookKind::kHttp);
+  CHECK(parsed->role_hooks.http_port == 9100);
+  CHECK(parsed->role_hooks.http_path == "/dpcm/role");
+  CHECK(parsed->agent.role_hook_command_json.empty());  // the agent runs nothing
+  // Without the agent, no roleHooks means no hook: the application reads the label.
+  spec.erase("agent");
+  const auto label_only = ParseSpec(Domain(spec), nullptr);
+  REQUIRE_MESSAGE(label_only.ok(), label_only.status().ToString());
+  CHECK(label_only->role_hooks.kind == rolehook::HookKind::kNone);
+}
+
 TEST_CASE("ParseSpec rejects an unusable spec.health, naming the field") {
   const json http = {{"port", 8080}};
   const json tcp = {{"port", 8080}};
