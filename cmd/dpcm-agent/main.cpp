@@ -15,6 +15,7 @@
 #include "pkg/election/lease_record.h"
 #include "pkg/listen/listen_address.h"
 #include "pkg/logging/logging.h"
+#include "pkg/memory/memory.h"
 #include "pkg/restconfig/rest_config.h"
 
 namespace {
@@ -36,6 +37,16 @@ std::optional<std::string> Param(const httplib::Request& request, const char* na
   if (!request.has_param(name)) return std::nullopt;
   return request.get_param_value(name);
 }
+
+// The agent's threads, fixed (httplib's default pool has a thread per core less one, at
+// least 8: on a 64-core node 63 threads per member). Figures: README "The agent".
+// Operator-facing server: the operator's health checks and role hooks, one at a time per
+// member, and its occasional GET /role or /members; a command that hangs until its
+// timeout holds one thread.
+constexpr size_t kOperatorThreads = 4;
+// Role API: each waiting long-poll holds a thread; more than this many at once wait in
+// line for a free one (a pod's application typically keeps one or two).
+constexpr size_t kRoleApiThreads = 16;
 
 // GET /role. Long-polls only where `long_poll` (the role API): a long-poll holds one of the
 // server's threads, and those of the operator-facing server are kept for health checks and
@@ -87,6 +98,8 @@ bool Serve(httplib::Server& server, const std::string& host, int port, std::thre
 }  // namespace
 
 int main(int argc, char** argv) {
+  // One malloc arena: the agent's threads mostly wait (pkg/memory); before any thread starts.
+  dpcm::memory::LimitArenas(1);
   auto options = dpcm::agent_main::ParseOptions(argc, argv, [](const std::string& name) {
     const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe): before threads
     return value == nullptr ? std::nullopt : std::optional<std::string>(value);
@@ -123,6 +136,7 @@ int main(int argc, char** argv) {
                config.role_hook ? config.role_hook->argv[0] : "none");
 
   httplib::Server server;
+  server.new_task_queue = [] { return new httplib::ThreadPool(kOperatorThreads); };
   server.Get("/healthz", [&agent](const httplib::Request&, httplib::Response& response) {
     Send(response, agent.Healthz());
   });
@@ -134,8 +148,7 @@ int main(int argc, char** argv) {
   RouteRole(server, agent, /*long_poll=*/false);  // the same record, answered at once
   RouteMembers(server, agent, /*long_poll=*/false);
   httplib::Server role_server;
-  // Each waiting long-poll holds one thread.
-  role_server.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  role_server.new_task_queue = [] { return new httplib::ThreadPool(kRoleApiThreads); };
   RouteRole(role_server, agent, /*long_poll=*/true);
   RouteMembers(role_server, agent, /*long_poll=*/true);
 

@@ -154,7 +154,9 @@ AgentRows RunAgent(OperatorEnv& env, DcWatcher& watcher, const std::string& ns,
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (!(before = testing::RoleApiGet(pc_ip, "/role")).is_object() ||
            before.value("role", "") != "pc") {
-      if (std::chrono::steady_clock::now() > deadline) Fail(pc + "'s agent never said pc");
+      if (std::chrono::steady_clock::now() > deadline) {
+        Fail(pc + "'s agent never said pc: GET /role on " + pc_ip + " answered " + before.dump());
+      }
       std::this_thread::sleep_for(50ms);
     }
     auto long_poll = std::async(std::launch::async, [&] {

@@ -22,10 +22,14 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "pkg/client/api_client.h"
+#include "pkg/client/resource.h"
+#include "tests/support/operator_env.h"
 #include "tests/support/process.h"
 #include "tests/support/testenv.h"
 
@@ -36,10 +40,9 @@ using dpcm::testing::TestEnv;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-[[noreturn]] void Fail(const std::string& message) {
-  std::fprintf(stderr, "dpcm-bench-rss: %s\n", message.c_str());
-  std::exit(1);
-}
+// Ends the run: thrown, so that the processes started so far are stopped on the way out
+// (std::exit would skip their destructors and leave an operator running).
+[[noreturn]] void Fail(const std::string& message) { throw std::runtime_error(message); }
 
 struct ProcStat {
   double rss_mib = NAN;
@@ -172,9 +175,11 @@ void Print(const std::string& name, const std::string& target, const ProcStat& s
 
 }  // namespace
 
-int main() {
+int Run() {
   signal(SIGPIPE, SIG_IGN);
   if (!TestEnv::Ready()) Fail("the control plane is not up (hack/bench-rss.sh starts it)");
+  // The operator waits for its ProcessDomain cache, the agent follows its ProcessDomain.
+  if (dpcm::Status crd = TestEnv::InstallCrd(); !crd.ok()) Fail(crd.ToString());
   const std::string bin = TestEnv::BinDir();
   const std::string kubeconfig = TestEnv::Kubeconfig();
   std::printf("%-52s %-7s %7s %7s %7s %7s %8s\n", "process (MiB)", "link", "RSS", "anon", "file",
@@ -220,15 +225,29 @@ int main() {
           UnderAgentLoad(*agent, port, role_port));
   }
   {
-    if (dpcm::Status crd = TestEnv::InstallCrd(); !crd.ok()) Fail(crd.ToString());
     const int port = FreePort();
     const int role_port = FreePort();
+    // The domain it follows (no operator runs now: it stays as created, without pods).
+    auto admin = TestEnv::Client();
+    auto created = admin->Create(dpcm::client::resources::ProcessDomains(), "default",
+                                 dpcm::testing::OperatorEnv::SampleDomain("bench", 1));
+    if (!created.ok() && !created.status().IsAlreadyExists()) Fail(created.status().ToString());
     auto argv = agent_argv(port, role_port);
     argv.insert(argv.end(), {"--kubeconfig", kubeconfig});
     auto agent = Start(argv, "bench-rss-agent-tls.log");
     AwaitMembersFollowed(port, *agent);
     Print("dpcm-agent following its domain over TLS, same load", "<= 5",
           UnderAgentLoad(*agent, port, role_port));
+    (void)admin->Delete(dpcm::client::resources::ProcessDomains(), "default", "bench");
   }
   return 0;
+}
+
+int main() {
+  try {
+    return Run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dpcm-bench-rss: %s\n", e.what());
+    return 1;
+  }
 }
