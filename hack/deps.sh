@@ -13,7 +13,7 @@ readonly DEB_PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
   libspdlog-dev doctest-dev libssl-dev
   etcd-server etcd-client golang-go golang-github-modern-go-reflect2-dev prometheus dpkg-dev openssl iproute2
-  nftables socat
+  nftables socat lld
 )
 # Commands the machine may already have from elsewhere (e.g. Node.js from another
 # repository, whose npm conflicts with Debian's): install the Debian package only
