@@ -81,6 +81,16 @@ void WaitAllReady(client::ApiClient& api, const std::string& ns, const std::stri
   }
 }
 
+// Before a trial: every member ready, the previous trial's writes settled; the DC to hit.
+std::string SettledDc(client::ApiClient& api, DcWatcher& watcher, const std::string& ns,
+                      const std::string& domain, int replicas) {
+  WaitAllReady(api, ns, domain, replicas);
+  std::this_thread::sleep_for(300ms);
+  std::string dc = watcher.CurrentDc(domain);
+  if (dc.empty()) Fail("no DC before trial");
+  return dc;
+}
+
 // The health-failure domain: health decided by the http plugin alone (period 1 s,
 // failureThreshold 3: target 3.5 s), failed members restarted.
 constexpr int kHealthPeriodSeconds = 1;
@@ -104,10 +114,7 @@ Summary RunDpcm(OperatorEnv& env, DcWatcher& watcher, const std::string& ns,
   Summary summary{"dpcm, DC " + what, {}};
   auto& api = env.api();
   for (int i = 0; i < trials; ++i) {
-    WaitAllReady(api, ns, domain, 3);
-    std::this_thread::sleep_for(300ms);  // let the previous trial's writes settle
-    const std::string dc = watcher.CurrentDc(domain);
-    if (dc.empty()) Fail("no DC before trial");
+    const std::string dc = SettledDc(api, watcher, ns, domain, 3);
     const auto start = DcWatcher::WallClock::now();
     const Status acted = kind == "kill"     ? env.KillPodProcess(ns, dc)
                          : kind == "delete" ? api.Delete(client::resources::Pods(), ns, dc).status()
@@ -141,10 +148,7 @@ AgentRows RunAgent(OperatorEnv& env, DcWatcher& watcher, const std::string& ns,
                  {"  new DC label -> its app's GET /role long-poll answered", {}}};
   auto& api = env.api();
   for (int i = 0; i < trials; ++i) {
-    WaitAllReady(api, ns, domain, 2);
-    std::this_thread::sleep_for(300ms);  // let the previous trial's writes settle
-    const std::string dc = watcher.CurrentDc(domain);
-    if (dc.empty()) Fail("no DC before trial");
+    const std::string dc = SettledDc(api, watcher, ns, domain, 2);
     const std::string pc = dc == domain + "-0" ? domain + "-1" : domain + "-0";
     auto pod = api.Get(client::resources::Pods(), ns, pc);
     if (!pod.ok()) Fail(pod.status().ToString());
