@@ -167,7 +167,7 @@ ProcStat UnderAgentLoad(ManagedProcess& agent, int port, int role_port) {
 }
 
 void Print(const std::string& name, const std::string& target, const ProcStat& s) {
-  std::printf("%-52s %-7s %7.1f %7.1f %7.1f %7d %8s\n", name.c_str(),
+  std::printf("%-52s %-7s %7.2f %7.2f %7.2f %7d %8s\n", name.c_str(),
               s.shared_libc ? "shared" : "static", s.rss_mib, s.anon_mib, s.file_mib, s.threads,
               target.c_str());
   std::fflush(stdout);
