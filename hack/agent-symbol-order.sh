@@ -69,8 +69,7 @@ curl -fs "http://127.0.0.1:$role_port/role?after=0&wait=1s" >/dev/null
 curl -fs "http://127.0.0.1:$role_port/members?after=0&wait=1s" >/dev/null
 curl -fs "http://127.0.0.1:$port/members" >/dev/null
 curl -s "http://127.0.0.1:$port/role?after=x" >/dev/null  # an error reply
-wait_polls() { sleep 3; }
-wait_polls
+sleep 3  # the long-polls above answer after their 2 s wait
 kill -TERM "$agent_pid"
 wait "$agent_pid" || true
 agent_pid=""
