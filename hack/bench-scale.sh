@@ -9,7 +9,8 @@
 #          [--qps 20] [--raised-qps 200 (0: one pass only)] [--steady 600] [--trials 20]
 #          [--failover-timeout 30] [--converge-timeout 3600] [--ip-base 127.20.0.0]
 # Small: hack/bench-scale.sh --domains 100 --unrelated 500 --steady 60
-# Env: BUILD_DIR (default build), DPCM_BUILD_JOBS (default nproc), DPCM_TESTENV_DIR.
+# Env: BUILD_DIR (default build), DPCM_BUILD_JOBS (default nproc), DPCM_TESTENV_DIR,
+#      DPCM_SCALE_OPERATOR_ENV ("NAME=value ..." for the operator only, e.g. to profile it).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

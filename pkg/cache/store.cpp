@@ -45,10 +45,33 @@ void Store::AddIndex(const std::string& name, IndexFunc func) {
   indexes_[name];
 }
 
+Store::Packed Store::Pack(const nlohmann::json& object) {
+  std::string bytes;
+  nlohmann::json::to_msgpack(object, bytes);
+  bytes.shrink_to_fit();
+  return std::make_shared<const std::string>(std::move(bytes));
+}
+
+ObjectPtr Store::Unpack(const Packed& packed) {
+  if (packed == nullptr) return nullptr;
+  return std::make_shared<const nlohmann::json>(nlohmann::json::from_msgpack(*packed));
+}
+
+std::vector<ObjectPtr> Store::UnpackAll(const std::vector<Packed>& packed) {
+  std::vector<ObjectPtr> out;
+  out.reserve(packed.size());
+  for (const auto& p : packed) out.push_back(Unpack(p));
+  return out;
+}
+
 ObjectPtr Store::Get(std::string_view key) const {
-  std::shared_lock lock(mutex_);
-  const auto it = objects_.find(std::string(key));
-  return it == objects_.end() ? nullptr : it->second;
+  Packed found;
+  {
+    std::shared_lock lock(mutex_);
+    const auto it = objects_.find(std::string(key));
+    if (it != objects_.end()) found = it->second;
+  }
+  return Unpack(found);  // outside the lock: readers never hold up the writer for long
 }
 
 ObjectPtr Store::Get(std::string_view ns, std::string_view name) const {
@@ -56,24 +79,28 @@ ObjectPtr Store::Get(std::string_view ns, std::string_view name) const {
 }
 
 std::vector<ObjectPtr> Store::List() const {
-  std::shared_lock lock(mutex_);
-  std::vector<ObjectPtr> out;
-  out.reserve(objects_.size());
-  for (const auto& [key, object] : objects_) out.push_back(object);
-  return out;
+  std::vector<Packed> found;
+  {
+    std::shared_lock lock(mutex_);
+    found.reserve(objects_.size());
+    for (const auto& [key, packed] : objects_) found.push_back(packed);
+  }
+  return UnpackAll(found);
 }
 
 std::vector<ObjectPtr> Store::ByIndex(std::string_view index, std::string_view value) const {
-  std::shared_lock lock(mutex_);
-  std::vector<ObjectPtr> out;
-  const auto by_value = indexes_.find(index);
-  if (by_value == indexes_.end()) return out;
-  const auto keys = by_value->second.find(value);
-  if (keys == by_value->second.end()) return out;
-  for (const auto& key : keys->second) {
-    if (const auto it = objects_.find(key); it != objects_.end()) out.push_back(it->second);
+  std::vector<Packed> found;
+  {
+    std::shared_lock lock(mutex_);
+    const auto by_value = indexes_.find(index);
+    if (by_value == indexes_.end()) return {};
+    const auto keys = by_value->second.find(value);
+    if (keys == by_value->second.end()) return {};
+    for (const auto& key : keys->second) {
+      if (const auto it = objects_.find(key); it != objects_.end()) found.push_back(it->second);
+    }
   }
-  return out;
+  return UnpackAll(found);
 }
 
 std::vector<ObjectPtr> Store::ByLabel(std::string_view ns, std::string_view key,
@@ -106,68 +133,72 @@ void Store::UnindexLocked(const std::string& key, const nlohmann::json& object) 
   }
 }
 
+ObjectPtr Store::PutLocked(const std::string& key, const nlohmann::json& object, Packed packed) {
+  ObjectPtr previous;
+  auto& slot = objects_[key];
+  if (slot != nullptr) {
+    previous = Unpack(slot);
+    UnindexLocked(key, *previous);
+  }
+  IndexLocked(key, object);
+  slot = std::move(packed);
+  return previous;
+}
+
 ObjectPtr Store::Upsert(ObjectPtr object) {
   const std::string key = KeyOf(*object);
   if (key.empty()) return nullptr;
+  Packed packed = Pack(*object);
   std::unique_lock lock(mutex_);
-  ObjectPtr previous;
-  if (auto it = objects_.find(key); it != objects_.end()) {
-    previous = it->second;
-    UnindexLocked(key, *previous);
-  }
-  IndexLocked(key, *object);
-  objects_[key] = std::move(object);
-  return previous;
+  return PutLocked(key, *object, std::move(packed));
 }
 
 ObjectPtr Store::Remove(const std::string& key) {
   std::unique_lock lock(mutex_);
   const auto it = objects_.find(key);
   if (it == objects_.end()) return nullptr;
-  ObjectPtr previous = it->second;
+  ObjectPtr previous = Unpack(it->second);
   UnindexLocked(key, *previous);
   objects_.erase(it);
   return previous;
 }
 
-std::map<std::string, ObjectPtr> Store::Replace(std::vector<ObjectPtr> objects) {
+std::map<std::string, ObjectPtr> Store::Replace(const std::vector<ObjectPtr>& objects) {
   std::unique_lock lock(mutex_);
-  std::map<std::string, ObjectPtr> previous(objects_.begin(), objects_.end());
+  std::map<std::string, ObjectPtr> previous;
+  for (const auto& [key, packed] : objects_) previous.emplace(key, Unpack(packed));
   objects_.clear();
   for (auto& [name, by_value] : indexes_) by_value.clear();
-  for (auto& object : objects) {
+  for (const auto& object : objects) {
     const std::string key = KeyOf(*object);
     if (key.empty()) continue;
-    IndexLocked(key, *object);
-    objects_[key] = std::move(object);
+    PutLocked(key, *object, Pack(*object));
   }
   return previous;
 }
 
 std::map<std::string, ObjectPtr> Store::ReplaceNamespace(std::string_view ns,
-                                                         std::vector<ObjectPtr> objects) {
-  if (ns.empty()) return Replace(std::move(objects));
+                                                         const std::vector<ObjectPtr>& objects) {
+  if (ns.empty()) return Replace(objects);
   std::string prefix(ns);
   prefix += '/';
   std::unique_lock lock(mutex_);
   std::map<std::string, ObjectPtr> previous;
   for (auto it = objects_.begin(); it != objects_.end();) {
     if (it->first.starts_with(prefix)) {
-      UnindexLocked(it->first, *it->second);
-      previous.emplace(it->first, std::move(it->second));
+      ObjectPtr old = Unpack(it->second);
+      UnindexLocked(it->first, *old);
+      previous.emplace(it->first, std::move(old));
       it = objects_.erase(it);
     } else {
       ++it;
     }
   }
-  for (auto& object : objects) {
+  for (const auto& object : objects) {
     const std::string key = KeyOf(*object);
     if (key.empty()) continue;
-    if (const auto old = objects_.find(key); old != objects_.end()) {
-      UnindexLocked(key, *old->second);  // not in `ns` after all: replaced all the same
-    }
-    IndexLocked(key, *object);
-    objects_[key] = std::move(object);
+    // An object not in `ns` after all replaces whatever its key held all the same.
+    PutLocked(key, *object, Pack(*object));
   }
   return previous;
 }

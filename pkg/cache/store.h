@@ -14,8 +14,8 @@
 
 namespace dpcm::cache {
 
-// Cached objects are immutable and shared: a reader keeps its snapshot for as long as
-// it holds the pointer, whatever the writer does meanwhile.
+// A cached object as a reader gets it: immutable; the reader keeps its snapshot for as long
+// as it holds the pointer, whatever the writer does meanwhile.
 using ObjectPtr = std::shared_ptr<const nlohmann::json>;
 
 // "namespace/name", or "name" for cluster-scoped objects; "" if the object has no name.
@@ -29,6 +29,13 @@ inline constexpr std::string_view kLabelIndex = "labels";
 
 // One writer (the informer), many readers. Readers get const access only; every
 // method is thread-safe. Indexes must be added before the first write.
+//
+// Objects are kept packed (MessagePack), not as JSON trees: a tree costs about 100 bytes
+// per field (a map node, a key, a value), so a pod trimmed to what the operator reads took
+// ~4 KiB and a ProcessDomain ~10 KiB; packed they take a few hundred bytes and ~2 KiB
+// (issue 12: memory per managed pod). Every read unpacks a private copy (microseconds per
+// object; a reconcile reads its domain's handful), so two reads of one version return equal
+// objects, not the same pointer.
 class Store {
  public:
   Store();
@@ -51,18 +58,26 @@ class Store {
   ObjectPtr Upsert(ObjectPtr object);
   ObjectPtr Remove(const std::string& key);
   // Replaces the whole content; returns the previous content by key.
-  std::map<std::string, ObjectPtr> Replace(std::vector<ObjectPtr> objects);
+  std::map<std::string, ObjectPtr> Replace(const std::vector<ObjectPtr>& objects);
   // Replaces the objects of namespace `ns` only (all of them if `ns` is empty) with
   // `objects`, which must all be in `ns`; returns what `ns` held before, by key.
   std::map<std::string, ObjectPtr> ReplaceNamespace(std::string_view ns,
-                                                    std::vector<ObjectPtr> objects);
+                                                    const std::vector<ObjectPtr>& objects);
 
  private:
+  using Packed = std::shared_ptr<const std::string>;
+  static Packed Pack(const nlohmann::json& object);
+  static ObjectPtr Unpack(const Packed& packed);
+  static std::vector<ObjectPtr> UnpackAll(const std::vector<Packed>& packed);
+
   void IndexLocked(const std::string& key, const nlohmann::json& object);    // requires write lock
   void UnindexLocked(const std::string& key, const nlohmann::json& object);  // requires write lock
+  // Stores `object` (packed as `packed`) under `key`; returns what it replaced, unpacked.
+  ObjectPtr PutLocked(const std::string& key, const nlohmann::json& object,
+                      Packed packed);  // requires write lock
 
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, ObjectPtr> objects_;
+  std::unordered_map<std::string, Packed> objects_;
   std::map<std::string, IndexFunc, std::less<>> index_funcs_;
   // index name -> value -> keys
   std::map<std::string, std::map<std::string, std::set<std::string>, std::less<>>, std::less<>>

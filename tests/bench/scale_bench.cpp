@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +262,17 @@ std::unique_ptr<ManagedProcess> Start(const std::vector<std::string>& argv, cons
   auto started = ManagedProcess::Start(argv, log, env);
   if (!started.ok()) Fail(argv[0] + ": " + started.status().ToString());
   return std::move(*started);
+}
+
+// Extra environment for the operator only, from DPCM_SCALE_OPERATOR_ENV ("NAME=value ...",
+// split at spaces): to profile it, e.g. with heaptrack's preload library and
+// DUMP_HEAPTRACK_OUTPUT, or to try allocator settings, without touching the other processes.
+std::vector<std::string> OperatorEnv() {
+  std::vector<std::string> env;
+  const char* text = std::getenv("DPCM_SCALE_OPERATOR_ENV");
+  std::istringstream words(text != nullptr ? text : "");
+  for (std::string word; words >> word;) env.push_back(word);
+  return env;
 }
 
 // --- objects -------------------------------------------------------------------------
@@ -506,7 +518,7 @@ class Pass {
     operator_ = Start({bin + "/dpcm-operator", "--kubeconfig", kubeconfig, "--metrics-bind-address",
                        "127.0.0.1:" + std::to_string(metrics_port_), "--health-probe-bind-address",
                        "0", "--kube-api-qps", qps},
-                      dir_ + "/operator.log");
+                      dir_ + "/operator.log", OperatorEnv());
     if (!options_.go_informer.empty()) {
       go_ = Start({options_.go_informer, "--kubeconfig", kubeconfig}, dir_ + "/go-informer.log");
     }

@@ -46,10 +46,10 @@ TEST_CASE("Store::Upsert returns what it replaced and Get finds by key or ns/nam
   const auto v1 = Object("ns", "a", nullptr, "1");
   const auto v2 = Object("ns", "a", nullptr, "2");
   CHECK(store.Upsert(v1) == nullptr);
-  CHECK(store.Upsert(v2) == v1);
+  CHECK(*store.Upsert(v2) == *v1);
   CHECK(store.size() == 1);
-  CHECK(store.Get("ns/a") == v2);
-  CHECK(store.Get("ns", "a") == v2);
+  CHECK(*store.Get("ns/a") == *v2);
+  CHECK(*store.Get("ns", "a") == *v2);
   CHECK(store.Get("other", "a") == nullptr);
   CHECK(store.Get("ns", "b") == nullptr);
   // A reader's snapshot survives the writer replacing the object.
@@ -57,8 +57,35 @@ TEST_CASE("Store::Upsert returns what it replaced and Get finds by key or ns/nam
 
   const auto node = Object("", "node-1");
   store.Upsert(node);
-  CHECK(store.Get("", "node-1") == node);
-  CHECK(store.Get("node-1") == node);
+  CHECK(*store.Get("", "node-1") == *node);
+  CHECK(*store.Get("node-1") == *node);
+}
+
+TEST_CASE("Store keeps objects packed: each read is an equal, private copy of every value") {
+  Store store;
+  Json pod = *Object("ns", "a", {{"app", "web"}});
+  pod["status"] = {{"phase", "Running"},
+                   {"podIP", "127.0.0.5"},
+                   {"conditions", Json::array({{{"type", "Ready"}, {"status", "True"}}})},
+                   {"containerStatuses", Json::array({{{"restartCount", 3}, {"ready", true}}})},
+                   {"negative", -7},
+                   {"large", 9007199254740993ULL},
+                   {"fraction", 0.25},
+                   {"empty", Json::object()},
+                   {"none", nullptr},
+                   {"text", std::string(300, 'x') + "\u00e9\n\"quoted\""}};
+  store.Upsert(std::make_shared<const Json>(pod));
+  const ObjectPtr first = store.Get("ns", "a");
+  const ObjectPtr second = store.Get("ns", "a");
+  REQUIRE(first != nullptr);
+  CHECK(*first == pod);
+  CHECK(first != second);  // a private copy: no reader shares another's tree
+  CHECK((*first)["status"]["containerStatuses"][0]["restartCount"].is_number_integer());
+  CHECK((*first)["status"]["negative"].get<int>() == -7);
+  CHECK((*first)["status"]["large"].get<uint64_t>() == 9007199254740993ULL);
+  CHECK((*first)["status"]["fraction"].get<double>() == 0.25);
+  CHECK(Names(store.ByLabel("ns", "app", "web")) == std::set<std::string>{"a"});
+  CHECK(*store.List().front() == pod);
 }
 
 TEST_CASE("Store::Upsert ignores an object without a name") {
@@ -71,7 +98,7 @@ TEST_CASE("Store::Remove returns the removed object and forgets it everywhere") 
   Store store;
   const auto a = Object("ns", "a", {{"app", "web"}});
   store.Upsert(a);
-  CHECK(store.Remove("ns/a") == a);
+  CHECK(*store.Remove("ns/a") == *a);
   CHECK(store.Remove("ns/a") == nullptr);
   CHECK(store.Get("ns/a") == nullptr);
   CHECK(store.size() == 0);
@@ -144,11 +171,11 @@ TEST_CASE("Store::Replace returns the previous content and rebuilds the indexes"
   const auto c = Object("ns", "c", {{"app", "new"}});
   const auto previous = store.Replace({b2, c});
   REQUIRE(previous.size() == 2);
-  CHECK(previous.at("ns/a") == a);
-  CHECK(previous.at("ns/b") == b);
+  CHECK(*previous.at("ns/a") == *a);
+  CHECK(*previous.at("ns/b") == *b);
   CHECK(store.size() == 2);
   CHECK(store.Get("ns/a") == nullptr);
-  CHECK(store.Get("ns/b") == b2);
+  CHECK(*store.Get("ns/b") == *b2);
   CHECK(store.ByLabel("ns", "app", "old").empty());
   CHECK(Names(store.ByLabel("ns", "app", "new")) == std::set<std::string>{"b", "c"});
 
