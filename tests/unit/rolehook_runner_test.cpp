@@ -274,6 +274,12 @@ TEST_CASE("RoleHookRunner caps the back-off at max_backoff") {
   const std::vector<std::chrono::milliseconds> backoffs = {20ms, 40ms, 60ms, 60ms, 60ms, 60ms};
   for (std::size_t n = 1; n <= backoffs.size(); ++n) {
     REQUIRE(Eventually([&] { return apps.CallsOf("a").size() == n; }));
+    // The runner sets the next attempt's time from the clock after the call returns: move
+    // the clock only once it has (else the back-off would count from the moved clock).
+    REQUIRE(Eventually([&] {
+      return runner.Get("default", "web", want.instance).consecutive_failures ==
+             static_cast<int>(n);
+    }));
     clock.Advance(backoffs[n - 1]);
   }
   REQUIRE(Eventually([&] { return apps.CallsOf("a").size() == 7; }));
