@@ -145,7 +145,7 @@ ObjectPtr Store::PutLocked(const std::string& key, const nlohmann::json& object,
   return previous;
 }
 
-ObjectPtr Store::Upsert(ObjectPtr object) {
+ObjectPtr Store::Upsert(const ObjectPtr& object) {
   const std::string key = KeyOf(*object);
   if (key.empty()) return nullptr;
   Packed packed = Pack(*object);

@@ -55,7 +55,7 @@ class Store {
 
   // Writer side. Upsert returns the object it replaced (null if new); Remove returns
   // the removed object (null if absent).
-  ObjectPtr Upsert(ObjectPtr object);
+  ObjectPtr Upsert(const ObjectPtr& object);
   ObjectPtr Remove(const std::string& key);
   // Replaces the whole content; returns the previous content by key.
   std::map<std::string, ObjectPtr> Replace(const std::vector<ObjectPtr>& objects);
