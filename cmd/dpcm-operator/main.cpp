@@ -48,8 +48,8 @@ constexpr int kMallocArenas = 2;
 // mapped: a cache that held 5,000 pods and dropped them still holds their pages, and the
 // parse trees, responses and plans of a burst of reconciles (1,000 domains converging)
 // leave free holes between the objects that stay, which only malloc_trim hands back (at
-// 1,000 x 3 the converged RSS was about twice the live heap). At most once every `period`,
-// and only after a change, so an idle operator does no work.
+// 300 x 3 glibc held 26 MB for 11 MB in use after convergence). At most once every
+// `period`, and only after a change, so an idle operator does no work.
 class MemoryReturner {
  public:
   explicit MemoryReturner(std::chrono::seconds period)
