@@ -65,7 +65,12 @@ class MemoryReturner {
       const uint64_t changes = changes_.load(std::memory_order_relaxed);
       if (changes == trimmed_at) continue;
       trimmed_at = changes;
+      const memory::HeapStats heap = memory::ReadHeapStats();
       memory::ReturnFreeMemory();
+      constexpr double kMiB = 1024.0 * 1024.0;
+      spdlog::debug("heap before trimming: {:.1f} MiB in use, {:.1f} MiB free, {:.1f} MiB mapped",
+                    static_cast<double>(heap.in_use) / kMiB, static_cast<double>(heap.free) / kMiB,
+                    static_cast<double>(heap.mapped) / kMiB);
     }
   }
 

@@ -13,4 +13,11 @@ void LimitArenas(int arenas) {
 
 void ReturnFreeMemory() { malloc_trim(0); }
 
+HeapStats ReadHeapStats() {
+  const struct mallinfo2 info = mallinfo2();
+  return HeapStats{.in_use = info.uordblks + info.hblkhd,
+                   .free = info.fordblks,
+                   .mapped = info.arena + info.hblkhd};
+}
+
 }  // namespace dpcm::memory

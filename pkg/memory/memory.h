@@ -1,6 +1,8 @@
 // Memory: how much the C allocator (glibc malloc) keeps of what the process freed.
 #pragma once
 
+#include <cstddef>
+
 namespace dpcm::memory {
 
 // The malloc arenas a process gets unless told otherwise: glibc gives each thread that
@@ -16,5 +18,15 @@ void LimitArenas(int arenas);
 // transient allocation (an initial list, a cache that dropped objects). Walks the heap, so
 // call it after such an event, not on a timer. Thread-safe.
 void ReturnFreeMemory();
+
+// What the allocator holds, in bytes (mallinfo2): `in_use` by live allocations, `free` in
+// its free lists (resident or not), `mapped` from the system in all (heap arenas + large
+// blocks mmapped on their own).
+struct HeapStats {
+  size_t in_use = 0;
+  size_t free = 0;
+  size_t mapped = 0;
+};
+HeapStats ReadHeapStats();
 
 }  // namespace dpcm::memory
