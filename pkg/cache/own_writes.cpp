@@ -4,10 +4,11 @@
 
 namespace dpcm::cache {
 
-void OwnWrites::Wrote(const std::string& key, const std::string& before, ObjectPtr after) {
-  if (after == nullptr) return;
+void OwnWrites::Wrote(const std::string& key, const std::string& before,
+                      const nlohmann::json& after) {
+  PackedObject packed = Pack(after);  // outside the lock
   std::lock_guard lock(mutex_);
-  written_[key] = {before, std::move(after)};
+  written_[key] = {before, std::move(packed)};
 }
 
 ObjectPtr OwnWrites::Latest(const std::string& key, const ObjectPtr& cached) {
@@ -16,7 +17,7 @@ ObjectPtr OwnWrites::Latest(const std::string& key, const ObjectPtr& cached) {
   if (it == written_.end()) return cached;
   const std::string seen = cached == nullptr ? "" : object::Meta(*cached, "resourceVersion");
   const bool behind = cached == nullptr ? it->second.before.empty() : seen == it->second.before;
-  if (behind) return it->second.after;
+  if (behind) return Unpack(it->second.after);
   written_.erase(it);
   return cached;
 }

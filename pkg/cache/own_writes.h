@@ -6,7 +6,7 @@
 #include <mutex>
 #include <string>
 
-#include "pkg/cache/store.h"
+#include "pkg/cache/packed.h"
 
 namespace dpcm::cache {
 
@@ -18,8 +18,9 @@ namespace dpcm::cache {
 class OwnWrites {
  public:
   // Records that a write replaced the version `before` (the resourceVersion the writer
-  // based it on; "" for a create) with `after` (the server's answer).
-  void Wrote(const std::string& key, const std::string& before, ObjectPtr after);
+  // based it on; "" for a create) with `after` (the server's answer). Latest returns an
+  // equal copy of `after`, not the same pointer.
+  void Wrote(const std::string& key, const std::string& before, const nlohmann::json& after);
 
   // `cached` (the informer's copy of `key`, null when absent), unless it is exactly the
   // version our last write replaced (or absent after our create): then the object we
@@ -31,7 +32,9 @@ class OwnWrites {
  private:
   struct Written {
     std::string before;
-    ObjectPtr after;
+    // Packed: until the cache catches up, a domain in convergence holds its written
+    // ProcessDomain and Lease here; as trees, 300 converging domains held 4.6 MiB.
+    PackedObject after;
   };
   std::mutex mutex_;
   std::map<std::string, Written> written_;

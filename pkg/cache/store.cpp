@@ -45,18 +45,6 @@ void Store::AddIndex(const std::string& name, IndexFunc func) {
   indexes_[name];
 }
 
-Store::Packed Store::Pack(const nlohmann::json& object) {
-  std::string bytes;
-  nlohmann::json::to_msgpack(object, bytes);
-  bytes.shrink_to_fit();
-  return std::make_shared<const std::string>(std::move(bytes));
-}
-
-ObjectPtr Store::Unpack(const Packed& packed) {
-  if (packed == nullptr) return nullptr;
-  return std::make_shared<const nlohmann::json>(nlohmann::json::from_msgpack(*packed));
-}
-
 std::vector<ObjectPtr> Store::UnpackAll(const std::vector<Packed>& packed) {
   std::vector<ObjectPtr> out;
   out.reserve(packed.size());

@@ -12,11 +12,9 @@
 #include <unordered_map>
 #include <vector>
 
-namespace dpcm::cache {
+#include "pkg/cache/packed.h"
 
-// A cached object as a reader gets it: immutable; the reader keeps its snapshot for as long
-// as it holds the pointer, whatever the writer does meanwhile.
-using ObjectPtr = std::shared_ptr<const nlohmann::json>;
+namespace dpcm::cache {
 
 // "namespace/name", or "name" for cluster-scoped objects; "" if the object has no name.
 std::string KeyOf(const nlohmann::json& object);
@@ -30,10 +28,9 @@ inline constexpr std::string_view kLabelIndex = "labels";
 // One writer (the informer), many readers. Readers get const access only; every
 // method is thread-safe. Indexes must be added before the first write.
 //
-// Objects are kept packed (MessagePack), not as JSON trees: a tree costs about 100 bytes
-// per field (a map node, a key, a value). heaptrack at 300 domains x 3 pods: the trees took
-// 7.6 MiB (~3.9 KiB per trimmed pod, ~13 KiB per ProcessDomain with its Lease), the packed
-// store 1.7 MiB with its indexes (issue 12: memory per managed pod). Every read unpacks a
+// Objects are kept packed (packed.h), not as JSON trees. heaptrack at 300 domains x 3 pods: the
+// trees took 7.6 MiB (~3.9 KiB per trimmed pod, ~13 KiB per ProcessDomain with its Lease), the
+// packed store 1.7 MiB with its indexes (issue 12: memory per managed pod). Every read unpacks a
 // private copy (a reconcile reads its domain's handful), so two reads of one version return
 // equal objects, not the same pointer.
 class Store {
@@ -65,9 +62,7 @@ class Store {
                                                     const std::vector<ObjectPtr>& objects);
 
  private:
-  using Packed = std::shared_ptr<const std::string>;
-  static Packed Pack(const nlohmann::json& object);
-  static ObjectPtr Unpack(const Packed& packed);
+  using Packed = PackedObject;
   static std::vector<ObjectPtr> UnpackAll(const std::vector<Packed>& packed);
 
   void IndexLocked(const std::string& key, const nlohmann::json& object);    // requires write lock

@@ -178,8 +178,7 @@ void DomainReconciler::MoveDc(const json& domain, const DomainSpec& spec, Domain
   }
   outcome.dc = "";
   if (done.lease_written) {
-    own_writes_.Wrote(LeaseKey(view.ns, view.name), view.lease.resource_version,
-                      std::make_shared<const json>(done.lease));
+    own_writes_.Wrote(LeaseKey(view.ns, view.name), view.lease.resource_version, done.lease);
     view.lease_object = done.lease;
     view.lease = election::ParseLease(done.lease);
     outcome.epoch = view.lease.transitions;
@@ -290,8 +289,7 @@ Status DomainReconciler::WriteStatus(const json& domain, json status) {
   const std::string ns = Meta(domain, "namespace");
   auto written = client_.UpdateStatus(client::resources::ProcessDomains(), ns, updated);
   if (!written.ok()) return written.status().WithContext("write status");
-  own_writes_.Wrote(DomainKey(ns, Meta(domain, "name")), Meta(domain, "resourceVersion"),
-                    std::make_shared<const json>(std::move(*written)));
+  own_writes_.Wrote(DomainKey(ns, Meta(domain, "name")), Meta(domain, "resourceVersion"), *written);
   return Status::Ok();
 }
 
