@@ -72,8 +72,15 @@ EventCorrelator::Due EventCorrelator::Take(const std::string& key, bool flush) {
   if (it == series_.end()) return {};
   Series& series = it->second;
   const int count = series.event.value("count", 0);
-  if (count <= series.written) return {};
   const TimePoint now = clock_.Now();
+  if (count <= series.written) {
+    // Nothing owed: forgotten once quiet for a window (a later occurrence could not join it
+    // anyway), else asked again then.
+    const TimePoint expires = series.last_seen + options_.window;
+    if (now < expires) return {std::nullopt, expires};
+    Erase(it);
+    return {};
+  }
   if (series.created && !flush) {
     const TimePoint due = series.last_write + options_.update_interval;
     if (due > now) return {std::nullopt, due};
@@ -109,7 +116,7 @@ std::optional<EventCorrelator::TimePoint> EventCorrelator::Written(const std::st
   // A failure is not retried; the next occurrence writes again.
   if (!status.IsAlreadyExists()) series.written = series.in_flight;
   series.last_write = now;
-  if (series.event.value("count", 0) <= series.written) return std::nullopt;
+  if (series.event.value("count", 0) <= series.written) return series.last_seen + options_.window;
   return series.created ? series.last_write + options_.update_interval : now;
 }
 

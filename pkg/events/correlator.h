@@ -72,12 +72,18 @@ class EventCorrelator {
   // What is owed for `series` now.
   struct Due {
     std::optional<Write> write;     // to write now, then report with Written
-    std::optional<TimePoint> next;  // when to ask again (nullopt: nothing owed)
+    std::optional<TimePoint> next;  // when to ask again (nullopt: the series is gone)
   };
   // The write owed for `series` now, if any (taking a spam token for it). `flush` ignores
-  // update_interval (on shutdown), not the spam limit.
+  // update_interval (on shutdown), not the spam limit. A series that owes nothing is
+  // forgotten (with its object's spam bucket, once its last series goes) when `window` has
+  // passed since its last occurrence; until then `next` is that moment, so a caller that
+  // asks again when told keeps only series that can still grow (before, the series of a
+  // convergence stayed for good, up to max_series: heaptrack at 300 domains showed 0.45 MiB
+  // of Event trees in steady state).
   Due Take(const std::string& series, bool flush = false);
-  // Reports how the write last taken for `series` went. Returns when to ask again.
+  // Reports how the write last taken for `series` went. Returns when to ask again (to write
+  // more, or to forget the series, see Take).
   std::optional<TimePoint> Written(const std::string& series, const Status& status);
 
   // Series that owe a write (for a flush on shutdown).

@@ -47,10 +47,43 @@ TEST_CASE("EventCorrelator creates the first occurrence at once, with count 1") 
   CHECK(event["metadata"]["namespace"] == "default");
   CHECK(event["metadata"]["name"].get<std::string>().rfind("web.", 0) == 0);
   CHECK(event["firstTimestamp"] == event["lastTimestamp"]);
-  // Nothing more is owed.
-  CHECK_FALSE(correlator.Take(observed.series).write);
-  CHECK_FALSE(correlator.Take(observed.series).next);
+  // Nothing more is owed; the series is asked about again when it can no longer grow.
+  const auto idle = correlator.Take(observed.series);
+  CHECK_FALSE(idle.write);
+  REQUIRE(idle.next);
+  CHECK(*idle.next == clock.Now() + CorrelatorOptions{}.window);
   CHECK(correlator.Owing().empty());
+}
+
+TEST_CASE("EventCorrelator forgets a series that owes nothing once it is quiet for a window") {
+  FakeClock clock;
+  CorrelatorOptions options;
+  options.window = 10min;
+  options.update_interval = 30s;
+  EventCorrelator correlator("dpcm-operator", clock, options);
+  const auto first = correlator.Observe(Failed());
+  const auto created = TakeAndWrite(correlator, first.series);
+  REQUIRE(created);
+  // A repeat, not yet written when the window passes: still owed, so written, not dropped.
+  clock.Advance(1s);
+  correlator.Observe(Failed());
+  clock.Advance(10min + 1s);
+  const auto owed = TakeAndWrite(correlator, first.series);
+  REQUIRE(owed);
+  CHECK(owed->event["count"] == 2);
+  CHECK(correlator.size() == 1);
+  // Written and quiet for a window since its last occurrence: forgotten.
+  const auto idle = correlator.Take(first.series);
+  CHECK_FALSE(idle.write);
+  CHECK_FALSE(idle.next);
+  CHECK(correlator.size() == 0);
+  // The same failure later is a new Event.
+  const auto again = correlator.Observe(Failed());
+  const auto recreated = TakeAndWrite(correlator, again.series);
+  REQUIRE(recreated);
+  CHECK(recreated->kind == Write::Kind::kCreate);
+  CHECK(recreated->event["count"] == 1);
+  CHECK(recreated->event["metadata"]["name"] != created->event["metadata"]["name"]);
 }
 
 TEST_CASE("EventCorrelator folds identical occurrences into one Event, written once per interval") {
