@@ -37,6 +37,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -429,6 +430,10 @@ struct PassResult {
   int converged = 0;
   double converge_seconds = NAN;
   double converge_requests = 0;
+  // From convergence (one DC each) until the operator sent nothing for kQuietFor: the
+  // status updates and Events that follow the DC labels.
+  double settle_seconds = NAN;
+  double settle_requests = 0;
   std::map<std::string, double> converge_by_method_code;
   double steady_seconds = 0;
   double steady_requests = 0;
@@ -485,6 +490,7 @@ class Pass {
     Measure("+" + std::to_string(options_.unrelated) + " unrelated pods");
     Converge();
     Measure("converged (" + std::to_string(result_.converged) + " domains)");
+    Settle();
     Steady();
     Measure("after " + std::to_string(options_.steady_seconds) + " s steady");
     std::vector<int> targets;
@@ -500,6 +506,32 @@ class Pass {
 
   void Setup() {
     admin_ = TestEnv::Client("kubeconfig", {.qps = 0, .burst = 1});
+    // A bench that was killed leaves its domains (and maybe its operator and podsim) behind;
+    // this run's operator would reconcile them too and every figure would be off.
+    // (Its pods outlive their namespace's deletion: their node's podsim is gone, so nothing
+    // confirms that they stopped.)
+    auto domains = admin_->ListAll(client::resources::ProcessDomains(), "", {});
+    client::ListOptions domain_pods;
+    domain_pods.label_selector = "dpcm.io/domain";
+    auto pods = admin_->ListAll(client::resources::Pods(), "", domain_pods);
+    if (!domains.ok()) Fail("list ProcessDomains: " + domains.status().ToString());
+    if (!pods.ok()) Fail("list pods: " + pods.status().ToString());
+    std::set<std::string> namespaces;
+    for (const auto* list : {&*domains, &*pods}) {
+      for (const auto& item : (*list)["items"]) {
+        namespaces.insert(item["metadata"].value("namespace", ""));
+      }
+    }
+    if (!namespaces.empty()) {
+      std::string names;
+      for (const auto& ns : namespaces) names += " " + ns;
+      Fail(std::to_string((*domains)["items"].size()) + " ProcessDomains and " +
+           std::to_string((*pods)["items"].size()) +
+           " domain pods exist before the run (namespaces:" + names +
+           "), left by an earlier run that did not finish: stop its dpcm-operator and "
+           "dpcm-podsim, delete those namespaces and force-delete their pods (kubectl delete "
+           "pods -n NS --all --force --grace-period=0), or start a fresh test environment");
+    }
     ns_ = TestEnv::CreateNamespace(*admin_, "scale");
     unrelated_ns_ = TestEnv::CreateNamespace(*admin_, "unrelated");
     dir_ = TestEnv::Dir() + "/scale-bench/" + ns_;
@@ -534,6 +566,10 @@ class Pass {
   }
 
   Scrape Operator() { return ParseMetrics(ScrapeHttp(metrics_port_)); }
+
+  void FailIfOperatorExited() {
+    if (!operator_->Running()) Fail("the operator exited (log: " + operator_->log_path() + ")");
+  }
 
   // Waits until both processes' RSS stayed put for 3 s (at most 30 s), then records it.
   void Measure(const std::string& point) {
@@ -604,6 +640,7 @@ class Pass {
     int converged = CountConverged();
     while (converged < options_.domains && Clock::now() < deadline) {
       std::this_thread::sleep_for(250ms);
+      FailIfOperatorExited();
       converged = CountConverged();
       if (Clock::now() >= next_report) {
         next_report += 10s;
@@ -613,6 +650,8 @@ class Pass {
     }
     const auto end = Clock::now();
     const Scrape after = Operator();
+    converged_at_ = end;
+    requests_at_convergence_ = Total(after, "rest_client_requests_total");
     result_.domain_pod_bytes = PodBytes(ns_, Name("d", 0) + "-0");
     result_.domains = options_.domains;
     result_.converged = converged;
@@ -624,6 +663,34 @@ class Pass {
               Group(after, "rest_client_requests_total", {"method", "code"}));
   }
 
+  // Waits (at most --converge-timeout) until the operator's work queue is empty and it sent
+  // no request for kQuietFor, so that the steady window measures a cluster where nothing
+  // changes rather than the tail of convergence.
+  void Settle() {
+    static constexpr auto kQuietFor = 10s;
+    const auto start = converged_at_;
+    const auto deadline = start + std::chrono::seconds(options_.converge_timeout_seconds);
+    const double before = requests_at_convergence_;
+    double last = Total(Operator(), "rest_client_requests_total");
+    auto quiet_since = Clock::now();
+    while (Clock::now() - quiet_since < kQuietFor) {
+      if (Clock::now() > deadline) {
+        Progress("not settled after %.0f s", Seconds(Clock::now() - start).count());
+        return;
+      }
+      std::this_thread::sleep_for(500ms);
+      FailIfOperatorExited();
+      const Scrape now = Operator();
+      const double requests = Total(now, "rest_client_requests_total");
+      if (requests != last || Total(now, "workqueue_depth") > 0) quiet_since = Clock::now();
+      last = requests;
+    }
+    result_.settle_seconds = Seconds(quiet_since - start).count();
+    result_.settle_requests = last - before;
+    Progress("settled %.1f s after convergence (%.0f operator requests meanwhile)",
+             result_.settle_seconds, result_.settle_requests);
+  }
+
   void Steady() {
     const Scrape op_before = Operator();
     const Scrape api_before = ScrapeApiServer();
@@ -631,6 +698,7 @@ class Pass {
     const auto end = start + std::chrono::seconds(options_.steady_seconds);
     while (Clock::now() < end) {
       std::this_thread::sleep_for(std::min<Clock::duration>(60s, end - Clock::now()));
+      FailIfOperatorExited();
       const ProcStat op = ReadProc(operator_->pid());
       const Scrape now = Operator();
       Progress(
@@ -770,6 +838,11 @@ class Pass {
       if (Clock::now() > deadline) Fail("the domains' pods were not gone in 300 s");
       std::this_thread::sleep_for(200ms);
     }
+    // The namespaces go too (their Services and whatever the steps above missed): a later
+    // run must not find this one's objects.
+    for (const auto& ns : {ns_, unrelated_ns_}) {
+      if (!ns.empty()) (void)admin_->Delete(client::resources::Namespaces(), "", ns);
+    }
   }
 
   const Options& options_;
@@ -780,6 +853,8 @@ class Pass {
   std::string unrelated_ns_;
   std::string dir_;
   int metrics_port_ = 0;
+  Clock::time_point converged_at_;
+  double requests_at_convergence_ = 0;
   std::unique_ptr<ManagedProcess> podsim_;
   std::unique_ptr<ManagedProcess> operator_;
   std::unique_ptr<ManagedProcess> go_;
@@ -798,6 +873,14 @@ void PrintPass(const Options& o, const PassResult& r) {
   std::printf("  by method and code:");
   for (const auto& [k, v] : r.converge_by_method_code) std::printf("  %s: %.0f", k.c_str(), v);
   std::printf("\n");
+  if (std::isnan(r.settle_seconds)) {
+    std::printf("settling: the operator did not go quiet after convergence\n");
+  } else {
+    std::printf(
+        "settling: quiet %.1f s after convergence, %.0f operator requests meanwhile "
+        "(%.2f per domain: status updates and Events after the DC labels)\n",
+        r.settle_seconds, r.settle_requests, r.settle_requests / std::max(1, r.domains));
+  }
 
   const double minutes = r.steady_seconds / 60;
   const double per = 1.0 / std::max(1, r.domains) / std::max(minutes, 1e-9);
