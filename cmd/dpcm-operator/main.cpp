@@ -44,18 +44,18 @@ using nlohmann::json;
 // README "Memory".
 constexpr int kMallocArenas = 2;
 
-// Gives memory back to the system after the cache changed. glibc keeps freed heap pages
-// mapped: a cache that held 5,000 pods and dropped them still holds their pages, and the
-// parse trees, responses and plans of a burst of reconciles (1,000 domains converging)
-// leave free holes between the objects that stay, which only malloc_trim hands back (at
-// 300 x 3 glibc held 26 MB for 11 MB in use after convergence). At most once every
-// `period`, and only after a change, so an idle operator does no work.
+// Gives memory back to the system after the heap churned. glibc keeps freed heap pages
+// mapped: a cache that held 5,000 pods and dropped them still holds their pages, and a
+// burst of reconciles (1,000 domains converging) or a /metrics scrape leaves free pages
+// between the objects that stay, which only malloc_trim hands back. At most once every
+// `period`, and only after churn, so an idle operator does no work.
 class MemoryReturner {
  public:
   explicit MemoryReturner(std::chrono::seconds period)
       : thread_([this, period](const std::stop_token& stop) { Run(stop, period); }) {}
 
-  // Notes that cached objects were added, changed or dropped; thread-safe and cheap.
+  // Notes that the heap churned (cached objects added, changed or dropped; a /metrics
+  // scrape); thread-safe and cheap.
   void Changed() { changes_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
@@ -292,7 +292,10 @@ int Run(int argc, char** argv) {
   }
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   if (options->metrics_bind_address != "0") {
-    auto started = metrics::MetricsServer::Start(options->metrics_bind_address, metrics);
+    // A scrape renders every domain's series: at 1,000 domains it left 4.4 MiB more RSS
+    // until the next cache change.
+    auto started = metrics::MetricsServer::Start(options->metrics_bind_address, metrics,
+                                                 [&memory_returner] { memory_returner.Changed(); });
     if (!started.ok()) {
       spdlog::critical("metrics: {}", started.status().message());
       return 1;

@@ -15,15 +15,18 @@ MetricsServer::MetricsServer(std::unique_ptr<httplib::Server> server, int port)
 MetricsServer::~MetricsServer() { Stop(); }
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& address,
-                                                            const Metrics& metrics) {
+                                                            const Metrics& metrics,
+                                                            std::function<void()> on_scraped) {
   auto bind = listen::Parse(address, "metrics bind address");
   if (!bind.ok()) return bind.status();
 
   auto server = std::make_unique<httplib::Server>();
   server->new_task_queue = [] { return new httplib::ThreadPool(2); };
   server->set_keep_alive_max_count(1);
-  server->Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& response) {
+  server->Get("/metrics", [&metrics, on_scraped = std::move(on_scraped)](
+                              const httplib::Request&, httplib::Response& response) {
     response.set_content(metrics.RenderText(), "text/plain; version=0.0.4; charset=utf-8");
+    if (on_scraped) on_scraped();
   });
 
   auto port = listen::Bind(*server, *bind);

@@ -1,6 +1,7 @@
 // Serves a Metrics registry over HTTP at /metrics for Prometheus to scrape.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,9 +27,12 @@ class MetricsServer {
   // "0.0.0.0:8080" (IPv4 only), "127.0.0.1:8080", "[::1]:8080", or port 0 for an
   // ephemeral port (see port()); see listen::Parse and listen::Bind.
   // Fails with kConfig when the address is malformed and kTransport when it cannot be
-  // bound (e.g. the port is taken). `metrics` must outlive the server.
+  // bound (e.g. the port is taken). `metrics` must outlive the server. `on_scraped`, if
+  // set, is called on a server thread after each /metrics answer was rendered (its
+  // transient memory freed or about to be; the operator returns it to the system).
   static Result<std::unique_ptr<MetricsServer>> Start(const std::string& address,
-                                                      const Metrics& metrics);
+                                                      const Metrics& metrics,
+                                                      std::function<void()> on_scraped = {});
   // Stops serving.
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;

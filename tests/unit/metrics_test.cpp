@@ -335,7 +335,8 @@ TEST_CASE("NewWorkQueueObserver feeds the workqueue families under the queue's n
 TEST_CASE("MetricsServer serves /metrics on an ephemeral port and stops") {
   Metrics metrics;
   PopulateEverything(metrics);
-  auto server = MetricsServer::Start("127.0.0.1:0", metrics);
+  std::atomic<int> scrapes{0};
+  auto server = MetricsServer::Start("127.0.0.1:0", metrics, [&scrapes] { ++scrapes; });
   REQUIRE(server.ok());
   const int port = (*server)->port();
   CHECK(port > 0);
@@ -346,6 +347,7 @@ TEST_CASE("MetricsServer serves /metrics on an ephemeral port and stops") {
   const auto response = client.Get("/metrics");
   REQUIRE(response);
   CHECK(response->status == 200);
+  CHECK(scrapes == 1);  // told before the answer went out
   CHECK(response->body.find("controller_runtime_reconcile_total{") != std::string::npos);
   CHECK(response->body.find("process_resident_memory_bytes ") != std::string::npos);
   if (const auto checked = PromtoolCheckMetrics(response->body)) {
