@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Scale benchmark (issue 12): D domains x R sleeping pods beside B unrelated pods, with
 # client-go's workqueue example (an informer over every pod) as the memory anchor.
-# Prints convergence time and request rate vs the QPS limit, RSS and threads at five
-# points, steady-state requests per domain per minute, and failover p50/p99 idle and
-# under load, for the default --kube-api-qps and a raised one. Not a test: figures only.
+# Prints convergence time and request rate vs the QPS limit, how long the operator took to
+# go quiet after it, RSS and threads at six points, steady-state requests per domain per
+# minute, and failover p50/p99 idle and under load (with the operator's own part from
+# status.lastFailover), for the default --kube-api-qps and a raised one. Not a test:
+# figures only. Refuses to run beside the domains of a run that was killed.
 #
 # Usage: hack/bench-scale.sh [--domains 1000] [--replicas 3] [--unrelated 5000]
 #          [--qps 20] [--raised-qps 200 (0: one pass only)] [--steady 600] [--trials 20]

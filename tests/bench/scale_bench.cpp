@@ -8,13 +8,16 @@
 //   3. B unrelated pods (another namespace the simulator is not told about: they are
 //      never run; each gets a Running status like a real pod's);  memory "unrelated"
 //   4. the other D-1 domains: time until all D have exactly one DC, operator requests in
-//      that time against the QPS limit;              memory "converged"
+//      that time against the QPS limit; then until the operator sent nothing for 10 s
+//      (status updates and Events after the labels);  memory "converged"
 //   5. a steady window: requests per domain per minute (the operator's own counter by
 //      method, the API server's by verb and resource), the work queue, stale Leases;
 //                                                     memory "steady"
-//   6. 20 DC kills in 20 different domains, all D present ("failover under load");
+//   6. 20 DC kills in 20 different domains, all D present ("failover under load"); for
+//      each kill also the operator's own part, failure seen -> labeled (status.lastFailover);
 //   7. the unrelated pods deleted;                    memory "unrelated deleted"
-// then tears its world down. A table per pass, then one summary of all passes.
+// then tears its world down, namespaces included. A table per pass, then one summary of all
+// passes. Memory points wait for the operator to return a /metrics scrape's pages.
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
