@@ -514,32 +514,7 @@ class Pass {
 
   void Setup() {
     admin_ = TestEnv::Client("kubeconfig", {.qps = 0, .burst = 1});
-    // A bench that was killed leaves its domains (and maybe its operator and podsim) behind;
-    // this run's operator would reconcile them too and every figure would be off.
-    // (Its pods outlive their namespace's deletion: their node's podsim is gone, so nothing
-    // confirms that they stopped.)
-    auto domains = admin_->ListAll(client::resources::ProcessDomains(), "", {});
-    client::ListOptions domain_pods;
-    domain_pods.label_selector = "dpcm.io/domain";
-    auto pods = admin_->ListAll(client::resources::Pods(), "", domain_pods);
-    if (!domains.ok()) Fail("list ProcessDomains: " + domains.status().ToString());
-    if (!pods.ok()) Fail("list pods: " + pods.status().ToString());
-    std::set<std::string> namespaces;
-    for (const auto* list : {&*domains, &*pods}) {
-      for (const auto& item : (*list)["items"]) {
-        namespaces.insert(item["metadata"].value("namespace", ""));
-      }
-    }
-    if (!namespaces.empty()) {
-      std::string names;
-      for (const auto& ns : namespaces) names += " " + ns;
-      Fail(std::to_string((*domains)["items"].size()) + " ProcessDomains and " +
-           std::to_string((*pods)["items"].size()) +
-           " domain pods exist before the run (namespaces:" + names +
-           "), left by an earlier run that did not finish: stop its dpcm-operator and "
-           "dpcm-podsim, delete those namespaces and force-delete their pods (kubectl delete "
-           "pods -n NS --all --force --grace-period=0), or start a fresh test environment");
-    }
+    RefuseLeftovers();
     ns_ = TestEnv::CreateNamespace(*admin_, "scale");
     unrelated_ns_ = TestEnv::CreateNamespace(*admin_, "unrelated");
     dir_ = TestEnv::Dir() + "/scale-bench/" + ns_;
@@ -570,6 +545,45 @@ class Pass {
     while (ScrapeHttp(metrics_port_).empty()) {
       if (Clock::now() > deadline) Fail("the operator's /metrics never answered");
       std::this_thread::sleep_for(200ms);
+    }
+  }
+
+  // A bench that was killed leaves its domains (and maybe its operator and podsim) behind;
+  // this run's operator would reconcile them too and every figure would be off: refused.
+  // (Its pods outlive their namespace's deletion: their node's podsim is gone, so nothing
+  // confirms that they stopped.) Other tests' domains are only reported.
+  void RefuseLeftovers() {
+    auto domains = admin_->ListAll(client::resources::ProcessDomains(), "", {});
+    client::ListOptions domain_pods;
+    domain_pods.label_selector = "dpcm.io/domain";
+    auto pods = admin_->ListAll(client::resources::Pods(), "", domain_pods);
+    if (!domains.ok()) Fail("list ProcessDomains: " + domains.status().ToString());
+    if (!pods.ok()) Fail("list pods: " + pods.status().ToString());
+    std::map<std::string, int> per_namespace;
+    for (const auto* list : {&*domains, &*pods}) {
+      for (const auto& item : (*list)["items"]) {
+        ++per_namespace[item["metadata"].value("namespace", "")];
+      }
+    }
+    std::string ours;
+    std::string others;
+    for (const auto& [ns, count] : per_namespace) {
+      (ns.rfind("scale-", 0) == 0 ? ours : others) += " " + ns + " (" + std::to_string(count) + ")";
+    }
+    if (!others.empty()) {
+      Progress(
+          "note: ProcessDomains or domain pods in other namespaces:%s; this run's operator "
+          "reconciles them too",
+          others.c_str());
+    }
+    if (!ours.empty()) {
+      Fail(
+          "ProcessDomains or domain pods of an earlier run that did not finish exist "
+          "(namespace (objects):" +
+          ours +
+          "): stop its dpcm-operator and dpcm-podsim, delete those namespaces and force-delete "
+          "their pods (kubectl delete pods -n NS --all --force --grace-period=0), or start a "
+          "fresh test environment");
     }
   }
 
@@ -856,8 +870,8 @@ class Pass {
     if (operator_) operator_->Stop();
     if (go_) go_->Stop();
     watcher_.reset();
-    if (podsim_) podsim_->Stop(60000);  // it stops every pod process first
-    if (!admin_) return;
+    if (podsim_) podsim_->Stop(60000);   // it stops every pod process first
+    if (!admin_ || ns_.empty()) return;  // stopped before it created anything
     // The pass's Node goes with its podsim: the scheduler would otherwise bind the next
     // pass's pods to it until the node-lifecycle controller finds it silent.
     (void)admin_->Delete(client::resources::Nodes(), "", "scale-" + ns_);
