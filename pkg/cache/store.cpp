@@ -45,7 +45,7 @@ void Store::AddIndex(const std::string& name, IndexFunc func) {
   indexes_[name];
 }
 
-std::vector<ObjectPtr> Store::UnpackAll(const std::vector<Packed>& packed) {
+std::vector<ObjectPtr> Store::UnpackAll(const std::vector<PackedObject>& packed) {
   std::vector<ObjectPtr> out;
   out.reserve(packed.size());
   for (const auto& p : packed) out.push_back(Unpack(p));
@@ -53,7 +53,7 @@ std::vector<ObjectPtr> Store::UnpackAll(const std::vector<Packed>& packed) {
 }
 
 ObjectPtr Store::Get(std::string_view key) const {
-  Packed found;
+  PackedObject found;
   {
     std::shared_lock lock(mutex_);
     const auto it = objects_.find(std::string(key));
@@ -67,7 +67,7 @@ ObjectPtr Store::Get(std::string_view ns, std::string_view name) const {
 }
 
 std::vector<ObjectPtr> Store::List() const {
-  std::vector<Packed> found;
+  std::vector<PackedObject> found;
   {
     std::shared_lock lock(mutex_);
     found.reserve(objects_.size());
@@ -77,7 +77,7 @@ std::vector<ObjectPtr> Store::List() const {
 }
 
 std::vector<ObjectPtr> Store::ByIndex(std::string_view index, std::string_view value) const {
-  std::vector<Packed> found;
+  std::vector<PackedObject> found;
   {
     std::shared_lock lock(mutex_);
     const auto by_value = indexes_.find(index);
@@ -121,7 +121,8 @@ void Store::UnindexLocked(const std::string& key, const nlohmann::json& object) 
   }
 }
 
-ObjectPtr Store::PutLocked(const std::string& key, const nlohmann::json& object, Packed packed) {
+ObjectPtr Store::PutLocked(const std::string& key, const nlohmann::json& object,
+                           PackedObject packed) {
   ObjectPtr previous;
   auto& slot = objects_[key];
   if (slot != nullptr) {
@@ -136,7 +137,7 @@ ObjectPtr Store::PutLocked(const std::string& key, const nlohmann::json& object,
 ObjectPtr Store::Upsert(const ObjectPtr& object) {
   const std::string key = KeyOf(*object);
   if (key.empty()) return nullptr;
-  Packed packed = Pack(*object);
+  PackedObject packed = Pack(*object);
   std::unique_lock lock(mutex_);
   return PutLocked(key, *object, std::move(packed));
 }

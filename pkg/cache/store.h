@@ -62,17 +62,16 @@ class Store {
                                                     const std::vector<ObjectPtr>& objects);
 
  private:
-  using Packed = PackedObject;
-  static std::vector<ObjectPtr> UnpackAll(const std::vector<Packed>& packed);
+  static std::vector<ObjectPtr> UnpackAll(const std::vector<PackedObject>& packed);
 
   void IndexLocked(const std::string& key, const nlohmann::json& object);    // requires write lock
   void UnindexLocked(const std::string& key, const nlohmann::json& object);  // requires write lock
   // Stores `object` (packed as `packed`) under `key`; returns what it replaced, unpacked.
   ObjectPtr PutLocked(const std::string& key, const nlohmann::json& object,
-                      Packed packed);  // requires write lock
+                      PackedObject packed);  // requires write lock
 
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, Packed> objects_;
+  std::unordered_map<std::string, PackedObject> objects_;
   std::map<std::string, IndexFunc, std::less<>> index_funcs_;
   // index name -> value -> keys
   std::map<std::string, std::map<std::string, std::set<std::string>, std::less<>>, std::less<>>
