@@ -49,7 +49,7 @@ Flags:
   --health-probe-bind-address ADDR   /healthz and /readyz (default :8081; 0 disables)
   --workers N                        concurrent reconciles, never two on one domain (default 4)
   --kube-api-qps Q                   client-side request rate (default 20)
-  --kube-api-burst B                 client-side burst (default 30)
+  --kube-api-burst B                 client-side burst (default 30; 8 of it kept for failovers)
   --log-level LEVEL                  trace|debug|info|warn|error (default info)
   --log-format FORMAT                text|json (default text)
   --agent-image IMAGE                dpcm-agent sidecar for domains with spec.agent.enabled

@@ -47,7 +47,7 @@ ApiClient::ApiClient(std::unique_ptr<HttpTransport> transport, ClientOptions opt
     : transport_(std::move(transport)),
       options_(options),
       clock_(options.clock ? *options.clock : RealClock::Instance()),
-      limiter_(options.qps, options.burst, clock_) {}
+      limiter_(options.qps, options.burst, clock_, options.urgent_reserve) {}
 
 Result<std::unique_ptr<ApiClient>> ApiClient::Create(restconfig::RestConfig config,
                                                      ClientOptions options) {

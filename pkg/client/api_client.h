@@ -40,6 +40,10 @@ enum class PatchType {
 struct ClientOptions {
   double qps = 20;  // --kube-api-qps; <= 0 disables client-side limiting
   int burst = 30;   // --kube-api-burst
+  // Tokens of the burst that only urgent requests (UrgentScope) may take: other requests
+  // wait once the bucket is down to them, so a handover's few requests go at once even
+  // while status updates use the whole rate. Clamped to burst - 1; see TokenBucket.
+  int urgent_reserve = 8;
   // Retries after 429 (any verb: the server did not act) and, for reads only, after 5xx
   // and transport errors. Writes are never blindly repeated.
   int max_retries = 5;

@@ -1,6 +1,7 @@
 #include "pkg/domain/handover.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "pkg/domain/owned_objects.h"
@@ -21,12 +22,13 @@ constexpr int kFreshWriteAttempts = 4;
 // JSON-patch "test" of the resourceVersion.
 bool IsStaleWrite(const Status& status) { return status.IsConflict() || status.IsInvalid(); }
 
-// Runs `attempt` until it succeeds, fails for another reason than a stale write, or
-// has been tried kFreshWriteAttempts times: the one re-read loop of the protocol.
+// Runs `attempt(first)` until it succeeds, fails for another reason than a stale write,
+// or has been tried kFreshWriteAttempts times: the one re-read loop of the protocol.
+// `first` is true for the first attempt only (which may start from the pods just listed).
 template <typename Attempt>
 auto RetryStale(Attempt attempt) {
   for (int tries = 1;; ++tries) {
-    auto result = attempt();
+    auto result = attempt(tries == 1);
     const Status status = [&] {
       if constexpr (std::is_same_v<decltype(result), Status>) {
         return result;
@@ -75,14 +77,17 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
   if (!seen.holder.empty()) suspects.insert(seen.holder);
   int64_t floor = request.epoch_floor;
   int64_t target_fenced = 0;  // a target fenced at the Lease's epoch needs a new one
+  Listed listed;
   if (live->contains("items") && (*live)["items"].is_array()) {
-    for (const auto& pod : (*live)["items"]) {
-      if (object::HasLabel(pod, kRoleLabel, kRoleDc)) suspects.insert(object::Meta(pod, "name"));
-      if (object::Meta(pod, "name") == request.target) {
+    for (auto& pod : (*live)["items"]) {
+      std::string name = object::Meta(pod, "name");
+      if (object::HasLabel(pod, kRoleLabel, kRoleDc)) suspects.insert(name);
+      if (name == request.target) {
         target_fenced = EpochAnnotation(pod, kFenceAnnotation).value_or(0);
       }
       floor = std::max({floor, EpochAnnotation(pod, kEpochAnnotation).value_or(0),
                         EpochAnnotation(pod, kFenceAnnotation).value_or(0)});
+      listed.emplace(std::move(name), std::move(pod));
     }
   }
   const bool rewrite = request.lease.is_null() || seen.holder != request.target ||
@@ -91,7 +96,7 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
   result.epoch = rewrite ? std::max(seen.transitions, floor) + 1 : seen.transitions;
   suspects.erase(request.target);
   for (const auto& suspect : suspects) {
-    if (Status s = Fence(request.ns, suspect, result.epoch); !s.ok()) return s;
+    if (Status s = Fence(request.ns, suspect, result.epoch, listed); !s.ok()) return s;
   }
 
   result.fenced_at = clock_.Now();
@@ -110,20 +115,33 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
   }
 
   // 3. Only now the label.
-  auto promoted = Promote(request, result.epoch);
+  auto promoted = Promote(request, result.epoch, listed);
   if (!promoted.ok()) return promoted.status();
   result.promoted = *promoted;
   result.labeled_at = clock_.Now();
   return Status::Ok();
 }
 
-Status DcHandover::Fence(const std::string& ns, const std::string& pod, int64_t epoch) const {
-  return RetryStale([&] { return FenceOnce(ns, pod, epoch); });
+const json* DcHandover::FromList(const Listed& listed, const std::string& name) {
+  const auto found = listed.find(name);
+  return found == listed.end() ? nullptr : &found->second;
 }
 
-Status DcHandover::FenceOnce(const std::string& ns, const std::string& pod_name,
-                             int64_t epoch) const {
-  auto pod = api_.GetPod(ns, pod_name);
+Result<json> DcHandover::ReadPod(const std::string& ns, const std::string& name,
+                                 const json* listed) const {
+  if (listed != nullptr) return *listed;
+  return api_.GetPod(ns, name);
+}
+
+Status DcHandover::Fence(const std::string& ns, const std::string& pod, int64_t epoch,
+                         const Listed& listed) const {
+  return RetryStale(
+      [&](bool first) { return FenceOnce(ns, pod, epoch, first ? FromList(listed, pod) : nullptr); });
+}
+
+Status DcHandover::FenceOnce(const std::string& ns, const std::string& pod_name, int64_t epoch,
+                             const json* listed) const {
+  auto pod = ReadPod(ns, pod_name, listed);
   if (pod.status().IsNotFound()) return Status::Ok();
   if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before fencing it");
   const std::string fence = std::to_string(epoch);
@@ -190,12 +208,16 @@ Result<json> DcHandover::WriteLease(const HandoverRequest& request, int64_t epoc
   return written;
 }
 
-Result<bool> DcHandover::Promote(const HandoverRequest& request, int64_t epoch) const {
-  return RetryStale([&] { return PromoteOnce(request, epoch); });
+Result<bool> DcHandover::Promote(const HandoverRequest& request, int64_t epoch,
+                                 const Listed& listed) const {
+  return RetryStale([&](bool first) {
+    return PromoteOnce(request, epoch, first ? FromList(listed, request.target) : nullptr);
+  });
 }
 
-Result<bool> DcHandover::PromoteOnce(const HandoverRequest& request, int64_t epoch) const {
-  auto pod = api_.GetPod(request.ns, request.target);
+Result<bool> DcHandover::PromoteOnce(const HandoverRequest& request, int64_t epoch,
+                                     const json* listed) const {
+  auto pod = ReadPod(request.ns, request.target, listed);
   if (!pod.ok()) {
     return pod.status().WithContext("read " + request.target + " before promoting it");
   }

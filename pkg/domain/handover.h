@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -65,6 +66,11 @@ using FreshMember = std::function<Member(const nlohmann::json& pod)>;
 //   3. the target, read fresh, still healthy, still the same instance and not fenced at
 //      this epoch or later (a concurrent handover that took the Lease on fenced it
 //      first), is labeled dc and annotated with the epoch.
+// "Read fresh": the first attempt of each pod write starts from the pod as the LIST of step 1
+// returned it, later attempts from a GET. Both are judged the same way, and the write tests
+// the resourceVersion read, so it applies only to exactly the pod that was judged: a LIST
+// answer is as good as a GET until the pod changes, and then the write fails and the pod is
+// read again. A failover thus takes four round trips (LIST, fence, Lease, promote), not six.
 // A pod that changed between read and write is read again (a few times); any other
 // failure aborts the handover where it is, which leaves at most one DC label and an
 // epoch that never went back, so the next attempt can start from the beginning.
@@ -84,11 +90,21 @@ class DcHandover {
   Status LabelPc(const std::string& ns, const std::string& domain, const nlohmann::json& pod) const;
 
  private:
-  Status Fence(const std::string& ns, const std::string& pod, int64_t epoch) const;
-  Status FenceOnce(const std::string& ns, const std::string& pod, int64_t epoch) const;
+  // The domain's pods as step 1 listed them, by name.
+  using Listed = std::map<std::string, nlohmann::json>;
+  static const nlohmann::json* FromList(const Listed& listed, const std::string& name);
+  // `listed` when given (a first attempt), else a GET.
+  Result<nlohmann::json> ReadPod(const std::string& ns, const std::string& name,
+                                 const nlohmann::json* listed) const;
+
+  Status Fence(const std::string& ns, const std::string& pod, int64_t epoch,
+               const Listed& listed) const;
+  Status FenceOnce(const std::string& ns, const std::string& pod, int64_t epoch,
+                   const nlohmann::json* listed) const;
   Result<nlohmann::json> WriteLease(const HandoverRequest& request, int64_t epoch) const;
-  Result<bool> Promote(const HandoverRequest& request, int64_t epoch) const;
-  Result<bool> PromoteOnce(const HandoverRequest& request, int64_t epoch) const;
+  Result<bool> Promote(const HandoverRequest& request, int64_t epoch, const Listed& listed) const;
+  Result<bool> PromoteOnce(const HandoverRequest& request, int64_t epoch,
+                           const nlohmann::json* listed) const;
 
   PodLeaseApi& api_;
   FreshMember judge_;

@@ -4,9 +4,10 @@
 
 namespace dpcm {
 
-TokenBucket::TokenBucket(double qps, int burst, Clock& clock)
+TokenBucket::TokenBucket(double qps, int burst, Clock& clock, int urgent_reserve)
     : qps_(qps),
       burst_(std::max(burst, 1)),
+      urgent_reserve_(std::clamp(urgent_reserve, 0, burst_ - 1)),
       clock_(clock),
       tokens_(static_cast<double>(burst_)),
       last_(clock.Now()) {}
@@ -29,14 +30,17 @@ bool TokenBucket::Wait(const std::stop_token& stop, Lane lane) {
   const TimePoint now = clock_.Now();
   Refill(now);
   tokens_ -= 1;
+  const auto reserve = static_cast<double>(urgent_reserve_);
   if (lane == Lane::kNormal) {
-    if (tokens_ >= 0) return true;
-    return WaitNormal(lock, now + TimeFor(-tokens_), stop);
+    if (tokens_ >= reserve) return true;
+    return WaitNormal(lock, now + TimeFor(reserve - tokens_), stop);
   }
-  // Urgent: the normal waiters' reservations do not count against it...
+  // Urgent: neither the reserve nor the normal waiters' reservations count against it...
   const double ahead = tokens_ + normal_waiting_;
-  // ...but the token it takes is one of theirs, so each of them waits for one more.
-  if (normal_waiting_ > 0 && tokens_ < 0) normal_delay_ += TimeFor(std::min(1.0, -tokens_));
+  // ...but a token below the reserve line is one of theirs, so each waits for one more.
+  if (normal_waiting_ > 0 && tokens_ < reserve) {
+    normal_delay_ += TimeFor(std::min(1.0, reserve - tokens_));
+  }
   if (ahead >= 0) return true;
   const TimePoint deadline = now + TimeFor(-ahead);
   lock.unlock();
@@ -72,7 +76,7 @@ bool TokenBucket::TryAccept() {
   if (qps_ <= 0) return true;
   std::lock_guard lock(mutex_);
   Refill(clock_.Now());
-  if (tokens_ < 1) return false;
+  if (tokens_ < urgent_reserve_ + 1) return false;
   tokens_ -= 1;
   return true;
 }

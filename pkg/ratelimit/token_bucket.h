@@ -14,19 +14,25 @@ namespace dpcm {
 // every normal request still waiting, which each wait one token longer for it: failover
 // writes do not queue behind a backlog of status updates and Events, and the total rate
 // stays within qps/burst (the urgent request takes a token a normal one had reserved, it
-// does not mint one). Thread-safe.
+// does not mint one).
+// `urgent_reserve` tokens of the burst are the urgent lane's alone: the normal lane waits
+// once the bucket is down to them, so under a sustained normal load a handover's few
+// requests still find tokens and go at once instead of one refill apart (at 20 qps, six
+// requests would wait up to 300 ms). The normal lane's burst is burst - urgent_reserve, its
+// rate still qps; the total never exceeds qps/burst. Thread-safe.
 class TokenBucket {
  public:
   enum class Lane { kNormal, kUrgent };
 
-  // `qps` <= 0 disables limiting. `burst` < 1 is treated as 1. `clock` must outlive this.
-  TokenBucket(double qps, int burst, Clock& clock);
+  // `qps` <= 0 disables limiting. `burst` < 1 is treated as 1. `urgent_reserve` is clamped
+  // to [0, burst - 1] (the normal lane keeps at least one token). `clock` must outlive this.
+  TokenBucket(double qps, int burst, Clock& clock, int urgent_reserve = 0);
 
   // Takes a token, waiting for it when none is left: behind every earlier request of the
   // normal lane, or, in the urgent lane, behind earlier urgent requests only. Returns
   // false (and gives the token back) if `stop` fires first.
   bool Wait(const std::stop_token& stop, Lane lane = Lane::kNormal);
-  // Takes a token only if one is available now.
+  // Takes a token only if one is available now (normal lane: not one of the urgent reserve).
   bool TryAccept();
 
   double qps() const { return qps_; }
@@ -45,6 +51,7 @@ class TokenBucket {
 
   const double qps_;
   const int burst_;
+  const int urgent_reserve_;
   Clock& clock_;
   std::mutex mutex_;
   double tokens_;           // guarded by mutex_; below zero: reserved by waiters

@@ -67,12 +67,14 @@ Status FakePodLeaseApi::BeforeWrite(const std::string& verb, const std::string& 
 }
 
 Result<json> FakePodLeaseApi::GetPod(const std::string& /*ns*/, const std::string& name) {
+  ++reads_;
   const auto it = pods_.find(name);
   if (it == pods_.end()) return Status::NotFound("pods \"" + name + "\" not found");
   return it->second;
 }
 
 Result<json> FakePodLeaseApi::ListPods(const std::string& /*ns*/, const std::string& selector) {
+  ++reads_;
   json list = {{"items", json::array()}};
   for (const auto& [name, pod] : pods_) {
     if (Matches(pod, selector)) list["items"].push_back(pod);
@@ -103,6 +105,7 @@ Result<json> FakePodLeaseApi::PatchPod(const std::string& /*ns*/, const std::str
 }
 
 Result<json> FakePodLeaseApi::GetLease(const std::string& /*ns*/, const std::string& name) {
+  ++reads_;
   const auto it = leases_.find(name);
   if (it == leases_.end()) return Status::NotFound("leases \"" + name + "\" not found");
   return it->second;

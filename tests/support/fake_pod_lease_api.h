@@ -38,7 +38,8 @@ class FakePodLeaseApi final : public domain::PodLeaseApi {
   std::vector<nlohmann::json> Pods() const;
   void SetWriteHook(WriteHook hook) { hook_ = std::move(hook); }
   void SetWriteObserver(WriteObserver observer) { observer_ = std::move(observer); }
-  int writes() const { return writes_; }
+  int writes() const { return writes_; }  // writes applied
+  int reads() const { return reads_; }    // GETs and LISTs served
 
   Result<nlohmann::json> GetPod(const std::string& ns, const std::string& name) override;
   Result<nlohmann::json> ListPods(const std::string& ns,
@@ -63,6 +64,7 @@ class FakePodLeaseApi final : public domain::PodLeaseApi {
   int64_t revision_ = 100;
   int uids_ = 0;
   int writes_ = 0;
+  int reads_ = 0;
   bool in_hook_ = false;
   WriteHook hook_;
   WriteObserver observer_;

@@ -143,6 +143,60 @@ TEST_CASE("DcHandover: a failover fences the old DC, moves the Lease, then promo
   CHECK(world.invariants.violations.empty());
 }
 
+TEST_CASE("DcHandover: a failover takes four round trips: the LIST, fence, Lease, promote") {
+  World world;
+  REQUIRE(world.Step(world.View()).ok());
+  world.SetReady("web-0", false);
+  const int reads = world.api.reads();
+  const int writes = world.api.writes();
+  REQUIRE(world.Step(world.View()).ok());
+  CHECK(world.api.reads() - reads == 1);  // the LIST; the writes start from its pods
+  CHECK(world.api.writes() - writes == 3);
+  CHECK(world.LabeledDc() == std::vector<std::string>{"web-1"});
+  CHECK(world.invariants.violations.empty());
+}
+
+TEST_CASE("DcHandover: a pod changed after the LIST is read again before it is written") {
+  // The kubelet updates the pod between the LIST and the write: the write's
+  // resourceVersion test fails, the pod is read fresh and judged again.
+  for (const std::string changed : {"web-0", "web-1"}) {
+    for (const bool ready : {true, false}) {
+      CAPTURE(changed);
+      CAPTURE(ready);
+      World world;
+      REQUIRE(world.Step(world.View()).ok());
+      world.SetReady("web-0", false);
+      bool done = false;
+      world.api.SetWriteHook([&](const std::string& verb, const std::string& name) {
+        if (!done && verb == "patch pod" && name == changed) {
+          done = true;
+          world.SetReady(changed, ready);
+        }
+        return Status::Ok();
+      });
+      const int reads = world.api.reads();
+      const Status status = world.Step(world.View());
+      world.api.SetWriteHook(nullptr);
+      REQUIRE(done);
+      // The LIST, then a GET of the changed pod (an unhealthy candidate is read again a
+      // few times before the handover gives up).
+      CHECK(world.api.reads() - reads >= 2);
+      if (ready) CHECK(world.api.reads() - reads == 2);
+      CHECK(world.invariants.violations.empty());
+      const json old_dc = *world.api.Pod("web-0");
+      CHECK(object::Label(old_dc, kRoleLabel) == kRolePc);  // fenced either way
+      if (changed == "web-1" && !ready) {
+        // The candidate failed in between: not promoted, no DC until the next reconcile.
+        CHECK(status.IsConflict());
+        CHECK(world.LabeledDc().empty());
+      } else {
+        REQUIRE(status.ok());
+        CHECK(world.LabeledDc() == std::vector<std::string>{"web-1"});
+      }
+    }
+  }
+}
+
 TEST_CASE("DcHandover: a stale view of the Lease fails the move without a second DC") {
   World world;
   REQUIRE(world.Step(world.View()).ok());

@@ -1,4 +1,5 @@
-// TokenBucket on a FakeClock: burst, refill at qps, blocking Wait, cancellation, the urgent lane.
+// TokenBucket on a FakeClock: burst, refill at qps, blocking Wait, cancellation, the urgent
+// lane and its reserve.
 #include "pkg/ratelimit/token_bucket.h"
 
 #include <doctest/doctest.h>
@@ -7,6 +8,7 @@
 #include <future>
 #include <stop_token>
 #include <thread>
+#include <utility>
 
 #include "pkg/clock/clock.h"
 #include "tests/support/observed_clock.h"
@@ -191,12 +193,12 @@ TEST_CASE(
   CHECK(second.Result());
 }
 
-TEST_CASE("TokenBucket: the urgent lane does not raise the rate") {
-  // A normal and an urgent requester, each asking again as soon as served, for 10
-  // simulated seconds at 5 qps with a burst of 5: together at most 5 + 50 tokens, and the
-  // urgent one, always ahead of the normal one's reservation, gets most of them.
+// A normal and an urgent requester, each asking again as soon as served, for 10 simulated
+// seconds at 5 qps with a burst of 5 (of which `reserve` are the urgent lane's): counts
+// the tokens each got in that time.
+std::pair<int, int> CompeteForTenSeconds(int reserve) {
   FakeClock clock;
-  TokenBucket bucket(5, 5, clock);
+  TokenBucket bucket(5, 5, clock, reserve);
   std::stop_source stop;
   const auto end = clock.Now() + 10s;
   std::atomic<int> normal{0};
@@ -215,9 +217,59 @@ TEST_CASE("TokenBucket: the urgent lane does not raise the rate") {
   stop.request_stop();
   normal_thread.join();
   urgent_thread.join();
-  CHECK(normal + urgent <= 55);
-  CHECK(normal + urgent >= 45);
-  CHECK(urgent > normal);
+  return {normal.load(), urgent.load()};
+}
+
+TEST_CASE("TokenBucket: the urgent lane does not raise the rate, with or without a reserve") {
+  // Together at most burst + 10 s x qps = 55 tokens; the urgent requester, always ahead of
+  // the normal one's reservation, gets most of them.
+  for (const int reserve : {0, 3}) {
+    CAPTURE(reserve);
+    const auto [normal, urgent] = CompeteForTenSeconds(reserve);
+    CHECK(normal + urgent <= 55);
+    CHECK(normal + urgent >= 45);
+    CHECK(urgent > normal);
+  }
+}
+
+TEST_CASE("TokenBucket: the urgent reserve is kept from the normal lane, not from urgent requests") {
+  FakeClock clock;
+  TokenBucket bucket(10, 5, clock, 2);
+  CHECK(bucket.TryAccept());
+  CHECK(bucket.TryAccept());
+  CHECK(bucket.TryAccept());
+  CHECK_FALSE(bucket.TryAccept());  // the last two tokens are the reserve
+  const std::stop_source stop;
+  CHECK(bucket.Wait(stop.get_token(), Lane::kUrgent));  // at once: no clock moved
+  CHECK(bucket.Wait(stop.get_token(), Lane::kUrgent));
+  clock.Advance(100ms);  // one refill: the reserve's, not the normal lane's
+  CHECK_FALSE(bucket.TryAccept());
+  clock.Advance(200ms);
+  CHECK(bucket.TryAccept());  // the reserve is whole again; now the normal lane's turn
+  CHECK_FALSE(bucket.TryAccept());
+}
+
+TEST_CASE("TokenBucket: under a normal backlog an urgent request takes the reserve at once") {
+  ObservedClock clock;
+  TokenBucket bucket(10, 3, clock, 2);  // one token per 100 ms; a normal burst of 1
+  REQUIRE(bucket.TryAccept());
+  Waiter normal(bucket);
+  REQUIRE(clock.WaitForSleepers(1));  // due at 100 ms
+  Waiter urgent(bucket, Lane::kUrgent);
+  REQUIRE(urgent.Returned());  // without the clock moving: the reserve
+  CHECK(urgent.Result());
+  clock.Advance(100ms);
+  CHECK_FALSE(normal.Returned(20ms));  // waits a token longer: the reserve refills first
+  clock.Advance(100ms);
+  REQUIRE(normal.Returned());
+  CHECK(normal.Result());
+}
+
+TEST_CASE("TokenBucket keeps at least one token for the normal lane") {
+  FakeClock clock;
+  TokenBucket bucket(10, 2, clock, 5);  // the reserve is clamped to 1
+  CHECK(bucket.TryAccept());
+  CHECK_FALSE(bucket.TryAccept());
 }
 
 TEST_CASE("TokenBucket: a cancelled urgent request gives its token back") {
