@@ -52,6 +52,7 @@ HandoverRequest RequestFor(const DomainView& view, const DcMove& move, const jso
   const Member* target = view.Find(move.target);
   request.target_instance = target != nullptr ? target->instance() : "";
   request.suspects = view.labeled_dc;
+  request.pods = view.pods;
   if (!view.lease.holder.empty()) request.suspects.push_back(view.lease.holder);
   request.lease = view.lease_object;
   request.epoch_floor = view.epoch_floor;
@@ -68,27 +69,32 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
   const election::LeaseRecord seen =
       request.lease.is_null() ? election::LeaseRecord{} : election::ParseLease(request.lease);
 
-  // 1. Nobody else may carry the DC label. The view may lag: ask the API which members
-  //    are labeled DC now, and what epochs they show (a Lease deleted behind our back
-  //    must come back above them even when the view predates them).
-  auto live = api_.ListPods(request.ns, std::string(kDomainLabel) + "=" + request.domain);
-  if (!live.ok()) return live.status().WithContext("list the domain's pods");
+  // 1. Nobody else may carry the DC label: see the header for why the suspects the view
+  //    shows are all there can be while the Lease names a holder, and a live LIST of the
+  //    domain's pods is needed otherwise (it may also show epochs the view predates).
   std::set<std::string> suspects(request.suspects.begin(), request.suspects.end());
   if (!seen.holder.empty()) suspects.insert(seen.holder);
   int64_t floor = request.epoch_floor;
   int64_t target_fenced = 0;  // a target fenced at the Lease's epoch needs a new one
-  Listed listed;
-  if (live->contains("items") && (*live)["items"].is_array()) {
-    for (auto& pod : (*live)["items"]) {
-      std::string name = object::Meta(pod, "name");
-      if (object::HasLabel(pod, kRoleLabel, kRoleDc)) suspects.insert(name);
-      if (name == request.target) {
-        target_fenced = EpochAnnotation(pod, kFenceAnnotation).value_or(0);
+  KnownPods known;
+  if (request.lease.is_null() || seen.holder.empty()) {
+    auto live = api_.ListPods(request.ns, std::string(kDomainLabel) + "=" + request.domain);
+    if (!live.ok()) return live.status().WithContext("list the domain's pods");
+    known.fresh = true;
+    if (live->contains("items") && (*live)["items"].is_array()) {
+      for (auto& pod : (*live)["items"]) {
+        if (object::HasLabel(pod, kRoleLabel, kRoleDc)) suspects.insert(object::Meta(pod, "name"));
+        floor = std::max({floor, EpochAnnotation(pod, kEpochAnnotation).value_or(0),
+                          EpochAnnotation(pod, kFenceAnnotation).value_or(0)});
+        known.pods.emplace(object::Meta(pod, "name"),
+                           std::make_shared<const json>(std::move(pod)));
       }
-      floor = std::max({floor, EpochAnnotation(pod, kEpochAnnotation).value_or(0),
-                        EpochAnnotation(pod, kFenceAnnotation).value_or(0)});
-      listed.emplace(std::move(name), std::move(pod));
     }
+  } else {
+    for (const auto& pod : request.pods) known.pods.emplace(object::Meta(*pod, "name"), pod);
+  }
+  if (const auto target = known.pods.find(request.target); target != known.pods.end()) {
+    target_fenced = EpochAnnotation(*target->second, kFenceAnnotation).value_or(0);
   }
   const bool rewrite = request.lease.is_null() || seen.holder != request.target ||
                        request.new_epoch || floor > seen.transitions ||
@@ -96,7 +102,7 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
   result.epoch = rewrite ? std::max(seen.transitions, floor) + 1 : seen.transitions;
   suspects.erase(request.target);
   for (const auto& suspect : suspects) {
-    if (Status s = Fence(request.ns, suspect, result.epoch, listed); !s.ok()) return s;
+    if (Status s = Fence(request.ns, suspect, result.epoch, known); !s.ok()) return s;
   }
 
   result.fenced_at = clock_.Now();
@@ -115,37 +121,36 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
   }
 
   // 3. Only now the label.
-  auto promoted = Promote(request, result.epoch, listed);
+  auto promoted = Promote(request, result.epoch, known);
   if (!promoted.ok()) return promoted.status();
   result.promoted = *promoted;
   result.labeled_at = clock_.Now();
   return Status::Ok();
 }
 
-const json* DcHandover::FromList(const Listed& listed, const std::string& name) {
-  const auto found = listed.find(name);
-  return found == listed.end() ? nullptr : &found->second;
-}
-
-Result<json> DcHandover::ReadPod(const std::string& ns, const std::string& name,
-                                 const json* listed) const {
-  if (listed != nullptr) return *listed;
-  return api_.GetPod(ns, name);
+DcHandover::PodRead DcHandover::ReadPod(const std::string& ns, const std::string& name,
+                                        const KnownPods& known, bool first) const {
+  if (first) {
+    if (const auto found = known.pods.find(name); found != known.pods.end()) {
+      return {*found->second, known.fresh};
+    }
+  }
+  return {api_.GetPod(ns, name), true};
 }
 
 Status DcHandover::Fence(const std::string& ns, const std::string& pod, int64_t epoch,
-                         const Listed& listed) const {
+                         const KnownPods& known) const {
   return RetryStale(
-      [&](bool first) { return FenceOnce(ns, pod, epoch, first ? FromList(listed, pod) : nullptr); });
+      [&](bool first) { return FenceOnce(ns, pod, epoch, ReadPod(ns, pod, known, first)); });
 }
 
 Status DcHandover::FenceOnce(const std::string& ns, const std::string& pod_name, int64_t epoch,
-                             const json* listed) const {
-  auto pod = ReadPod(ns, pod_name, listed);
+                             const PodRead& read) const {
+  const auto& pod = read.pod;
   if (pod.status().IsNotFound()) return Status::Ok();
   if (!pod.ok()) return pod.status().WithContext("read " + pod_name + " before fencing it");
   const std::string fence = std::to_string(epoch);
-  if (!object::HasLabel(*pod, kRoleLabel, kRoleDc) &&
+  if (read.fresh && !object::HasLabel(*pod, kRoleLabel, kRoleDc) &&
       object::Annotation(*pod, kFenceAnnotation) == fence) {
     return Status::Ok();  // already fenced for this epoch
   }
@@ -209,32 +214,34 @@ Result<json> DcHandover::WriteLease(const HandoverRequest& request, int64_t epoc
 }
 
 Result<bool> DcHandover::Promote(const HandoverRequest& request, int64_t epoch,
-                                 const Listed& listed) const {
+                                 const KnownPods& known) const {
   return RetryStale([&](bool first) {
-    return PromoteOnce(request, epoch, first ? FromList(listed, request.target) : nullptr);
+    return PromoteOnce(request, epoch, ReadPod(request.ns, request.target, known, first));
   });
 }
 
 Result<bool> DcHandover::PromoteOnce(const HandoverRequest& request, int64_t epoch,
-                                     const json* listed) const {
-  auto pod = ReadPod(request.ns, request.target, listed);
+                                     const PodRead& read) const {
+  const auto& pod = read.pod;
   if (!pod.ok()) {
     return pod.status().WithContext("read " + request.target + " before promoting it");
   }
-  const Member fresh = judge_(*pod);
-  if (!fresh.healthy()) {
+  const Member judged = judge_(*pod);
+  if (!judged.healthy()) {
     return Status::Conflict(request.target + " is no longer healthy (" +
-                            UnhealthyReason(fresh.unhealthy) + ")");
+                            UnhealthyReason(judged.unhealthy) + ")");
   }
-  if (!request.target_instance.empty() && fresh.instance() != request.target_instance) {
+  if (!request.target_instance.empty() && judged.instance() != request.target_instance) {
     return Status::Conflict(request.target + " restarted since it was chosen");
   }
-  if (fresh.fenced_epoch && *fresh.fenced_epoch >= epoch) {
+  if (judged.fenced_epoch && *judged.fenced_epoch >= epoch) {
     // Another handover fenced it after this one wrote the Lease: the role moved on.
     return Status::Conflict(request.target + " was fenced at epoch " +
-                            std::to_string(*fresh.fenced_epoch));
+                            std::to_string(*judged.fenced_epoch));
   }
-  if (fresh.is_dc() && fresh.epoch == epoch) return false;
+  // Skipping a promotion can never make a second DC: a stale read may skip it too (if the
+  // target is not DC after all, the next reconcile sees so and moves it again).
+  if (judged.is_dc() && judged.epoch == epoch) return false;
   const json ops =
       json::array({object::TestResourceVersion(object::Meta(*pod, "resourceVersion")),
                    object::SetInMap(*pod, "labels", kRoleLabel, kRoleDc),

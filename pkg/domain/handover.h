@@ -28,6 +28,7 @@ struct HandoverRequest {
   std::string target;                 // the pod to make DC
   std::string target_instance;        // its Member::instance() as observed
   std::vector<std::string> suspects;  // pods seen holding the role (labeled DC, Lease holder)
+  std::vector<cache::ObjectPtr> pods;  // the domain's pods as observed (maybe stale)
   nlohmann::json lease;               // the Lease as observed; null when there was none
   int64_t epoch_floor = 0;            // the highest epoch the domain has shown
   bool new_epoch = false;             // write the Lease at a new epoch even for the same holder
@@ -55,25 +56,35 @@ HandoverRequest RequestFor(const DomainView& view, const DcMove& move, const nlo
 using FreshMember = std::function<Member(const nlohmann::json& pod)>;
 
 // The protocol, each step a conditional write (resourceVersion precondition):
-//   1. a live LIST of the domain's pods adds those labeled DC to the suspects and their
-//      epochs to the floor; every suspect other than the target is read fresh and fenced: labeled
-//      pc, annotated dpcm.io/fenced-epoch (its dpcm.io/epoch removed). The write changes its
-//      resourceVersion, so a promote of that pod still in flight from an earlier attempt can no
-//      longer apply;
+//   1. every suspect other than the target is fenced: labeled pc, annotated
+//      dpcm.io/fenced-epoch (its dpcm.io/epoch removed). The write changes its
+//      resourceVersion, so a promote of that pod still in flight from an earlier attempt can
+//      no longer apply. Who may carry the DC label besides the suspects the view shows:
+//      - with a Lease that names a holder, nobody. The Lease is replaced conditionally on
+//        the resourceVersion seen, so the write in step 2 succeeds only if the Lease is
+//        still the one seen; every earlier move wrote it the same way, fencing the holder it
+//        replaced (the Lease's holder is a suspect) before any label. A pod labeled DC is
+//        thus the holder of the Lease as seen, or fenced, or on its way to be fenced by a
+//        promote that cannot apply any more. No read is needed;
+//      - with no Lease (the first election, or one deleted behind our back) or one without
+//        a holder, that chain is broken: a live LIST of the domain's pods adds those labeled
+//        DC to the suspects and their epochs to the floor (a recreated Lease comes back
+//        above every epoch a pod shows).
 //   2. the Lease names the target, its instance (kHolderInstanceAnnotation) and the
 //      epoch: leaseTransitions + 1 when the holder or its incarnation changes, never
 //      below epoch_floor + 1 (the epoch never goes back, even for a recreated Lease);
-//   3. the target, read fresh, still healthy, still the same instance and not fenced at
-//      this epoch or later (a concurrent handover that took the Lease on fenced it
-//      first), is labeled dc and annotated with the epoch.
-// "Read fresh": the first attempt of each pod write starts from the pod as the LIST of step 1
-// returned it, later attempts from a GET. Both are judged the same way, and the write tests
-// the resourceVersion read, so it applies only to exactly the pod that was judged: a LIST
-// answer is as good as a GET until the pod changes, and then the write fails and the pod is
-// read again. A failover thus takes four round trips (LIST, fence, Lease, promote), not six.
-// A pod that changed between read and write is read again (a few times); any other
-// failure aborts the handover where it is, which leaves at most one DC label and an
-// epoch that never went back, so the next attempt can start from the beginning.
+//   3. the target, still healthy, still the same instance and not fenced at this epoch or
+//      later (a concurrent handover that took the Lease on fenced it first), is labeled dc
+//      and annotated with the epoch.
+// Each pod write is a JSON patch that tests the resourceVersion of the pod it was judged
+// on, so it applies only to exactly that pod. The first attempt starts from the pod as
+// listed in step 1, or as the view saw it (the cache: a failover needs three round
+// trips, fence, Lease, promote); a pod that changed since fails the test and is read
+// fresh (GET) and judged again, a few times. Only a fresh read may skip a fence (a pod
+// already fenced at this epoch); a promotion is skipped for a target DC at this epoch as
+// read either way (a skipped write never makes a second DC). Any other failure aborts the
+// handover where it is, which leaves at most one DC label and an epoch that never went
+// back, so the next attempt can start from the beginning.
 // Errors: Conflict/Invalid (the world changed: retry soon), AlreadyExists (a Lease of
 // that name exists that this domain does not own: never taken over), else the API error.
 class DcHandover {
@@ -90,21 +101,30 @@ class DcHandover {
   Status LabelPc(const std::string& ns, const std::string& domain, const nlohmann::json& pod) const;
 
  private:
-  // The domain's pods as step 1 listed them, by name.
-  using Listed = std::map<std::string, nlohmann::json>;
-  static const nlohmann::json* FromList(const Listed& listed, const std::string& name);
-  // `listed` when given (a first attempt), else a GET.
-  Result<nlohmann::json> ReadPod(const std::string& ns, const std::string& name,
-                                 const nlohmann::json* listed) const;
+  // The pods the first attempt of each pod write starts from, by name: a live LIST's
+  // (fresh) or the view's (maybe stale).
+  struct KnownPods {
+    std::map<std::string, cache::ObjectPtr> pods;
+    bool fresh = false;
+  };
+  // A pod to judge and write, and whether it is a fresh read.
+  struct PodRead {
+    Result<nlohmann::json> pod;
+    bool fresh = true;
+  };
+  // On a first attempt the known pod if there is one, else (and on later attempts) a GET.
+  PodRead ReadPod(const std::string& ns, const std::string& name, const KnownPods& known,
+                  bool first) const;
 
   Status Fence(const std::string& ns, const std::string& pod, int64_t epoch,
-               const Listed& listed) const;
+               const KnownPods& known) const;
   Status FenceOnce(const std::string& ns, const std::string& pod, int64_t epoch,
-                   const nlohmann::json* listed) const;
+                   const PodRead& read) const;
   Result<nlohmann::json> WriteLease(const HandoverRequest& request, int64_t epoch) const;
-  Result<bool> Promote(const HandoverRequest& request, int64_t epoch, const Listed& listed) const;
+  Result<bool> Promote(const HandoverRequest& request, int64_t epoch,
+                       const KnownPods& known) const;
   Result<bool> PromoteOnce(const HandoverRequest& request, int64_t epoch,
-                           const nlohmann::json* listed) const;
+                           const PodRead& read) const;
 
   PodLeaseApi& api_;
   FreshMember judge_;

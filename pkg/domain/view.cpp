@@ -66,6 +66,7 @@ DomainView Observe(const nlohmann::json& domain, const DomainSpec& spec,
   view.ns = object::Meta(domain, "namespace");
   view.name = object::Meta(domain, "name");
   view.generation = object::Generation(domain);
+  view.pods = pods;
   for (const auto& pod : pods) {
     Member member = MemberFromPod(*pod, view.name);
     if (verdicts) ApplyVerdict(verdicts(member), member);
