@@ -86,8 +86,7 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
         if (object::HasLabel(pod, kRoleLabel, kRoleDc)) suspects.insert(object::Meta(pod, "name"));
         floor = std::max({floor, EpochAnnotation(pod, kEpochAnnotation).value_or(0),
                           EpochAnnotation(pod, kFenceAnnotation).value_or(0)});
-        known.pods.emplace(object::Meta(pod, "name"),
-                           std::make_shared<const json>(std::move(pod)));
+        known.pods.emplace(object::Meta(pod, "name"), std::make_shared<const json>(std::move(pod)));
       }
     }
   } else {

@@ -24,14 +24,14 @@ namespace dpcm::domain {
 struct HandoverRequest {
   std::string ns;
   std::string domain;
-  nlohmann::json owner;               // the ownerReferences entry for a Lease created here
-  std::string target;                 // the pod to make DC
-  std::string target_instance;        // its Member::instance() as observed
-  std::vector<std::string> suspects;  // pods seen holding the role (labeled DC, Lease holder)
+  nlohmann::json owner;                // the ownerReferences entry for a Lease created here
+  std::string target;                  // the pod to make DC
+  std::string target_instance;         // its Member::instance() as observed
+  std::vector<std::string> suspects;   // pods seen holding the role (labeled DC, Lease holder)
   std::vector<cache::ObjectPtr> pods;  // the domain's pods as observed (maybe stale)
-  nlohmann::json lease;               // the Lease as observed; null when there was none
-  int64_t epoch_floor = 0;            // the highest epoch the domain has shown
-  bool new_epoch = false;             // write the Lease at a new epoch even for the same holder
+  nlohmann::json lease;                // the Lease as observed; null when there was none
+  int64_t epoch_floor = 0;             // the highest epoch the domain has shown
+  bool new_epoch = false;              // write the Lease at a new epoch even for the same holder
   int lease_duration_seconds = 15;
 };
 
@@ -121,8 +121,7 @@ class DcHandover {
   Status FenceOnce(const std::string& ns, const std::string& pod, int64_t epoch,
                    const PodRead& read) const;
   Result<nlohmann::json> WriteLease(const HandoverRequest& request, int64_t epoch) const;
-  Result<bool> Promote(const HandoverRequest& request, int64_t epoch,
-                       const KnownPods& known) const;
+  Result<bool> Promote(const HandoverRequest& request, int64_t epoch, const KnownPods& known) const;
   Result<bool> PromoteOnce(const HandoverRequest& request, int64_t epoch,
                            const PodRead& read) const;
 

@@ -70,12 +70,12 @@ struct DomainView {
   std::string ns;
   std::string name;
   int64_t generation = 0;
-  std::vector<Member> members;     // every pod of the domain, by name
+  std::vector<Member> members;         // every pod of the domain, by name
   std::vector<cache::ObjectPtr> pods;  // the pod objects they were read from (the cache's)
-  std::vector<Member> candidates;  // members that may be DC (managed: ordinal < replicas)
-  nlohmann::json lease_object;     // the Lease as last seen; null when there is none
-  election::LeaseRecord lease;     // parsed; zero values when there is none
-  std::string holder_instance;     // kHolderInstanceAnnotation of the Lease
+  std::vector<Member> candidates;      // members that may be DC (managed: ordinal < replicas)
+  nlohmann::json lease_object;         // the Lease as last seen; null when there is none
+  election::LeaseRecord lease;         // parsed; zero values when there is none
+  std::string holder_instance;         // kHolderInstanceAnnotation of the Lease
   std::vector<std::string> labeled_dc;
   CurrentDc dc;
   // The highest epoch the domain has ever shown (Lease, status.epoch, any member's

@@ -159,8 +159,9 @@ TEST_CASE("DcHandover: a failover takes three round trips: fence, Lease, promote
   CHECK(world.invariants.violations.empty());
 }
 
-TEST_CASE("DcHandover: without a Lease the domain's pods are listed, and a DC the view missed "
-          "is fenced") {
+TEST_CASE(
+    "DcHandover: without a Lease the domain's pods are listed, and a DC the view missed "
+    "is fenced") {
   World world;
   REQUIRE(world.Step(world.View()).ok());
   const std::vector<json> before = world.api.Pods();  // web-0 DC at epoch 1

@@ -232,7 +232,8 @@ TEST_CASE("TokenBucket: the urgent lane does not raise the rate, with or without
   }
 }
 
-TEST_CASE("TokenBucket: the urgent reserve is kept from the normal lane, not from urgent requests") {
+TEST_CASE(
+    "TokenBucket: the urgent reserve is kept from the normal lane, not from urgent requests") {
   FakeClock clock;
   TokenBucket bucket(10, 5, clock, 2);
   CHECK(bucket.TryAccept());
