@@ -182,7 +182,10 @@ int Run(int argc, char** argv) {
   // adopt-mode candidates without it are found by AdoptionWatches.
   cache::InformerOptions pod_options = selected(domain::kDomainLabel);
   pod_options.transform = domain::TrimPod;
-  cache::Informer domains(**client, client::resources::ProcessDomains(), namespaces);
+  cache::InformerOptions domain_options;
+  domain_options.transform = domain::TrimDomain;
+  cache::Informer domains(**client, client::resources::ProcessDomains(), namespaces,
+                          domain_options);
   cache::Informer pods(**client, client::resources::Pods(), namespaces, pod_options);
   cache::Informer leases(**client, client::resources::Leases(), namespaces,
                          selected(domain::kDomainLabel));
@@ -191,7 +194,9 @@ int Run(int argc, char** argv) {
 
   // Events get their own client and rate limit (as client-go's event broadcaster does),
   // so a burst of Events never delays a failover's writes.
-  auto event_client = client::ApiClient::Create(*config, client_options);
+  client::ClientOptions event_options = client_options;
+  event_options.urgent_reserve = 0;  // Events are never urgent
+  auto event_client = client::ApiClient::Create(*config, event_options);
   if (!event_client.ok()) {
     spdlog::critical("kubernetes client: {}", event_client.status().message());
     return 1;

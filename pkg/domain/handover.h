@@ -62,10 +62,11 @@ using FreshMember = std::function<Member(const nlohmann::json& pod)>;
 //      no longer apply. Who may carry the DC label besides the suspects the view shows:
 //      - with a Lease that names a holder, nobody. The Lease is replaced conditionally on
 //        the resourceVersion seen, so the write in step 2 succeeds only if the Lease is
-//        still the one seen; every earlier move wrote it the same way, fencing the holder it
-//        replaced (the Lease's holder is a suspect) before any label. A pod labeled DC is
-//        thus the holder of the Lease as seen, or fenced, or on its way to be fenced by a
-//        promote that cannot apply any more. No read is needed;
+//        still the one seen; every earlier move wrote it the same way and first fenced the
+//        holder it replaced (the holder as seen is always a suspect), and only a move
+//        labels a pod DC, after writing the Lease for it. So the only pod that can carry
+//        the label unseen is the holder as seen; a promote of an earlier holder still in
+//        flight fails its resourceVersion test against that holder's fence. No read needed;
 //      - with no Lease (the first election, or one deleted behind our back) or one without
 //        a holder, that chain is broken: a live LIST of the domain's pods adds those labeled
 //        DC to the suspects and their epochs to the floor (a recreated Lease comes back

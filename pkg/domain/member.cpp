@@ -162,9 +162,14 @@ void TrimPod(json& pod) {
   }
   const json& annotations = Field(pod, {"metadata", "annotations"});
   if (annotations.is_object()) {
+    // The map stays even when none of ours is in it: a JSON patch built from the cached pod
+    // (object::SetInMap) adds a key to an existing map, but replaces a missing one whole,
+    // which on the real pod would drop everyone else's annotations.
+    json kept = json::object();
     for (const char* key : {kEpochAnnotation, kFenceAnnotation}) {
-      if (annotations.contains(key)) meta["annotations"][key] = annotations[key];
+      if (annotations.contains(key)) kept[key] = annotations[key];
     }
+    meta["annotations"] = std::move(kept);
   }
   trimmed["metadata"] = std::move(meta);
   const json& status = Field(pod, {"status"});

@@ -66,7 +66,9 @@ Member MemberFromPod(const nlohmann::json& pod, std::string_view domain_name);
 
 // Shrinks a cached pod to what MemberFromPod, ownership and selectors read (metadata
 // identity, labels, dpcm annotations, owners, deletion; status phase, IP, conditions,
-// container states): a full pod is 5-30 KiB, this is a few hundred bytes.
+// container states): a full pod is 5-30 KiB, this is a few hundred bytes. The labels and
+// annotations maps are there exactly when the pod has them, so a JSON patch built from the
+// trimmed pod (object::SetInMap) touches only the keys it names.
 void TrimPod(nlohmann::json& pod);
 
 }  // namespace dpcm::domain

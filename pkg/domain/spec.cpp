@@ -177,4 +177,15 @@ Result<DomainSpec> ParseSpec(const json& domain, SpecError* error) {
   return spec;
 }
 
+void TrimDomain(json& domain) {
+  if (!domain.is_object() || !domain.contains("metadata") || !domain["metadata"].is_object()) {
+    return;
+  }
+  json& meta = domain["metadata"];
+  meta.erase("managedFields");
+  if (meta.contains("annotations") && meta["annotations"].is_object()) {
+    meta["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
+  }
+}
+
 }  // namespace dpcm::domain

@@ -108,4 +108,10 @@ struct SpecError {
 // agent's port, so that nothing the operator runs can be a command.
 Result<DomainSpec> ParseSpec(const nlohmann::json& domain, SpecError* error);
 
+// Shrinks a cached ProcessDomain: drops metadata.managedFields and kubectl's
+// last-applied-configuration annotation (a second copy of the spec for `kubectl apply`
+// users). Safe because the operator writes a ProcessDomain only through /status, which
+// ignores metadata; everything else (spec, status, other annotations) stays.
+void TrimDomain(nlohmann::json& domain);
+
 }  // namespace dpcm::domain

@@ -10,6 +10,7 @@
 #include "pkg/domain/member.h"
 #include "pkg/domain/owned_objects.h"
 #include "pkg/domain/spec.h"
+#include "pkg/object/object.h"
 
 namespace dpcm::domain {
 namespace {
@@ -453,6 +454,19 @@ TEST_CASE("TrimPod shrinks a realistic pod to a small fraction of its size") {
   CHECK_FALSE(trimmed["metadata"].contains("managedFields"));
   CHECK(trimmed["metadata"]["annotations"] == json{{kEpochAnnotation, "7"}});
   CHECK(trimmed["status"]["podIP"] == "10.244.0.12");
+
+  // Annotations of others are dropped, but the map stays, empty: a patch built from the
+  // trimmed pod must add to the pod's map, not replace it.
+  json others = pod;
+  others["metadata"]["annotations"] = {{"team", "payments"}};
+  TrimPod(others);
+  CHECK(others["metadata"]["annotations"] == json::object());
+  CHECK(object::SetInMap(others, "annotations", kFenceAnnotation, "3")["path"] ==
+        "/metadata/annotations/dpcm.io~1fenced-epoch");
+  json none = pod;
+  none["metadata"].erase("annotations");
+  TrimPod(none);
+  CHECK_FALSE(none["metadata"].contains("annotations"));
 
   json not_object = json::array({1, 2});
   CHECK_NOTHROW(TrimPod(not_object));

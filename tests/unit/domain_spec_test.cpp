@@ -708,5 +708,28 @@ TEST_CASE("ParseSpec never throws on garbage of any JSON type in any field") {
   CHECK(parsed > 500);
 }
 
+TEST_CASE("TrimDomain drops managedFields and kubectl's last-applied copy, nothing else") {
+  json domain = {{"metadata",
+                  {{"name", "web"},
+                   {"namespace", "default"},
+                   {"managedFields", json::array({{{"manager", "kubectl"}}})},
+                   {"annotations",
+                    {{"kubectl.kubernetes.io/last-applied-configuration", "{\"spec\":{}}"},
+                     {"team", "payments"}}}}},
+                 {"spec", {{"replicas", 3}}},
+                 {"status", {{"epoch", 4}}}};
+  json expected = domain;
+  expected["metadata"].erase("managedFields");
+  expected["metadata"]["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
+  TrimDomain(domain);
+  CHECK(domain == expected);
+  for (json garbage : {json(nullptr), json::array(), json{{"metadata", "x"}},
+                       json{{"metadata", {{"annotations", 7}}}}}) {
+    const json before = garbage;
+    CHECK_NOTHROW(TrimDomain(garbage));
+    CHECK(garbage == before);
+  }
+}
+
 }  // namespace
 }  // namespace dpcm::domain
