@@ -3,7 +3,8 @@
 # client-go's workqueue example (an informer over every pod) as the memory anchor.
 # Prints convergence time and request rate vs the QPS limit, how long the operator took to
 # go quiet after it, RSS and threads at six points, steady-state requests per domain per
-# minute, and failover p50/p99 idle and under load (with the operator's own part from
+# minute, and failover p50/p99 idle, while the other domains converge (the rate limit in
+# full use) and with all of them present (with the operator's own part from
 # status.lastFailover), for the default --kube-api-qps and a raised one. Not a test:
 # figures only. Refuses to run beside the domains of a run that was killed.
 #

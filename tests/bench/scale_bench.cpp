@@ -9,7 +9,9 @@
 //      never run; each gets a Running status like a real pod's);  memory "unrelated"
 //   4. the other D-1 domains: time until all D have exactly one DC, operator requests in
 //      that time against the QPS limit; then until the operator sent nothing for 10 s
-//      (status updates and Events after the labels);  memory "converged"
+//      (status updates and Events after the labels);  memory "converged". Meanwhile,
+//      up to 20 DC kills in the first domains once each has its DC and all members ready
+//      ("failover while the others converge": the operator's rate limit in full use);
 //   5. a steady window: requests per domain per minute (the operator's own counter by
 //      method, the API server's by verb and resource), the work queue, stale Leases;
 //                                                     memory "steady"
@@ -45,6 +47,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pkg/client/api_client.h"
@@ -82,9 +85,9 @@ struct Options {
 [[noreturn]] void Fail(const std::string& message) { throw std::runtime_error(message); }
 
 void Progress(const char* format, auto... args) {
-  std::fprintf(stderr, "  ");
-  std::fprintf(stderr, format, args...);  // NOLINT(cppcoreguidelines-pro-type-vararg)
-  std::fprintf(stderr, "\n");
+  char line[512];
+  std::snprintf(line, sizeof line, format, args...);  // NOLINT(cppcoreguidelines-pro-type-vararg)
+  std::fprintf(stderr, "  %s\n", line);  // one write: two threads may report at once
 }
 
 // --- quantiles ---------------------------------------------------------------------
@@ -459,6 +462,7 @@ struct PassResult {
   size_t domain_pod_bytes = 0;     // one domain pod's
   std::vector<MemoryPoint> memory;
   Samples idle;
+  Samples busy;  // while the other domains converge
   Samples loaded;
   std::vector<std::string> violations;
   std::string error;  // why the pass stopped early, if it did
@@ -498,6 +502,7 @@ class Pass {
     Measure("+" + std::to_string(options_.unrelated) + " unrelated pods");
     Converge();
     Settle();
+    ReadBusyParts();
     Measure("converged (" + std::to_string(result_.converged) + " domains)");
     Steady();
     Measure("after " + std::to_string(options_.steady_seconds) + " s steady");
@@ -668,6 +673,13 @@ class Pass {
              Seconds(Clock::now() - start).count());
     const auto deadline = start + std::chrono::seconds(options_.converge_timeout_seconds);
     auto next_report = start + 10s;
+    std::atomic<bool> converging{true};
+    std::jthread busy_trials([&] { FailoversWhileConverging(converging); });
+    // Stops the trials before the thread is joined, however this function ends.
+    struct StopTrials {
+      std::atomic<bool>& converging;
+      ~StopTrials() { converging = false; }
+    } stop_trials{converging};
     int converged = CountConverged();
     while (converged < options_.domains && Clock::now() < deadline) {
       std::this_thread::sleep_for(250ms);
@@ -680,6 +692,8 @@ class Pass {
       }
     }
     const auto end = Clock::now();
+    converging = false;
+    busy_trials.join();
     const Scrape after = Operator();
     converged_at_ = end;
     requests_at_convergence_ = Total(after, "rest_client_requests_total");
@@ -796,42 +810,81 @@ class Pass {
     if (targets.empty()) return out;
     for (int t = 0; t < options_.trials; ++t) {
       const int domain = targets[static_cast<size_t>(t) % targets.size()];
-      const std::string name = Name("d", domain);
       if (wait_ready) {
         const auto deadline = Clock::now() + 90s;
         while (!AllReady(domain)) {
-          if (Clock::now() > deadline) Fail(name + " never got all members ready");
+          if (Clock::now() > deadline) Fail(Name("d", domain) + " never got all members ready");
           std::this_thread::sleep_for(50ms);
         }
       }
       std::this_thread::sleep_for(300ms);  // let the previous trial's writes settle
-      const std::string dc = watcher_->CurrentDc(name);
-      pid_t pid = 0;
-      std::ifstream(dir_ + "/podsim/" + ns_ + "/" + dc + ".pid") >> pid;
-      if (dc.empty() || pid <= 1) {
-        ++out.skipped;
-        Progress("%s trial %2d: %s has no DC process to kill", wait_ready ? "idle" : "load", t + 1,
-                 name.c_str());
-        continue;
-      }
-      const auto start = DcWatcher::WallClock::now();
-      kill(pid, SIGKILL);
-      auto change =
-          watcher_->WaitForNewDc(name, dc, std::chrono::seconds(options_.failover_timeout_seconds));
-      if (!change) {
-        ++out.timeouts;
-        Progress("%s trial %2d: %s: no new DC within %d s", wait_ready ? "idle" : "load", t + 1,
-                 name.c_str(), options_.failover_timeout_seconds);
-        continue;
-      }
-      out.ms.push_back(Millis(change->seen - start).count());
-      const double labeled = LabeledMs(name, change->dc);
-      if (!std::isnan(labeled)) out.operator_ms.push_back(labeled);
-      Progress("%s trial %2d: %s -> %s in %.1f ms (operator: failure seen -> labeled %.1f ms)",
-               wait_ready ? "idle" : "load", t + 1, dc.c_str(), change->dc.c_str(), out.ms.back(),
-               labeled);
+      (void)Trial(domain, wait_ready ? "idle" : "load", t, out, true);
     }
     return out;
+  }
+
+  // While the other domains converge (the operator's rate limit in full use by their pod
+  // creations, Lease and status writes): one DC kill in each of the first domains, once it
+  // has its DC and every member ready. Runs beside Converge() on a thread of its own; the
+  // operator's part of each is read afterwards (ReadBusyParts), as its status update waits
+  // behind the other domains' then.
+  void FailoversWhileConverging(const std::atomic<bool>& converging) {
+    Samples& out = result_.busy;
+    for (int t = 0; t < options_.trials && converging; ++t) {
+      const int domain = 1 + t;
+      if (domain >= options_.domains) break;
+      const std::string name = Name("d", domain);
+      while (converging && (watcher_->CurrentDc(name).empty() || !AllReady(domain))) {
+        std::this_thread::sleep_for(100ms);
+      }
+      if (!converging) break;
+      const std::string to = Trial(domain, "busy", t, out, false);
+      if (!to.empty()) busy_moves_.emplace_back(name, to);
+    }
+  }
+
+  // The operator's part of each failover FailoversWhileConverging timed.
+  void ReadBusyParts() {
+    for (const auto& [domain, to] : busy_moves_) {
+      const double labeled = LabeledMs(domain, to);
+      if (!std::isnan(labeled)) result_.busy.operator_ms.push_back(labeled);
+    }
+  }
+
+  // One trial: SIGKILLs the process of `domain`'s DC and times kill -> a new DC seen by the
+  // independent watch, into `out` (with the operator's part when `read_part`). Returns the
+  // new DC, or "" when the domain had none to kill or none came within the timeout.
+  std::string Trial(int domain, const char* label, int t, Samples& out, bool read_part) {
+    const std::string name = Name("d", domain);
+    const std::string dc = watcher_->CurrentDc(name);
+    pid_t pid = 0;
+    std::ifstream(dir_ + "/podsim/" + ns_ + "/" + dc + ".pid") >> pid;
+    if (dc.empty() || pid <= 1) {
+      ++out.skipped;
+      Progress("%s trial %2d: %s has no DC process to kill", label, t + 1, name.c_str());
+      return "";
+    }
+    const auto start = DcWatcher::WallClock::now();
+    kill(pid, SIGKILL);
+    auto change =
+        watcher_->WaitForNewDc(name, dc, std::chrono::seconds(options_.failover_timeout_seconds));
+    if (!change) {
+      ++out.timeouts;
+      Progress("%s trial %2d: %s: no new DC within %d s", label, t + 1, name.c_str(),
+               options_.failover_timeout_seconds);
+      return "";
+    }
+    out.ms.push_back(Millis(change->seen - start).count());
+    if (!read_part) {
+      Progress("%s trial %2d: %s -> %s in %.1f ms", label, t + 1, dc.c_str(), change->dc.c_str(),
+               out.ms.back());
+      return change->dc;
+    }
+    const double labeled = LabeledMs(name, change->dc);
+    if (!std::isnan(labeled)) out.operator_ms.push_back(labeled);
+    Progress("%s trial %2d: %s -> %s in %.1f ms (operator: failure seen -> labeled %.1f ms)", label,
+             t + 1, dc.c_str(), change->dc.c_str(), out.ms.back(), labeled);
+    return change->dc;
   }
 
   // The "labeled" phase of the domain's status.lastFailover once it records the failover to
@@ -910,6 +963,8 @@ class Pass {
   Clock::time_point converged_at_;
   Clock::time_point last_scrape_;
   double requests_at_convergence_ = 0;
+  // (domain, new DC) of each failover timed while the others converged.
+  std::vector<std::pair<std::string, std::string>> busy_moves_;
   std::unique_ptr<ManagedProcess> podsim_;
   std::unique_ptr<ManagedProcess> operator_;
   std::unique_ptr<ManagedProcess> go_;
@@ -996,6 +1051,7 @@ void PrintPass(const Options& o, const PassResult& r) {
                 Ms(s.Quantile(0.99)).c_str(), Ms(s.Quantile(1.0)).c_str());
   };
   row("idle (1 domain)", r.idle);
+  row("while the others converge", r.busy);
   row("under load (" + std::to_string(r.domains) + " domains)", r.loaded);
   // The rest of each trial is outside the operator: podsim seeing the exit and writing the
   // pod status, the API server, the operator's pod watch, and the label's way to the
@@ -1008,6 +1064,7 @@ void PrintPass(const Options& o, const PassResult& r) {
         Ms(Quantile(s.operator_ms, 0, 0.99)).c_str(), Ms(Quantile(s.operator_ms, 0, 1.0)).c_str());
   };
   part("  idle", r.idle);
+  part("  while the others converge", r.busy);
   part("  under load", r.loaded);
   if (!r.error.empty()) std::printf("PASS STOPPED EARLY: %s\n", r.error.c_str());
   std::printf("safety: %zu violations (two DCs at once) seen by the independent watch\n",
@@ -1019,17 +1076,20 @@ void PrintPass(const Options& o, const PassResult& r) {
 void PrintSummary(const Options& o, const std::vector<PassResult>& passes) {
   std::printf("\n=== summary: %d domains x %d pods + %d unrelated pods, steady %d s ===\n",
               o.domains, o.replicas, o.unrelated, o.steady_seconds);
-  std::printf("%-6s %9s %11s %11s %12s %11s %11s %11s %11s\n", "qps", "converge", "req/s conv",
-              "req/s stdy", "writes/d/min", "idle p50", "idle p99", "load p50", "load p99");
+  std::printf("%-6s %9s %11s %11s %12s %11s %11s %11s %11s %11s %11s\n", "qps", "converge",
+              "req/s conv", "req/s stdy", "writes/d/min", "idle p50", "idle p99", "busy p50",
+              "busy p99", "load p50", "load p99");
   for (const auto& r : passes) {
     double writes = 0;
     for (const auto& [method, v] : r.steady_by_method) {
       if (method != "GET" && method != "LIST" && method != "WATCH") writes += v;
     }
-    std::printf("%-6g %8.1fs %11.1f %11.2f %12.3f %11s %11s %11s %11s\n", r.qps, r.converge_seconds,
-                r.converge_requests / r.converge_seconds, r.steady_requests / r.steady_seconds,
+    std::printf("%-6g %8.1fs %11.1f %11.2f %12.3f %11s %11s %11s %11s %11s %11s\n", r.qps,
+                r.converge_seconds, r.converge_requests / r.converge_seconds,
+                r.steady_requests / r.steady_seconds,
                 writes / std::max(1, r.domains) / std::max(r.steady_seconds / 60, 1e-9),
                 Ms(r.idle.Quantile(0.5)).c_str(), Ms(r.idle.Quantile(0.99)).c_str(),
+                Ms(r.busy.Quantile(0.5)).c_str(), Ms(r.busy.Quantile(0.99)).c_str(),
                 Ms(r.loaded.Quantile(0.5)).c_str(), Ms(r.loaded.Quantile(0.99)).c_str());
   }
   std::printf("\n%-6s %-34s %14s %14s\n", "qps", "memory point", "operator MiB", "go informer");
