@@ -87,7 +87,7 @@ struct Options {
 void Progress(const char* format, auto... args) {
   char line[512];
   std::snprintf(line, sizeof line, format, args...);  // NOLINT(cppcoreguidelines-pro-type-vararg)
-  std::fprintf(stderr, "  %s\n", line);  // one write: two threads may report at once
+  std::fprintf(stderr, "  %s\n", line);               // one write: two threads may report at once
 }
 
 // --- quantiles ---------------------------------------------------------------------
