@@ -83,10 +83,11 @@ Status DcHandover::Run(const HandoverRequest& request, HandoverResult& result) c
     known.fresh = true;
     if (live->contains("items") && (*live)["items"].is_array()) {
       for (auto& pod : (*live)["items"]) {
-        if (object::HasLabel(pod, kRoleLabel, kRoleDc)) suspects.insert(object::Meta(pod, "name"));
+        std::string name = object::Meta(pod, "name");
+        if (object::HasLabel(pod, kRoleLabel, kRoleDc)) suspects.insert(name);
         floor = std::max({floor, EpochAnnotation(pod, kEpochAnnotation).value_or(0),
                           EpochAnnotation(pod, kFenceAnnotation).value_or(0)});
-        known.pods.emplace(object::Meta(pod, "name"), std::make_shared<const json>(std::move(pod)));
+        known.pods.emplace(std::move(name), std::make_shared<const json>(std::move(pod)));
       }
     }
   } else {

@@ -114,6 +114,7 @@ TEST_CASE("DcHandover: the first election creates the Lease at epoch 1, then lab
   World world;
   HandoverResult done;
   REQUIRE(world.Step(world.View(), &done).ok());
+  CHECK(world.api.reads() == 1);  // the LIST; the promotion starts from the listed pod
   CHECK(done.lease_written);
   CHECK(done.promoted);
   CHECK(done.lease_moved_from.empty());
