@@ -24,7 +24,7 @@ bool IsStaleWrite(const Status& status) { return status.IsConflict() || status.I
 
 // Runs `attempt(first)` until it succeeds, fails for another reason than a stale write,
 // or has been tried kFreshWriteAttempts times: the one re-read loop of the protocol.
-// `first` is true for the first attempt only (which may start from the pods just listed).
+// `first` is true for the first attempt only (which may start from a pod already at hand).
 template <typename Attempt>
 auto RetryStale(Attempt attempt) {
   for (int tries = 1;; ++tries) {

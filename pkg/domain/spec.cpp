@@ -4,6 +4,7 @@
 #include <cctype>
 #include <string_view>
 
+#include "pkg/cache/informer.h"
 #include "pkg/domain/spec_parts.h"
 
 namespace dpcm::domain {
@@ -181,8 +182,8 @@ void TrimDomain(json& domain) {
   if (!domain.is_object() || !domain.contains("metadata") || !domain["metadata"].is_object()) {
     return;
   }
+  cache::DropManagedFields(domain);
   json& meta = domain["metadata"];
-  meta.erase("managedFields");
   if (meta.contains("annotations") && meta["annotations"].is_object()) {
     meta["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
   }
