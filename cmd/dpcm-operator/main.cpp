@@ -173,9 +173,13 @@ int Run(int argc, char** argv) {
   // operator needs (nothing cluster-wide); none: one cluster-wide watch per resource.
   const std::set<std::string> namespace_set(options->namespaces.begin(), options->namespaces.end());
   const std::vector<std::string> namespaces(namespace_set.begin(), namespace_set.end());
+  // Pods, Leases and Services of domains: only those with dpcm.io/domain, found by it (the
+  // only label the reconciler looks them up by; issue 12: each indexed label costs memory
+  // per object).
   auto selected = [](const std::string& selector) {
     cache::InformerOptions o;
     o.watcher.selectors.label_selector = selector;
+    o.indexed_labels = std::set<std::string>{domain::kDomainLabel};
     return o;
   };
   // Only pods that carry dpcm.io/domain are cached (unrelated pods cost nothing);
@@ -184,6 +188,7 @@ int Run(int argc, char** argv) {
   pod_options.transform = domain::TrimPod;
   cache::InformerOptions domain_options;
   domain_options.transform = domain::TrimDomain;
+  domain_options.indexed_labels = std::set<std::string>{};  // never looked up by label
   cache::Informer domains(**client, client::resources::ProcessDomains(), namespaces,
                           domain_options);
   cache::Informer pods(**client, client::resources::Pods(), namespaces, pod_options);

@@ -27,7 +27,7 @@ Informer::Informer(client::ApiClient& client, const client::ResourceRef& ref, st
 
 Informer::Informer(client::ApiClient& client, const client::ResourceRef& ref,
                    const std::vector<std::string>& namespaces, InformerOptions options)
-    : transform_(std::move(options.transform)) {
+    : transform_(std::move(options.transform)), store_(std::move(options.indexed_labels)) {
   const std::set<std::string> distinct(namespaces.begin(), namespaces.end());
   // Every namespace (none named, or "" among them), or a cluster-scoped kind: one watch.
   if (distinct.empty() || distinct.count("") != 0 || !ref.namespaced) {

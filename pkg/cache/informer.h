@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -36,6 +38,8 @@ void DropManagedFields(nlohmann::json& object);
 struct InformerOptions {
   watch::WatcherOptions watcher;
   Transform transform = DropManagedFields;
+  // The label keys the store's ByLabel finds objects by; unset: every label (Store).
+  std::optional<std::set<std::string>> indexed_labels;
 };
 
 // The reflector + informer of client-go in one: a thread that runs a Watcher and is the

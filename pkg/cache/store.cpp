@@ -13,7 +13,8 @@ std::string StringAt(const nlohmann::json& object, const char* field) {
   return value != metadata->end() && value->is_string() ? value->get<std::string>() : "";
 }
 
-std::vector<std::string> LabelValues(const nlohmann::json& object) {
+std::vector<std::string> LabelValues(const std::optional<std::set<std::string>>& keys,
+                                     const nlohmann::json& object) {
   std::vector<std::string> values;
   const std::string ns = StringAt(object, "namespace");
   const auto* labels =
@@ -23,7 +24,8 @@ std::vector<std::string> LabelValues(const nlohmann::json& object) {
           : nullptr;
   if (labels == nullptr) return values;
   for (const auto& [key, value] : labels->items()) {
-    if (value.is_string()) values.push_back(ns + "/" + key + "=" + value.get<std::string>());
+    if (!value.is_string() || (keys.has_value() && keys->count(key) == 0)) continue;
+    values.push_back(ns + "/" + key + "=" + value.get<std::string>());
   }
   return values;
 }
@@ -37,7 +39,11 @@ std::string KeyOf(const nlohmann::json& object) {
   return ns.empty() ? name : ns + "/" + name;
 }
 
-Store::Store() { AddIndex(std::string(kLabelIndex), LabelValues); }
+Store::Store(std::optional<std::set<std::string>> indexed_labels) {
+  AddIndex(std::string(kLabelIndex), [keys = std::move(indexed_labels)](const nlohmann::json& o) {
+    return LabelValues(keys, o);
+  });
+}
 
 void Store::AddIndex(const std::string& name, IndexFunc func) {
   std::unique_lock lock(mutex_);

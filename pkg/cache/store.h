@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -35,7 +36,10 @@ inline constexpr std::string_view kLabelIndex = "labels";
 // equal objects, not the same pointer.
 class Store {
  public:
-  Store();
+  // `indexed_labels`: the label keys ByLabel can find objects by; none given: every label.
+  // Each indexed label costs a set entry per object (about 100 bytes), so a cache of
+  // thousands of pods indexes only the labels it is looked up by.
+  explicit Store(std::optional<std::set<std::string>> indexed_labels = std::nullopt);
 
   // Adds a named index. Call before any object is stored.
   void AddIndex(const std::string& name, IndexFunc func);
@@ -45,7 +49,8 @@ class Store {
   std::vector<ObjectPtr> List() const;
   // Objects whose index `index` holds `value`; empty for an unknown index.
   std::vector<ObjectPtr> ByIndex(std::string_view index, std::string_view value) const;
-  // Objects in `ns` that carry label `key`=`value` (through the label index).
+  // Objects in `ns` that carry label `key`=`value` (through the label index); none when
+  // `key` is not among the indexed labels.
   std::vector<ObjectPtr> ByLabel(std::string_view ns, std::string_view key,
                                  std::string_view value) const;
   size_t size() const;

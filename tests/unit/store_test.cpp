@@ -134,6 +134,18 @@ TEST_CASE("Store::ByLabel follows a label change") {
   CHECK(store.ByLabel("ns", "role", "active").empty());
 }
 
+TEST_CASE("Store indexes only the labels it is given, and none when given none") {
+  Store store(std::set<std::string>{"app"});
+  store.Upsert(Object("ns", "web-0", {{"app", "web"}, {"tier", "front"}}));
+  CHECK(Names(store.ByLabel("ns", "app", "web")) == std::set<std::string>{"web-0"});
+  CHECK(store.ByLabel("ns", "tier", "front").empty());  // not indexed
+
+  Store none(std::set<std::string>{});
+  none.Upsert(Object("ns", "web-0", {{"app", "web"}}));
+  CHECK(none.ByLabel("ns", "app", "web").empty());
+  CHECK(none.Get("ns", "web-0") != nullptr);
+}
+
 TEST_CASE("Store::ByLabel works for cluster-scoped objects") {
   Store store;
   store.Upsert(Object("", "node-1", {{"zone", "a"}}));
