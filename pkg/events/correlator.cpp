@@ -20,12 +20,20 @@ std::string EventCorrelator::SeriesKey(const Occurrence& occurrence) {
          occurrence.message;
 }
 
+nlohmann::json EventCorrelator::EventOf(const Series& series) {
+  nlohmann::json event = *cache::Unpack(series.first);
+  event["count"] = series.count;
+  event["lastTimestamp"] = series.last_timestamp;
+  return event;
+}
+
 void EventCorrelator::Erase(std::map<std::string, Series>::iterator it) {
   const Series& series = it->second;
-  if (series.event.value("count", 0) > series.written) {
+  if (series.count > series.written) {
+    const nlohmann::json event = EventOf(series);
     spdlog::warn("forgetting event {} {} with {} occurrences not yet written",
-                 series.event.value("reason", ""), series.event["metadata"].value("name", ""),
-                 series.event.value("count", 0) - series.written);
+                 event.value("reason", ""), event["metadata"].value("name", ""),
+                 series.count - series.written);
   }
   by_last_seen_.erase({series.last_seen, it->first});
   if (auto bucket = buckets_.find(series.object);
@@ -46,8 +54,11 @@ EventCorrelator::Observed EventCorrelator::Observe(const Occurrence& occurrence)
   TimePoint due = now;
   if (it == series_.end()) {
     Series series;
-    series.event =
+    const nlohmann::json event =
         MakeEvent(occurrence, component_, NewEventName(occurrence.about), clock_.WallNow());
+    series.count = event.value("count", 1);
+    series.last_timestamp = event.value("lastTimestamp", "");
+    series.first = cache::Pack(event);
     const ObjectReference& about = occurrence.about;
     series.object = about.ns + "/" + about.kind + "/" + about.name + "/" + about.uid;
     ++buckets_[series.object].series;
@@ -57,8 +68,8 @@ EventCorrelator::Observed EventCorrelator::Observe(const Occurrence& occurrence)
     }
   } else {
     Series& series = it->second;
-    series.event["count"] = series.event.value("count", 0) + 1;
-    series.event["lastTimestamp"] = election::FormatTime(clock_.WallNow());
+    ++series.count;
+    series.last_timestamp = election::FormatTime(clock_.WallNow());
     by_last_seen_.erase({series.last_seen, key});
     if (series.created) due = std::max(now, series.last_write + options_.update_interval);
   }
@@ -71,7 +82,7 @@ EventCorrelator::Due EventCorrelator::Take(const std::string& key, bool flush) {
   const auto it = series_.find(key);
   if (it == series_.end()) return {};
   Series& series = it->second;
-  const int count = series.event.value("count", 0);
+  const int count = series.count;
   const TimePoint now = clock_.Now();
   if (count <= series.written) {
     // Nothing owed: forgotten once quiet for a window (a later occurrence could not join it
@@ -96,7 +107,7 @@ EventCorrelator::Due EventCorrelator::Take(const std::string& key, bool flush) {
   }
   series.in_flight = count;
   series.in_flight_kind = series.created ? Write::Kind::kUpdate : Write::Kind::kCreate;
-  return {Write{series.in_flight_kind, series.event}, std::nullopt};
+  return {Write{series.in_flight_kind, EventOf(series)}, std::nullopt};
 }
 
 std::optional<EventCorrelator::TimePoint> EventCorrelator::Written(const std::string& key,
@@ -116,14 +127,14 @@ std::optional<EventCorrelator::TimePoint> EventCorrelator::Written(const std::st
   // A failure is not retried; the next occurrence writes again.
   if (!status.IsAlreadyExists()) series.written = series.in_flight;
   series.last_write = now;
-  if (series.event.value("count", 0) <= series.written) return series.last_seen + options_.window;
+  if (series.count <= series.written) return series.last_seen + options_.window;
   return series.created ? series.last_write + options_.update_interval : now;
 }
 
 std::set<std::string> EventCorrelator::Owing() const {
   std::set<std::string> out;
   for (const auto& [key, series] : series_) {
-    if (series.event.value("count", 0) > series.written) out.insert(key);
+    if (series.count > series.written) out.insert(key);
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "pkg/cache/packed.h"
 #include "pkg/clock/clock.h"
 #include "pkg/events/event.h"
 #include "pkg/ratelimit/token_bucket.h"
@@ -93,7 +94,12 @@ class EventCorrelator {
 
  private:
   struct Series {
-    nlohmann::json event;
+    // The Event as first made, packed (a tree costs ~2 KiB, and a convergence of 1,000
+    // domains leaves thousands of series for a window; issue 12); count and lastTimestamp,
+    // which repeats change, are kept apart and set on it when it is written.
+    cache::PackedObject first;
+    int count = 1;
+    std::string last_timestamp;
     std::string object;  // the spam bucket's key
     TimePoint last_seen{};
     TimePoint last_write{};
@@ -109,6 +115,8 @@ class EventCorrelator {
   };
 
   static std::string SeriesKey(const Occurrence& occurrence);
+  // The Event as it stands: the first one with the series' count and lastTimestamp.
+  static nlohmann::json EventOf(const Series& series);
   void Erase(std::map<std::string, Series>::iterator it);
 
   const std::string component_;
