@@ -66,14 +66,38 @@ class DomainFamily {
     if (series_.empty()) return;
     MetricFamily family{name_, help_, type_, {}};
     family.metric.reserve(series_.size());
-    for (const auto& [values, series] : series_) {
-      auto metric = series->Collect();
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        metric.label.push_back({label_names_[i], values[i]});
-      }
-      family.metric.push_back(std::move(metric));
-    }
+    for (const auto& [values, series] : series_) family.metric.push_back(MetricOf(values, *series));
     out.push_back(std::move(family));
+  }
+
+  // Appends the family in the text format to `out`, kSlice series at a time: a family of
+  // thousands of domains never exists as one vector of metrics with their label strings
+  // (a scrape at 300 domains built ~1 MiB of them, the largest transient of a converging
+  // operator, interleaved with what the caches keep; issue 12).
+  void WriteText(std::string& out) const {
+    constexpr std::size_t kSlice = 64;
+    std::lock_guard lock(mutex_);
+    MetricFamily slice{name_, help_, type_, {}};
+    slice.metric.reserve(std::min(kSlice, series_.size()));
+    bool first = true;
+    auto flush = [&] {
+      std::ostringstream text;
+      prometheus::TextSerializer().Serialize(text, {slice});
+      std::string_view lines = text.view();
+      // The HELP and TYPE lines once per family: drop them from every later slice.
+      while (!first && lines.starts_with('#')) {
+        const auto end = lines.find('\n');
+        lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 1);
+      }
+      out.append(lines);
+      first = false;
+      slice.metric.clear();
+    };
+    for (const auto& [values, series] : series_) {
+      slice.metric.push_back(MetricOf(values, *series));
+      if (slice.metric.size() == kSlice) flush();
+    }
+    if (!slice.metric.empty()) flush();
   }
 
  private:
@@ -88,6 +112,14 @@ class DomainFamily {
     while (it != series_.end() && it->first[0] == ns && it->first[1] == domain) {
       it = series_.erase(it);
     }
+  }
+
+  prometheus::ClientMetric MetricOf(const std::vector<std::string>& values, const T& series) const {
+    auto metric = series.Collect();
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      metric.label.push_back({label_names_[i], values[i]});
+    }
+    return metric;
   }
 
   mutable std::mutex mutex_;
@@ -233,6 +265,21 @@ class Metrics::DomainFamilies {
     dc_info.Forget(ns, domain);
   }
 
+  void WriteText(std::string& out) const {
+    failovers_total.WriteText(out);
+    failover_duration.WriteText(out);
+    failover_phase_duration.WriteText(out);
+    active_pods.WriteText(out);
+    members.WriteText(out);
+    health_checks_total.WriteText(out);
+    pod_restarts_total.WriteText(out);
+    role_hooks_total.WriteText(out);
+    epoch.WriteText(out);
+    condition.WriteText(out);
+    terminating.WriteText(out);
+    dc_info.WriteText(out);
+  }
+
   void CollectInto(std::vector<MetricFamily>& out) const {
     failovers_total.CollectInto(out);
     failover_duration.CollectInto(out);
@@ -266,6 +313,18 @@ class Metrics::Exposition final : public prometheus::Collectable {
     out.insert(out.end(), std::make_move_iterator(process.begin()),
                std::make_move_iterator(process.end()));
     return out;
+  }
+
+  // Collect() as text, in the same order; the domain families a slice at a time.
+  void WriteText(std::string& out) const {
+    std::ostringstream text;
+    prometheus::TextSerializer serializer;
+    serializer.Serialize(text, registry_->Collect());
+    out.append(text.view());
+    domains_->WriteText(out);
+    text.str("");
+    serializer.Serialize(text, process_->Collect());
+    out.append(text.view());
   }
 
  private:
@@ -462,10 +521,16 @@ std::function<void(std::string_view, int)> Metrics::RestClientRequestObserver(st
 
 std::vector<MetricFamily> Metrics::Collect() const { return exposition_->Collect(); }
 
+std::shared_ptr<prometheus::Collectable> Metrics::collectable() const { return exposition_; }
+
 std::string Metrics::RenderText() const {
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, Collect());
-  return out.str();
+  std::string out;
+  // One allocation of about the last size: a text that grows by doubling leaves its
+  // smaller copies behind in the heap.
+  out.reserve(last_text_size_.load(std::memory_order_relaxed) * 9 / 8);
+  exposition_->WriteText(out);
+  last_text_size_.store(out.size(), std::memory_order_relaxed);
+  return out;
 }
 
 }  // namespace dpcm::metrics

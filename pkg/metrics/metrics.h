@@ -9,6 +9,8 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -136,10 +138,12 @@ class Metrics {
   // --- Exposition ----------------------------------------------------------------------
   // Everything above plus the process_* metrics (read from /proc/self now).
   std::vector<prometheus::MetricFamily> Collect() const;
-  // Collect() in the Prometheus text format (version 0.0.4).
+  // Collect() in the Prometheus text format (version 0.0.4). Renders the per-domain
+  // families a few series at a time, so a scrape's transient memory does not grow with
+  // the number of domains beyond the text itself.
   std::string RenderText() const;
   // The same, as one collectable for prometheus::Exposer (which holds it weakly).
-  std::shared_ptr<prometheus::Collectable> collectable() const { return exposition_; }
+  std::shared_ptr<prometheus::Collectable> collectable() const;
 
  private:
   class DomainFamilies;
@@ -159,7 +163,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& rest_client_requests_total_;
   std::shared_ptr<DomainFamilies> domains_;
   std::shared_ptr<prometheus::Collectable> process_;
-  std::shared_ptr<prometheus::Collectable> exposition_;
+  std::shared_ptr<Exposition> exposition_;
+  mutable std::atomic<std::size_t> last_text_size_{0};  // of the last RenderText
 };
 
 }  // namespace dpcm::metrics

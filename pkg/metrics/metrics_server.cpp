@@ -25,7 +25,12 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& a
   server->set_keep_alive_max_count(1);
   server->Get("/metrics", [&metrics, on_scraped = std::move(on_scraped)](
                               const httplib::Request&, httplib::Response& response) {
-    response.set_content(metrics.RenderText(), "text/plain; version=0.0.4; charset=utf-8");
+    // Served from the rendered text itself, not a copy of it (set_content copies).
+    auto text = std::make_shared<const std::string>(metrics.RenderText());
+    response.set_content_provider(text->size(), "text/plain; version=0.0.4; charset=utf-8",
+                                  [text](size_t offset, size_t length, httplib::DataSink& sink) {
+                                    return sink.write(text->data() + offset, length);
+                                  });
     if (on_scraped) on_scraped();
   });
 

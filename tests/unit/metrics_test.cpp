@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <httplib.h>
+#include <prometheus/text_serializer.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -212,6 +213,33 @@ TEST_CASE("Metrics ForgetDomain drops only that domain's series") {
   CHECK_FALSE(Find(metrics, "dpcm_domain_epoch", {{"namespace", "ns"}, {"domain", "gone"}}));
   // A domain created again with the same name starts from zero.
   CHECK(metrics.FailoversTotal("ns", "gone", "dc-unhealthy")->Value() == 0);
+}
+
+TEST_CASE("RenderText of many domains, a few series at a time, is Collect() serialized whole") {
+  Metrics metrics;
+  for (int i = 0; i < 150; ++i) {  // more series per family than one slice holds
+    const std::string domain = "d-" + std::to_string(i);
+    metrics.DomainMembers("ns", domain, "dc", true)->Set(1);
+    metrics.DomainMembers("ns", domain, "pc", i % 3 != 0)->Set(2);
+    metrics.DomainEpoch("ns", domain)->Set(i);
+    metrics.FailoverDuration("ns", domain)->Observe(0.001 * i);
+    metrics.SetDomainDcPods("ns", domain, {domain + "-0"});
+  }
+  // The process_* families come last and change between two reads: compare up to them.
+  auto before_process = [](const std::string& text) {
+    return text.substr(0, text.find("# HELP process_"));
+  };
+  std::ostringstream whole;
+  prometheus::TextSerializer().Serialize(whole, metrics.Collect());
+  const std::string text = metrics.RenderText();
+  CHECK(before_process(text) == before_process(whole.str()));
+  CHECK(text.find("# HELP process_") != std::string::npos);
+  size_t types = 0;
+  for (size_t at = 0; (at = text.find("# TYPE dpcm_domain_members ", at)) != std::string::npos;
+       ++at) {
+    ++types;
+  }
+  CHECK(types == 1);
 }
 
 TEST_CASE("Metrics dpcm_domain_dc_info names the DC pods, replacing the domain's set") {
