@@ -1,11 +1,12 @@
 #include "pkg/cache/own_writes.h"
 
+#include "pkg/cache/informer.h"
 #include "pkg/object/object.h"
 
 namespace dpcm::cache {
 
-void OwnWrites::Wrote(const std::string& key, const std::string& before,
-                      const nlohmann::json& after) {
+void OwnWrites::Wrote(const std::string& key, const std::string& before, nlohmann::json after) {
+  DropManagedFields(after);           // as the informers cache it; often the largest part
   PackedObject packed = Pack(after);  // outside the lock
   std::lock_guard lock(mutex_);
   written_[key] = {before, std::move(packed)};

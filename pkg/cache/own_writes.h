@@ -19,8 +19,8 @@ class OwnWrites {
  public:
   // Records that a write replaced the version `before` (the resourceVersion the writer
   // based it on; "" for a create) with `after` (the server's answer). Latest returns an
-  // equal copy of `after`, not the same pointer.
-  void Wrote(const std::string& key, const std::string& before, const nlohmann::json& after);
+  // equal copy of `after` without its managedFields (as the informers cache objects).
+  void Wrote(const std::string& key, const std::string& before, nlohmann::json after);
 
   // `cached` (the informer's copy of `key`, null when absent), unless it is exactly the
   // version our last write replaced (or absent after our create): then the object we

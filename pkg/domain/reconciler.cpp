@@ -289,7 +289,9 @@ Status DomainReconciler::WriteStatus(const json& domain, json status) {
   const std::string ns = Meta(domain, "namespace");
   auto written = client_.UpdateStatus(client::resources::ProcessDomains(), ns, updated);
   if (!written.ok()) return written.status().WithContext("write status");
-  own_writes_.Wrote(DomainKey(ns, Meta(domain, "name")), Meta(domain, "resourceVersion"), *written);
+  TrimDomain(*written);  // as the domain informer caches it
+  own_writes_.Wrote(DomainKey(ns, Meta(domain, "name")), Meta(domain, "resourceVersion"),
+                    std::move(*written));
   return Status::Ok();
 }
 

@@ -52,5 +52,13 @@ TEST_CASE("own writes: other keys and an unrecorded key read the cache") {
   CHECK(writes.Latest("ns/d", nullptr) == nullptr);
 }
 
+TEST_CASE("own writes: the written object is kept without managedFields, as informers cache it") {
+  OwnWrites writes;
+  nlohmann::json answer = *Version("2", 3);
+  answer["metadata"]["managedFields"] = nlohmann::json::array({{{"manager", "dpcm"}}});
+  writes.Wrote("ns/d", "1", answer);
+  CHECK(*writes.Latest("ns/d", Version("1", 2)) == *Version("2", 3));
+}
+
 }  // namespace
 }  // namespace dpcm::cache
