@@ -248,10 +248,11 @@ int Run(int argc, char** argv) {
     if (request) controller.Enqueue(*request);
   };
   // A pod event wakes its domain; one that shows the DC failing jumps the queue.
-  auto enqueue_pod = [&](const cache::ObjectPtr& pod, bool gone) {
+  auto enqueue_pod = [&](const cache::ObjectPtr& pod, bool gone,
+                         const nlohmann::json* before = nullptr) {
     const auto request = domain::DomainOf(*pod);
     if (!request) return;
-    if (domain::SignalsDcFailure(*pod, gone)) {
+    if (domain::SignalsDcFailure(*pod, gone, before)) {
       controller.EnqueueUrgent(*request);
     } else {
       controller.Enqueue(*request);
@@ -272,7 +273,7 @@ int Run(int argc, char** argv) {
       .on_add = [&](const cache::ObjectPtr& pod) { enqueue_pod(pod, false); },
       .on_update =
           [&](const cache::ObjectPtr& old_pod, const cache::ObjectPtr& new_pod) {
-            enqueue_pod(new_pod, false);
+            enqueue_pod(new_pod, false, old_pod.get());
             const auto was = domain::DomainOf(*old_pod);
             const auto is = domain::DomainOf(*new_pod);
             if (was && (!is || !(*was == *is))) enqueue_pod(old_pod, false);  // left a domain

@@ -16,11 +16,14 @@ std::optional<controller::Request> DomainOf(const json& object) {
   return controller::Request{ns, domain};
 }
 
-bool SignalsDcFailure(const json& pod, bool gone) {
+bool SignalsDcFailure(const json& pod, bool gone, const json* before) {
   if (object::Label(pod, kRoleLabel) != kRoleDc) return false;
   if (gone) return true;
   const auto domain = DomainOf(pod);
-  return !MemberFromPod(pod, domain ? domain->name : "").healthy();
+  const std::string name = domain ? domain->name : "";
+  const Member now = MemberFromPod(pod, name);
+  if (!now.healthy()) return true;
+  return before != nullptr && MemberFromPod(*before, name).restarts < now.restarts;
 }
 
 }  // namespace dpcm::domain

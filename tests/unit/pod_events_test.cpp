@@ -80,6 +80,21 @@ TEST_CASE("SignalsDcFailure: only a DC that is gone, terminating, exited or not 
   CHECK_NOTHROW(CHECK_FALSE(SignalsDcFailure(json("x"), false)));
 }
 
+TEST_CASE("SignalsDcFailure: a DC restarted in place since the previous event, Ready again") {
+  json restarted = Pod("dc");
+  restarted["status"]["containerStatuses"][0]["restartCount"] = 1;
+  restarted["status"]["containerStatuses"][0]["lastState"] = {{"terminated", {{"exitCode", 137}}}};
+  const json before = Pod("dc");
+  CHECK(SignalsDcFailure(restarted, false, &before));
+  CHECK_FALSE(SignalsDcFailure(restarted, false));              // no previous state to compare
+  CHECK_FALSE(SignalsDcFailure(restarted, false, &restarted));  // the same restart seen again
+  json restarted_pc = restarted;
+  restarted_pc["metadata"]["labels"][kRoleLabel] = "pc";
+  json before_pc = before;
+  before_pc["metadata"]["labels"][kRoleLabel] = "pc";
+  CHECK_FALSE(SignalsDcFailure(restarted_pc, false, &before_pc));  // a PC's restart moves no DC
+}
+
 TEST_CASE("AdoptionWatches selects candidates by matchLabels that lack dpcm.io/domain") {
   CHECK(AdoptionWatches::CandidateSelector({{"app", "db"}}) == "app=db,!dpcm.io/domain");
   CHECK(AdoptionWatches::CandidateSelector({{"app", "db"}, {"tier", ""}}) ==
