@@ -1,5 +1,6 @@
 #include "pkg/cache/packed.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -97,12 +98,14 @@ constexpr std::array<size_t, 4> kUuidDashes = {8, 13, 18, 23};
 constexpr size_t kUuidLength = 36;
 constexpr size_t kUuidBytes = 16;
 
+bool IsUuidDash(size_t at) {
+  return std::find(kUuidDashes.begin(), kUuidDashes.end(), at) != kUuidDashes.end();
+}
+
 bool IsUuid(std::string_view s) {
   if (s.size() != kUuidLength) return false;
   for (size_t i = 0; i < s.size(); ++i) {
-    const bool dash =
-        i == kUuidDashes[0] || i == kUuidDashes[1] || i == kUuidDashes[2] || i == kUuidDashes[3];
-    if (dash ? s[i] != '-' : !IsHex(s[i])) return false;
+    if (IsUuidDash(i) ? s[i] != '-' : !IsHex(s[i])) return false;
   }
   return true;
 }
@@ -346,10 +349,7 @@ class Unpacker {
         std::string uuid;
         uuid.reserve(kUuidLength);
         for (const char c : bytes) {
-          if (uuid.size() == kUuidDashes[0] || uuid.size() == kUuidDashes[1] ||
-              uuid.size() == kUuidDashes[2] || uuid.size() == kUuidDashes[3]) {
-            uuid.push_back('-');
-          }
+          if (IsUuidDash(uuid.size())) uuid.push_back('-');
           const auto b = static_cast<uint8_t>(c);
           uuid.push_back(kHexDigits[b >> 4U]);
           uuid.push_back(kHexDigits[b & 0xFU]);

@@ -265,48 +265,33 @@ class Metrics::DomainFamilies {
                             Make<Gauge>()};
 
   void Forget(const std::string& ns, const std::string& domain) {
-    failovers_total.Forget(ns, domain);
-    failover_duration.Forget(ns, domain);
-    failover_phase_duration.Forget(ns, domain);
-    active_pods.Forget(ns, domain);
-    members.Forget(ns, domain);
-    health_checks_total.Forget(ns, domain);
-    pod_restarts_total.Forget(ns, domain);
-    role_hooks_total.Forget(ns, domain);
-    epoch.Forget(ns, domain);
-    condition.Forget(ns, domain);
-    terminating.Forget(ns, domain);
-    dc_info.Forget(ns, domain);
+    ForEach(*this, [&](auto& family) { family.Forget(ns, domain); });
   }
 
   void WriteText(std::string& out) const {
-    failovers_total.WriteText(out);
-    failover_duration.WriteText(out);
-    failover_phase_duration.WriteText(out);
-    active_pods.WriteText(out);
-    members.WriteText(out);
-    health_checks_total.WriteText(out);
-    pod_restarts_total.WriteText(out);
-    role_hooks_total.WriteText(out);
-    epoch.WriteText(out);
-    condition.WriteText(out);
-    terminating.WriteText(out);
-    dc_info.WriteText(out);
+    ForEach(*this, [&](const auto& family) { family.WriteText(out); });
   }
 
   void CollectInto(std::vector<MetricFamily>& out) const {
-    failovers_total.CollectInto(out);
-    failover_duration.CollectInto(out);
-    failover_phase_duration.CollectInto(out);
-    active_pods.CollectInto(out);
-    members.CollectInto(out);
-    health_checks_total.CollectInto(out);
-    pod_restarts_total.CollectInto(out);
-    role_hooks_total.CollectInto(out);
-    epoch.CollectInto(out);
-    condition.CollectInto(out);
-    terminating.CollectInto(out);
-    dc_info.CollectInto(out);
+    ForEach(*this, [&](const auto& family) { family.CollectInto(out); });
+  }
+
+ private:
+  // Calls `visit` with every family of `self` (const or not), in the exposition's order.
+  template <typename Self, typename Visit>
+  static void ForEach(Self& self, Visit visit) {
+    visit(self.failovers_total);
+    visit(self.failover_duration);
+    visit(self.failover_phase_duration);
+    visit(self.active_pods);
+    visit(self.members);
+    visit(self.health_checks_total);
+    visit(self.pod_restarts_total);
+    visit(self.role_hooks_total);
+    visit(self.epoch);
+    visit(self.condition);
+    visit(self.terminating);
+    visit(self.dc_info);
   }
 };
 
