@@ -30,17 +30,15 @@ void MetricsDomainObserver::Restarted(const std::string& ns, const std::string& 
 
 void MetricsDomainObserver::Counts(const std::string& ns, const std::string& domain,
                                    const domain::DomainCounts& counts) {
-  metrics_.DomainActivePods(ns, domain)->Set(counts.dc_healthy + counts.dc_unhealthy);
-  metrics_.DomainEpoch(ns, domain)->Set(static_cast<double>(counts.epoch));
-  metrics_.DomainMembers(ns, domain, domain::kRoleDc, true)->Set(counts.dc_healthy);
-  metrics_.DomainMembers(ns, domain, domain::kRoleDc, false)->Set(counts.dc_unhealthy);
-  metrics_.DomainMembers(ns, domain, domain::kRolePc, true)->Set(counts.pc_healthy);
-  metrics_.DomainMembers(ns, domain, domain::kRolePc, false)->Set(counts.pc_unhealthy);
-  metrics_.DomainTerminatingMembers(ns, domain)->Set(counts.terminating);
-  metrics_.SetDomainDcPods(ns, domain, counts.dc_pods);
-  for (const auto& [type, status] : counts.conditions) {
-    metrics_.DomainCondition(ns, domain, type)->Set(status ? 1 : 0);
-  }
+  metrics_.SetDomainState(ns, domain,
+                          {.dc_healthy = counts.dc_healthy,
+                           .dc_unhealthy = counts.dc_unhealthy,
+                           .pc_healthy = counts.pc_healthy,
+                           .pc_unhealthy = counts.pc_unhealthy,
+                           .terminating = counts.terminating,
+                           .epoch = counts.epoch,
+                           .dc_pods = counts.dc_pods,
+                           .conditions = counts.conditions});
 }
 
 void MetricsDomainObserver::Forget(const std::string& ns, const std::string& domain) {

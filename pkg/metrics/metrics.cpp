@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -16,6 +18,24 @@ using prometheus::Gauge;
 using prometheus::Histogram;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
+
+// Series per slice of a family's text (DomainFamily::WriteText).
+constexpr std::size_t kTextSlice = 64;
+
+// Appends `slice` in the text format to `out` and empties it; the HELP and TYPE lines only
+// when `first` (then clears it): once per family however many slices it takes.
+void FlushText(MetricFamily& slice, bool& first, std::string& out) {
+  std::ostringstream text;
+  prometheus::TextSerializer().Serialize(text, {slice});
+  std::string_view lines = text.view();
+  while (!first && lines.starts_with('#')) {
+    const auto end = lines.find('\n');
+    lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 1);
+  }
+  out.append(lines);
+  first = false;
+  slice.metric.clear();
+}
 
 // A family whose series all carry the labels namespace and domain first, owned shared so
 // that ForgetDomain can unlist them while a caller still holds one.
@@ -45,22 +65,6 @@ class DomainFamily {
     ForgetLocked(ns, domain);
   }
 
-  // Makes `extra` (label values after namespace and domain) the domain's only series, each
-  // created fresh and passed to `init`, in one step: a scrape sees the old set or the new.
-  void Replace(const std::string& ns, const std::string& domain,
-               const std::vector<std::vector<std::string>>& extra,
-               const std::function<void(T&)>& init) {
-    std::lock_guard lock(mutex_);
-    ForgetLocked(ns, domain);
-    for (const auto& values : extra) {
-      std::string key = KeyOf({ns, domain});
-      for (const auto& value : values) key.append(value).push_back(kEnd);
-      auto& series = series_[std::move(key)];
-      series = make_();
-      init(*series);
-    }
-  }
-
   void CollectInto(std::vector<MetricFamily>& out) const {
     std::lock_guard lock(mutex_);
     if (series_.empty()) return;
@@ -70,34 +74,20 @@ class DomainFamily {
     out.push_back(std::move(family));
   }
 
-  // Appends the family in the text format to `out`, kSlice series at a time: a family of
+  // Appends the family in the text format to `out`, kTextSlice series at a time: a family of
   // thousands of domains never exists as one vector of metrics with their label strings
   // (a scrape at 300 domains built ~1 MiB of them, the largest transient of a converging
   // operator, interleaved with what the caches keep; issue 12).
   void WriteText(std::string& out) const {
-    constexpr std::size_t kSlice = 64;
     std::lock_guard lock(mutex_);
     MetricFamily slice{name_, help_, type_, {}};
-    slice.metric.reserve(std::min(kSlice, series_.size()));
+    slice.metric.reserve(std::min(kTextSlice, series_.size()));
     bool first = true;
-    auto flush = [&] {
-      std::ostringstream text;
-      prometheus::TextSerializer().Serialize(text, {slice});
-      std::string_view lines = text.view();
-      // The HELP and TYPE lines once per family: drop them from every later slice.
-      while (!first && lines.starts_with('#')) {
-        const auto end = lines.find('\n');
-        lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 1);
-      }
-      out.append(lines);
-      first = false;
-      slice.metric.clear();
-    };
     for (const auto& [values, series] : series_) {
       slice.metric.push_back(MetricOf(values, *series));
-      if (slice.metric.size() == kSlice) flush();
+      if (slice.metric.size() == kTextSlice) FlushText(slice, first, out);
     }
-    if (!slice.metric.empty()) flush();
+    if (!slice.metric.empty()) FlushText(slice, first, out);
   }
 
  private:
@@ -138,6 +128,103 @@ class DomainFamily {
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<T>, std::less<>> series_;  // guarded by mutex_
+};
+
+// The domains' gauge states (Metrics::SetDomainState), by the key "namespace\0domain\0"
+// (the DomainFamily key of the two labels, so both list domains in the same order).
+class DomainStates {
+ public:
+  void Set(const std::string& ns, const std::string& domain, DomainState state) {
+    std::string key = ns;
+    key.push_back('\0');
+    key.append(domain).push_back('\0');
+    std::lock_guard lock(mutex_);
+    states_.insert_or_assign(std::move(key), std::move(state));
+  }
+
+  void Forget(const std::string& ns, const std::string& domain) {
+    std::string key = ns;
+    key.push_back('\0');
+    key.append(domain).push_back('\0');
+    std::lock_guard lock(mutex_);
+    states_.erase(key);
+  }
+
+  // Calls `visit(key, state)` for every domain in key order, holding the lock.
+  template <typename Visit>
+  void ForEach(Visit visit) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, state] : states_) visit(key, state);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, DomainState, std::less<>> states_;  // guarded by mutex_
+};
+
+// A gauge family read from the domains' states at scrape time: `series(state, emit)` calls
+// `emit(extra label values, value)` for each of the domain's series, in label order.
+class StateFamily {
+ public:
+  using Emit = std::function<void(std::initializer_list<std::string_view>, double)>;
+  using Series = std::function<void(const DomainState&, const Emit&)>;
+
+  StateFamily(const DomainStates& states, std::string name, std::string help,
+              std::vector<std::string> extra_label_names, Series series)
+      : states_(states),
+        name_(std::move(name)),
+        help_(std::move(help)),
+        label_names_(std::move(extra_label_names)),
+        series_(std::move(series)) {
+    label_names_.insert(label_names_.begin(), {"namespace", "domain"});
+  }
+
+  // The states are forgotten once for all the families that read them.
+  void Forget(const std::string& /*ns*/, const std::string& /*domain*/) {}
+
+  void CollectInto(std::vector<MetricFamily>& out) const {
+    MetricFamily family{name_, help_, MetricType::Gauge, {}};
+    states_.ForEach(
+        [&](std::string_view key, const DomainState& state) { Append(key, state, family.metric); });
+    if (!family.metric.empty()) out.push_back(std::move(family));
+  }
+
+  // Appends the family in the text format to `out`, about kTextSlice series at a time (see
+  // DomainFamily::WriteText).
+  void WriteText(std::string& out) const {
+    MetricFamily slice{name_, help_, MetricType::Gauge, {}};
+    bool first = true;
+    states_.ForEach([&](std::string_view key, const DomainState& state) {
+      Append(key, state, slice.metric);
+      if (slice.metric.size() >= kTextSlice) FlushText(slice, first, out);
+    });
+    if (!slice.metric.empty()) FlushText(slice, first, out);
+  }
+
+ private:
+  void Append(std::string_view key, const DomainState& state,
+              std::vector<prometheus::ClientMetric>& out) const {
+    const std::size_t ns_end = key.find('\0');
+    const std::string_view ns = key.substr(0, ns_end);
+    const std::string_view domain = key.substr(ns_end + 1, key.size() - ns_end - 2);
+    series_(state, [&](std::initializer_list<std::string_view> extra, double value) {
+      prometheus::ClientMetric metric;
+      metric.gauge.value = value;
+      metric.label.push_back({label_names_[0], std::string(ns)});
+      metric.label.push_back({label_names_[1], std::string(domain)});
+      std::size_t i = 2;
+      for (const auto value_of_label : extra) {
+        metric.label.push_back({label_names_.at(i++), std::string(value_of_label)});
+      }
+      out.push_back(std::move(metric));
+    });
+  }
+
+  const DomainStates& states_;
+  const std::string name_;
+  const std::string help_;
+  std::vector<std::string> label_names_;
+  const Series series_;
 };
 
 std::function<std::shared_ptr<Histogram>()> MakeHistogram(
@@ -199,6 +286,7 @@ const Histogram::BucketBoundaries& WorkQueueDurationBuckets() {
 
 class Metrics::DomainFamilies {
  public:
+  DomainStates states;  // first: the gauge families read it
   DomainFamily<Counter> failovers_total{
       "dpcm_failovers_total",
       "Times the domain controller (DC) of a domain moved, by reason.",
@@ -218,16 +306,23 @@ class Metrics::DomainFamilies {
       MetricType::Histogram,
       {"phase"},
       MakeHistogram(FailoverDurationBuckets())};
-  DomainFamily<Gauge> active_pods{"dpcm_domain_active_pods",
-                                  "Pods of the domain labeled as DC (1 when healthy).",
-                                  MetricType::Gauge,
-                                  {},
-                                  Make<Gauge>()};
-  DomainFamily<Gauge> members{"dpcm_domain_members",
-                              "Members of the domain by role and health.",
-                              MetricType::Gauge,
-                              {"role", "healthy"},
-                              Make<Gauge>()};
+  StateFamily active_pods{states,
+                          "dpcm_domain_active_pods",
+                          "Pods of the domain labeled as DC (1 when healthy).",
+                          {},
+                          [](const DomainState& state, const StateFamily::Emit& emit) {
+                            emit({}, state.dc_healthy + state.dc_unhealthy);
+                          }};
+  StateFamily members{states,
+                      "dpcm_domain_members",
+                      "Members of the domain by role and health.",
+                      {"role", "healthy"},
+                      [](const DomainState& state, const StateFamily::Emit& emit) {
+                        emit({"dc", "false"}, state.dc_unhealthy);
+                        emit({"dc", "true"}, state.dc_healthy);
+                        emit({"pc", "false"}, state.pc_unhealthy);
+                        emit({"pc", "true"}, state.pc_healthy);
+                      }};
   DomainFamily<Counter> health_checks_total{"dpcm_health_checks_total",
                                             "Health plugin runs by result.",
                                             MetricType::Counter,
@@ -243,28 +338,38 @@ class Metrics::DomainFamilies {
                                          MetricType::Counter,
                                          {"result"},
                                          Make<Counter>()};
-  DomainFamily<Gauge> condition{"dpcm_domain_condition",
-                                "The domain's status conditions: 1 when True, 0 when False.",
-                                MetricType::Gauge,
-                                {"type"},
-                                Make<Gauge>()};
-  DomainFamily<Gauge> terminating{"dpcm_domain_terminating_members",
-                                  "Members of the domain whose pod is being deleted.",
-                                  MetricType::Gauge,
-                                  {},
-                                  Make<Gauge>()};
-  DomainFamily<Gauge> dc_info{"dpcm_domain_dc_info",
-                              "The pods of the domain labeled DC: 1 for each (one when healthy).",
-                              MetricType::Gauge,
-                              {"pod"},
-                              Make<Gauge>()};
-  DomainFamily<Gauge> epoch{"dpcm_domain_epoch",
-                            "The domain's epoch (its Lease's leaseTransitions).",
-                            MetricType::Gauge,
-                            {},
-                            Make<Gauge>()};
+  StateFamily condition{states,
+                        "dpcm_domain_condition",
+                        "The domain's status conditions: 1 when True, 0 when False.",
+                        {"type"},
+                        [](const DomainState& state, const StateFamily::Emit& emit) {
+                          for (const auto& [type, status] : state.conditions) {
+                            emit({type}, status ? 1 : 0);
+                          }
+                        }};
+  StateFamily terminating{
+      states,
+      "dpcm_domain_terminating_members",
+      "Members of the domain whose pod is being deleted.",
+      {},
+      [](const DomainState& state, const StateFamily::Emit& emit) { emit({}, state.terminating); }};
+  StateFamily dc_info{states,
+                      "dpcm_domain_dc_info",
+                      "The pods of the domain labeled DC: 1 for each (one when healthy).",
+                      {"pod"},
+                      [](const DomainState& state, const StateFamily::Emit& emit) {
+                        for (const auto& pod : state.dc_pods) emit({pod}, 1);
+                      }};
+  StateFamily epoch{states,
+                    "dpcm_domain_epoch",
+                    "The domain's epoch (its Lease's leaseTransitions).",
+                    {},
+                    [](const DomainState& state, const StateFamily::Emit& emit) {
+                      emit({}, static_cast<double>(state.epoch));
+                    }};
 
   void Forget(const std::string& ns, const std::string& domain) {
+    states.Forget(ns, domain);
     ForEach(*this, [&](auto& family) { family.Forget(ns, domain); });
   }
 
@@ -407,15 +512,6 @@ std::shared_ptr<Histogram> Metrics::FailoverPhaseDuration(const std::string& ns,
   return domains_->failover_phase_duration.Get({ns, domain, phase});
 }
 
-std::shared_ptr<Gauge> Metrics::DomainActivePods(const std::string& ns, const std::string& domain) {
-  return domains_->active_pods.Get({ns, domain});
-}
-
-std::shared_ptr<Gauge> Metrics::DomainMembers(const std::string& ns, const std::string& domain,
-                                              const std::string& role, bool healthy) {
-  return domains_->members.Get({ns, domain, role, healthy ? "true" : "false"});
-}
-
 std::shared_ptr<Counter> Metrics::HealthChecksTotal(const std::string& ns,
                                                     const std::string& domain,
                                                     const std::string& result) {
@@ -432,28 +528,14 @@ std::shared_ptr<Counter> Metrics::RoleHooksTotal(const std::string& ns, const st
   return domains_->role_hooks_total.Get({ns, domain, result});
 }
 
-std::shared_ptr<Gauge> Metrics::DomainEpoch(const std::string& ns, const std::string& domain) {
-  return domains_->epoch.Get({ns, domain});
+void Metrics::SetDomainState(const std::string& ns, const std::string& domain, DomainState state) {
+  // Sorted as the series' keys sort (DomainFamily): the exposition lists them in order.
+  std::sort(state.dc_pods.begin(), state.dc_pods.end());
+  std::sort(state.conditions.begin(), state.conditions.end());
+  state.dc_pods.shrink_to_fit();
+  state.conditions.shrink_to_fit();
+  domains_->states.Set(ns, domain, std::move(state));
 }
-
-std::shared_ptr<Gauge> Metrics::DomainCondition(const std::string& ns, const std::string& domain,
-                                                const std::string& type) {
-  return domains_->condition.Get({ns, domain, type});
-}
-
-std::shared_ptr<Gauge> Metrics::DomainTerminatingMembers(const std::string& ns,
-                                                         const std::string& domain) {
-  return domains_->terminating.Get({ns, domain});
-}
-
-void Metrics::SetDomainDcPods(const std::string& ns, const std::string& domain,
-                              const std::vector<std::string>& pods) {
-  std::vector<std::vector<std::string>> extra;
-  extra.reserve(pods.size());
-  for (const auto& pod : pods) extra.push_back({pod});
-  domains_->dc_info.Replace(ns, domain, extra, [](Gauge& gauge) { gauge.Set(1); });
-}
-
 void Metrics::ForgetDomain(const std::string& ns, const std::string& domain) {
   domains_->Forget(ns, domain);
 }

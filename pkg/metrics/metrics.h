@@ -11,10 +11,12 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dpcm::metrics {
@@ -30,6 +32,20 @@ const prometheus::Histogram::BucketBoundaries& FailoverDurationBuckets();     //
 const prometheus::Histogram::BucketBoundaries& HealthCheckDurationBuckets();  // 1 ms .. 10 s
 const prometheus::Histogram::BucketBoundaries& ReconcileTimeBuckets();      // controller-runtime's
 const prometheus::Histogram::BucketBoundaries& WorkQueueDurationBuckets();  // 10 ns .. 10 s
+
+// What a domain's gauges show (Metrics::SetDomainState). One record per domain, not a
+// series object per gauge: at 1,000 domains the eleven gauge series each took about 170
+// bytes of map node, key and series (issue 12: memory per managed pod).
+struct DomainState {
+  int dc_healthy = 0;  // members labeled DC, by health
+  int dc_unhealthy = 0;
+  int pc_healthy = 0;  // members not labeled DC, by health
+  int pc_unhealthy = 0;
+  int terminating = 0;  // members whose pod is being deleted
+  int64_t epoch = 0;
+  std::vector<std::string> dc_pods{};                      // the pods labeled DC
+  std::vector<std::pair<std::string, bool>> conditions{};  // status condition type -> True?
+};
 
 // Every metric family of DESIGN.md, registered once at construction, with typed accessors
 // for their series. An accessor creates the series on first use and returns the same one
@@ -60,13 +76,6 @@ class Metrics {
   std::shared_ptr<prometheus::Histogram> FailoverPhaseDuration(const std::string& ns,
                                                                const std::string& domain,
                                                                const std::string& phase);
-  // dpcm_domain_active_pods{namespace,domain}: pods labeled DC (must be 1).
-  std::shared_ptr<prometheus::Gauge> DomainActivePods(const std::string& ns,
-                                                      const std::string& domain);
-  // dpcm_domain_members{namespace,domain,role,healthy}: member count per role ("dc",
-  // "pc") and health.
-  std::shared_ptr<prometheus::Gauge> DomainMembers(const std::string& ns, const std::string& domain,
-                                                   const std::string& role, bool healthy);
   // dpcm_health_checks_total{namespace,domain,result}: health plugin runs by result
   // (e.g. "success", "failure", "timeout").
   std::shared_ptr<prometheus::Counter> HealthChecksTotal(const std::string& ns,
@@ -81,21 +90,15 @@ class Metrics {
   std::shared_ptr<prometheus::Counter> RoleHooksTotal(const std::string& ns,
                                                       const std::string& domain,
                                                       const std::string& result);
-  // dpcm_domain_epoch{namespace,domain}: the Lease's leaseTransitions.
-  std::shared_ptr<prometheus::Gauge> DomainEpoch(const std::string& ns, const std::string& domain);
-  // dpcm_domain_condition{namespace,domain,type}: the status condition `type` (Ready,
-  // Degraded, Progressing), 1 when True.
-  std::shared_ptr<prometheus::Gauge> DomainCondition(const std::string& ns,
-                                                     const std::string& domain,
-                                                     const std::string& type);
-  // dpcm_domain_terminating_members{namespace,domain}: members whose pod is being deleted.
-  std::shared_ptr<prometheus::Gauge> DomainTerminatingMembers(const std::string& ns,
-                                                              const std::string& domain);
-  // dpcm_domain_dc_info{namespace,domain,pod}: 1 for each pod labeled DC. Replaces the
-  // domain's series at once (a scrape sees the old set or the new one): none when no pod
-  // is DC, two when two are (the safety invariant broken).
-  void SetDomainDcPods(const std::string& ns, const std::string& domain,
-                       const std::vector<std::string>& pods);
+  // The domain's gauges, set as a whole: dpcm_domain_active_pods{namespace,domain} (pods
+  // labeled DC, must be 1), dpcm_domain_members{namespace,domain,role,healthy} (member count
+  // per role "dc"/"pc" and health), dpcm_domain_epoch{namespace,domain} (the Lease's
+  // leaseTransitions), dpcm_domain_condition{namespace,domain,type} (each status condition
+  // given, 1 when True), dpcm_domain_terminating_members{namespace,domain} (members whose
+  // pod is being deleted) and dpcm_domain_dc_info{namespace,domain,pod} (1 for each pod
+  // labeled DC: none when no pod is, two when two are, the safety invariant broken). A
+  // scrape sees the old state or the new one, never a mix.
+  void SetDomainState(const std::string& ns, const std::string& domain, DomainState state);
   // Drops every dpcm_* series of the domain `ns`/`domain` from the exposition (call when
   // the ProcessDomain is deleted). A later accessor call starts the series from zero.
   void ForgetDomain(const std::string& ns, const std::string& domain);

@@ -102,13 +102,14 @@ std::optional<PromtoolResult> PromtoolCheckMetrics(const std::string& exposition
 void PopulateEverything(Metrics& metrics) {
   metrics.FailoversTotal("ns", "db", "dc-unhealthy")->Increment();
   metrics.FailoverDuration("ns", "db")->Observe(0.2);
-  metrics.DomainActivePods("ns", "db")->Set(1);
-  metrics.DomainMembers("ns", "db", "dc", true)->Set(1);
-  metrics.DomainMembers("ns", "db", "pc", false)->Set(2);
+  metrics.SetDomainState("ns", "db",
+                         {.dc_healthy = 1,
+                          .pc_unhealthy = 2,
+                          .epoch = 7,
+                          .dc_pods = {"db-0"},
+                          .conditions = {{"Ready", true}, {"Degraded", false}}});
   metrics.HealthChecksTotal("ns", "db", "success")->Increment();
   metrics.PodRestartsTotal("ns", "db", "health")->Increment();
-  metrics.DomainEpoch("ns", "db")->Set(7);
-  metrics.SetDomainDcPods("ns", "db", {"db-0"});
   metrics.HealthCheckDuration().Observe(0.003);
   metrics.RegisterController("processdomain");
   metrics.ReconcileTotal("processdomain", ReconcileOutcome::kSuccess).Increment();
@@ -179,7 +180,7 @@ TEST_CASE("Metrics accessors return the same series, and a scrape reads them bac
   REQUIRE(sample);
   CHECK(sample->counter.value == 2);
 
-  metrics.DomainMembers("ns", "db", "pc", true)->Set(2);
+  metrics.SetDomainState("ns", "db", {.pc_healthy = 2});
   const auto members =
       Find(metrics, "dpcm_domain_members",
            {{"namespace", "ns"}, {"domain", "db"}, {"role", "pc"}, {"healthy", "true"}});
@@ -192,13 +193,12 @@ TEST_CASE("Metrics accessors return the same series, and a scrape reads them bac
 
 TEST_CASE("Metrics ForgetDomain drops only that domain's series") {
   Metrics metrics;
-  const auto held = metrics.DomainEpoch("ns", "gone");
-  held->Set(4);
-  metrics.FailoversTotal("ns", "gone", "dc-unhealthy")->Increment();
-  metrics.DomainMembers("ns", "gone", "dc", true)->Set(1);
-  metrics.DomainEpoch("ns", "kept")->Set(9);
-  metrics.DomainEpoch("ns", "gone-too-similar")->Set(2);
-  metrics.DomainEpoch("other", "gone")->Set(3);
+  const auto held = metrics.FailoversTotal("ns", "gone", "dc-unhealthy");
+  held->Increment();
+  metrics.SetDomainState("ns", "gone", {.dc_healthy = 1, .epoch = 4});
+  metrics.SetDomainState("ns", "kept", {.epoch = 9});
+  metrics.SetDomainState("ns", "gone-too-similar", {.epoch = 2});
+  metrics.SetDomainState("other", "gone", {.epoch = 3});
 
   metrics.ForgetDomain("ns", "gone");
   const std::string text = metrics.RenderText();
@@ -209,7 +209,8 @@ TEST_CASE("Metrics ForgetDomain drops only that domain's series") {
   CHECK(Find(metrics, "dpcm_domain_epoch", {{"namespace", "other"}, {"domain", "gone"}}));
   CHECK_FALSE(HasFamily(metrics, "dpcm_failovers_total"));  // its only series is gone
 
-  held->Set(5);  // a holder keeps a valid series, no longer exported
+  held->Increment();  // a holder keeps a valid series, no longer exported
+  CHECK_FALSE(HasFamily(metrics, "dpcm_failovers_total"));
   CHECK_FALSE(Find(metrics, "dpcm_domain_epoch", {{"namespace", "ns"}, {"domain", "gone"}}));
   // A domain created again with the same name starts from zero.
   CHECK(metrics.FailoversTotal("ns", "gone", "dc-unhealthy")->Value() == 0);
@@ -219,11 +220,14 @@ TEST_CASE("RenderText of many domains, a few series at a time, is Collect() seri
   Metrics metrics;
   for (int i = 0; i < 150; ++i) {  // more series per family than one slice holds
     const std::string domain = "d-" + std::to_string(i);
-    metrics.DomainMembers("ns", domain, "dc", true)->Set(1);
-    metrics.DomainMembers("ns", domain, "pc", i % 3 != 0)->Set(2);
-    metrics.DomainEpoch("ns", domain)->Set(i);
+    metrics.SetDomainState("ns", domain,
+                           {.dc_healthy = 1,
+                            .pc_healthy = i % 3 != 0 ? 2 : 0,
+                            .pc_unhealthy = i % 3 != 0 ? 0 : 2,
+                            .epoch = i,
+                            .dc_pods = {domain + "-0"},
+                            .conditions = {{"Ready", i % 2 == 0}, {"Degraded", false}}});
     metrics.FailoverDuration("ns", domain)->Observe(0.001 * i);
-    metrics.SetDomainDcPods("ns", domain, {domain + "-0"});
   }
   // The process_* families come last and change between two reads: compare up to them.
   auto before_process = [](const std::string& text) {
@@ -244,15 +248,15 @@ TEST_CASE("RenderText of many domains, a few series at a time, is Collect() seri
 
 TEST_CASE("Metrics dpcm_domain_dc_info names the DC pods, replacing the domain's set") {
   Metrics metrics;
-  metrics.SetDomainDcPods("ns", "db", {"db-0"});
-  metrics.SetDomainDcPods("ns", "other", {"other-1"});
+  metrics.SetDomainState("ns", "db", {.dc_pods = {"db-0"}});
+  metrics.SetDomainState("ns", "other", {.dc_pods = {"other-1"}});
   const auto dc = Find(metrics, "dpcm_domain_dc_info",
                        {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-0"}});
   REQUIRE(dc);
   CHECK(dc->gauge.value == 1);
 
   // The DC moved: only the new one is named, the other domain is untouched.
-  metrics.SetDomainDcPods("ns", "db", {"db-1"});
+  metrics.SetDomainState("ns", "db", {.dc_pods = {"db-1"}});
   CHECK_FALSE(Find(metrics, "dpcm_domain_dc_info",
                    {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-0"}}));
   CHECK(Find(metrics, "dpcm_domain_dc_info",
@@ -261,10 +265,10 @@ TEST_CASE("Metrics dpcm_domain_dc_info names the DC pods, replacing the domain's
              {{"namespace", "ns"}, {"domain", "other"}, {"pod", "other-1"}}));
 
   // No DC: no series for the domain; two: both are named.
-  metrics.SetDomainDcPods("ns", "db", {});
+  metrics.SetDomainState("ns", "db", {});
   CHECK_FALSE(Find(metrics, "dpcm_domain_dc_info",
                    {{"namespace", "ns"}, {"domain", "db"}, {"pod", "db-1"}}));
-  metrics.SetDomainDcPods("ns", "db", {"db-0", "db-1"});
+  metrics.SetDomainState("ns", "db", {.dc_pods = {"db-1", "db-0"}});
   CHECK(metrics.RenderText().find(
             "dpcm_domain_dc_info{namespace=\"ns\",domain=\"db\",pod=\"db-1\"} 1") !=
         std::string::npos);
