@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 
 #include "pkg/election/lease_record.h"
 
@@ -23,11 +24,20 @@ std::string EventCorrelator::SeriesKey(const Occurrence& occurrence) {
 nlohmann::json EventCorrelator::EventOf(const Series& series) {
   nlohmann::json event = *cache::Unpack(series.first);
   event["count"] = series.count;
-  event["lastTimestamp"] = series.last_timestamp;
+  event["lastTimestamp"] = election::FormatTime(series.last_at);
   return event;
 }
 
-void EventCorrelator::Erase(std::map<std::string, Series>::iterator it) {
+EventCorrelator::SeriesMap::iterator EventCorrelator::Find(const std::string& id) {
+  uint64_t number = 0;
+  const char* end = id.data() + id.size();
+  const auto [at, error] = std::from_chars(id.data(), end, number);
+  if (error != std::errc() || at != end) return series_.end();
+  const auto found = by_id_.find(number);
+  return found == by_id_.end() ? series_.end() : found->second;
+}
+
+void EventCorrelator::Erase(SeriesMap::iterator it) {
   const Series& series = it->second;
   if (series.count > series.written) {
     const nlohmann::json event = EventOf(series);
@@ -35,11 +45,9 @@ void EventCorrelator::Erase(std::map<std::string, Series>::iterator it) {
                  event.value("reason", ""), event["metadata"].value("name", ""),
                  series.count - series.written);
   }
-  by_last_seen_.erase({series.last_seen, it->first});
-  if (auto bucket = buckets_.find(series.object);
-      bucket != buckets_.end() && --bucket->second.series <= 0) {
-    buckets_.erase(bucket);
-  }
+  by_last_seen_.erase({series.last_seen, series.id});
+  by_id_.erase(series.id);
+  if (--series.bucket->second.series <= 0) buckets_.erase(series.bucket);
   series_.erase(it);
 }
 
@@ -54,32 +62,36 @@ EventCorrelator::Observed EventCorrelator::Observe(const Occurrence& occurrence)
   TimePoint due = now;
   if (it == series_.end()) {
     Series series;
+    series.id = next_id_++;
+    series.last_at = clock_.WallNow();
     const nlohmann::json event =
-        MakeEvent(occurrence, component_, NewEventName(occurrence.about), clock_.WallNow());
+        MakeEvent(occurrence, component_, NewEventName(occurrence.about), series.last_at);
     series.count = event.value("count", 1);
-    series.last_timestamp = event.value("lastTimestamp", "");
     series.first = cache::Pack(event);
     const ObjectReference& about = occurrence.about;
-    series.object = about.ns + "/" + about.kind + "/" + about.name + "/" + about.uid;
-    ++buckets_[series.object].series;
+    series.bucket =
+        buckets_.try_emplace(about.ns + "/" + about.kind + "/" + about.name + "/" + about.uid)
+            .first;
+    ++series.bucket->second.series;
     it = series_.emplace(key, std::move(series)).first;
+    by_id_.emplace(it->second.id, it);
     while (series_.size() > std::max<std::size_t>(options_.max_series, 1)) {
-      Erase(series_.find(by_last_seen_.begin()->second));
+      Erase(by_id_.at(by_last_seen_.begin()->second));
     }
   } else {
     Series& series = it->second;
     ++series.count;
-    series.last_timestamp = election::FormatTime(clock_.WallNow());
-    by_last_seen_.erase({series.last_seen, key});
+    series.last_at = clock_.WallNow();
+    by_last_seen_.erase({series.last_seen, series.id});
     if (series.created) due = std::max(now, series.last_write + options_.update_interval);
   }
   it->second.last_seen = now;
-  by_last_seen_.emplace(now, key);
-  return {key, due};
+  by_last_seen_.emplace(now, it->second.id);
+  return {std::to_string(it->second.id), due};
 }
 
-EventCorrelator::Due EventCorrelator::Take(const std::string& key, bool flush) {
-  const auto it = series_.find(key);
+EventCorrelator::Due EventCorrelator::Take(const std::string& id, bool flush) {
+  const auto it = Find(id);
   if (it == series_.end()) return {};
   Series& series = it->second;
   const int count = series.count;
@@ -96,7 +108,7 @@ EventCorrelator::Due EventCorrelator::Take(const std::string& key, bool flush) {
     const TimePoint due = series.last_write + options_.update_interval;
     if (due > now) return {std::nullopt, due};
   }
-  Bucket& bucket = buckets_[series.object];
+  Bucket& bucket = series.bucket->second;
   if (!bucket.tokens) {
     const double qps = 1.0 / std::chrono::duration<double>(options_.spam_refill).count();
     bucket.tokens = std::make_unique<TokenBucket>(qps, options_.spam_burst, clock_);
@@ -110,9 +122,9 @@ EventCorrelator::Due EventCorrelator::Take(const std::string& key, bool flush) {
   return {Write{series.in_flight_kind, EventOf(series)}, std::nullopt};
 }
 
-std::optional<EventCorrelator::TimePoint> EventCorrelator::Written(const std::string& key,
+std::optional<EventCorrelator::TimePoint> EventCorrelator::Written(const std::string& id,
                                                                    const Status& status) {
-  const auto it = series_.find(key);
+  const auto it = Find(id);
   if (it == series_.end()) return std::nullopt;
   Series& series = it->second;
   const TimePoint now = clock_.Now();
@@ -134,7 +146,7 @@ std::optional<EventCorrelator::TimePoint> EventCorrelator::Written(const std::st
 std::set<std::string> EventCorrelator::Owing() const {
   std::set<std::string> out;
   for (const auto& [key, series] : series_) {
-    if (series.count > series.written) out.insert(key);
+    if (series.count > series.written) out.insert(std::to_string(series.id));
   }
   return out;
 }

@@ -3,12 +3,14 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "pkg/cache/packed.h"
@@ -62,7 +64,9 @@ class EventCorrelator {
   // `clock` must outlive the correlator. `component` is every Event's source.component.
   EventCorrelator(std::string component, Clock& clock, CorrelatorOptions options = {});
 
-  // What Observe did: the series it counted in, and when that series' next write is due.
+  // What Observe did: the series it counted in (a name for Take and Written, unique for
+  // the correlator's life: a series forgotten and started again gets a new one), and when
+  // that series' next write is due.
   struct Observed {
     std::string series;
     TimePoint due;
@@ -93,14 +97,21 @@ class EventCorrelator {
   std::size_t size() const { return series_.size(); }
 
  private:
+  struct Bucket {
+    std::unique_ptr<TokenBucket> tokens;
+    int series = 0;  // series of this object
+  };
+  using Buckets = std::map<std::string, Bucket>;
+
   struct Series {
+    uint64_t id = 0;  // what callers know it by (as decimal text: Observed::series)
     // The Event as first made, packed (a tree costs ~2 KiB, and a convergence of 1,000
     // domains leaves thousands of series for a window; issue 12); count and lastTimestamp,
     // which repeats change, are kept apart and set on it when it is written.
     cache::PackedObject first;
     int count = 1;
-    std::string last_timestamp;
-    std::string object;  // the spam bucket's key
+    Clock::Wall::time_point last_at{};  // lastTimestamp
+    Buckets::iterator bucket;           // its object's spam bucket
     TimePoint last_seen{};
     TimePoint last_write{};
     bool created = false;  // a create succeeded (and no update found it gone since)
@@ -108,23 +119,26 @@ class EventCorrelator {
     int in_flight = 0;     // the count of the write taken, until Written
     Write::Kind in_flight_kind = Write::Kind::kCreate;
   };
-
-  struct Bucket {
-    std::unique_ptr<TokenBucket> tokens;
-    int series = 0;  // series of this object
-  };
+  using SeriesMap = std::map<std::string, Series>;  // by SeriesKey
 
   static std::string SeriesKey(const Occurrence& occurrence);
   // The Event as it stands: the first one with the series' count and lastTimestamp.
   static nlohmann::json EventOf(const Series& series);
-  void Erase(std::map<std::string, Series>::iterator it);
+  // The series called `id` (Observed::series); end() if none.
+  SeriesMap::iterator Find(const std::string& id);
+  void Erase(SeriesMap::iterator it);
 
   const std::string component_;
   Clock& clock_;
   const CorrelatorOptions options_;
-  std::map<std::string, Series> series_;
-  std::set<std::pair<TimePoint, std::string>> by_last_seen_;  // for eviction
-  std::map<std::string, Bucket> buckets_;                     // by object
+  // A series is known to callers, to the eviction order and to the recorder's timers by
+  // a number, not by its key: the key holds the whole message, and a convergence of 1,000
+  // domains kept four copies of it per series (issue 12: memory per managed pod).
+  SeriesMap series_;
+  std::unordered_map<uint64_t, SeriesMap::iterator> by_id_;
+  std::set<std::pair<TimePoint, uint64_t>> by_last_seen_;  // for eviction
+  Buckets buckets_;                                        // by object
+  uint64_t next_id_ = 1;
 };
 
 }  // namespace dpcm::events

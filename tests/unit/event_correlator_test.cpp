@@ -246,5 +246,19 @@ TEST_CASE("EventCorrelator keeps at most max_series, forgetting the least recent
   CHECK(correlator.Take(a.series).write);
 }
 
+TEST_CASE("EventCorrelator answers nothing for a series name it did not give") {
+  FakeClock clock;
+  EventCorrelator correlator("dpcm-operator", clock);
+  const auto observed = correlator.Observe(Failed());
+  for (const std::string name : {"", "x", "12x", "-1", "99999999999999999999999", "7"}) {
+    CAPTURE(name);
+    const auto due = correlator.Take(name);
+    CHECK_FALSE(due.write);
+    CHECK_FALSE(due.next);
+    CHECK_FALSE(correlator.Written(name, Status::Ok()));
+  }
+  CHECK(correlator.Take(observed.series).write);
+}
+
 }  // namespace
 }  // namespace dpcm::events
