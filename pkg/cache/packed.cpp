@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -411,16 +412,30 @@ class Unpacker {
 
 }  // namespace
 
-PackedObject Pack(const nlohmann::json& object) {
+PackedObject Pack(const nlohmann::json& object) { return PackWithKey("", object); }
+
+PackedObject PackWithKey(std::string_view key, const nlohmann::json& object) {
   std::string bytes;
   Packer(bytes).Value(object);
-  bytes.shrink_to_fit();
-  return std::make_shared<const std::string>(std::move(bytes));
+  constexpr std::size_t kMax = std::numeric_limits<uint32_t>::max();
+  if (key.size() > kMax || bytes.size() > kMax) throw std::length_error("packed: over 4 GiB");
+  // One allocation for the control block, the key and the bytes.
+  auto block = std::make_shared_for_overwrite<char[]>(key.size() + bytes.size());
+  std::copy(key.begin(), key.end(), block.get());
+  std::copy(bytes.begin(), bytes.end(), block.get() + key.size());
+  PackedObject packed;
+  packed.block_ = std::move(block);
+  packed.key_size_ = static_cast<uint32_t>(key.size());
+  packed.bytes_size_ = static_cast<uint32_t>(bytes.size());
+  return packed;
 }
 
 ObjectPtr Unpack(const PackedObject& packed) {
-  if (packed == nullptr) return nullptr;
-  Unpacker unpacker(*packed);
+  return packed == nullptr ? nullptr : UnpackBytes(packed.bytes());
+}
+
+ObjectPtr UnpackBytes(std::string_view bytes) {
+  Unpacker unpacker(bytes);
   auto object = std::make_shared<const nlohmann::json>(unpacker.Value());
   if (!unpacker.done()) throw std::runtime_error("packed: trailing bytes");
   return object;

@@ -62,7 +62,7 @@ ObjectPtr Store::Get(std::string_view key) const {
   PackedObject found;
   {
     std::shared_lock lock(mutex_);
-    const auto it = objects_.find(std::string(key));
+    const auto it = objects_.find(key);
     if (it != objects_.end()) found = it->second;
   }
   return Unpack(found);  // outside the lock: readers never hold up the writer for long
@@ -109,13 +109,13 @@ size_t Store::size() const {
   return objects_.size();
 }
 
-void Store::IndexLocked(const std::string& key, const nlohmann::json& object) {
+void Store::IndexLocked(std::string_view key, const nlohmann::json& object) {
   for (const auto& [name, func] : index_funcs_) {
     for (auto& value : func(object)) indexes_[name][value].insert(key);
   }
 }
 
-void Store::UnindexLocked(const std::string& key, const nlohmann::json& object) {
+void Store::UnindexLocked(std::string_view key, const nlohmann::json& object) {
   for (const auto& [name, func] : index_funcs_) {
     auto& by_value = indexes_[name];
     for (const auto& value : func(object)) {
@@ -127,47 +127,49 @@ void Store::UnindexLocked(const std::string& key, const nlohmann::json& object) 
   }
 }
 
-ObjectPtr Store::PutLocked(const std::string& key, const nlohmann::json& object,
-                           PackedObject packed) {
+ObjectPtr Store::EraseLocked(std::unordered_map<std::string_view, PackedObject>::iterator it) {
+  ObjectPtr previous = Unpack(it->second);
+  UnindexLocked(it->first, *previous);
+  objects_.erase(it);  // the key's block may go with it: unindexed first
+  return previous;
+}
+
+ObjectPtr Store::PutLocked(const nlohmann::json& object, PackedObject packed) {
   ObjectPtr previous;
-  auto& slot = objects_[key];
-  if (slot != nullptr) {
-    previous = Unpack(slot);
-    UnindexLocked(key, *previous);
+  if (const auto it = objects_.find(packed.key()); it != objects_.end()) {
+    previous = EraseLocked(it);
   }
+  const std::string_view key = packed.key();  // a view of the block the map keeps
+  objects_.emplace(key, std::move(packed));
   IndexLocked(key, object);
-  slot = std::move(packed);
   return previous;
 }
 
 ObjectPtr Store::Upsert(const ObjectPtr& object) {
   const std::string key = KeyOf(*object);
   if (key.empty()) return nullptr;
-  PackedObject packed = Pack(*object);
+  PackedObject packed = PackWithKey(key, *object);
   std::unique_lock lock(mutex_);
-  return PutLocked(key, *object, std::move(packed));
+  return PutLocked(*object, std::move(packed));
 }
 
 ObjectPtr Store::Remove(const std::string& key) {
   std::unique_lock lock(mutex_);
   const auto it = objects_.find(key);
   if (it == objects_.end()) return nullptr;
-  ObjectPtr previous = Unpack(it->second);
-  UnindexLocked(key, *previous);
-  objects_.erase(it);
-  return previous;
+  return EraseLocked(it);
 }
 
 std::map<std::string, ObjectPtr> Store::Replace(const std::vector<ObjectPtr>& objects) {
   std::unique_lock lock(mutex_);
   std::map<std::string, ObjectPtr> previous;
   for (const auto& [key, packed] : objects_) previous.emplace(key, Unpack(packed));
+  for (auto& [name, by_value] : indexes_) by_value.clear();  // views of the blocks: first
   objects_.clear();
-  for (auto& [name, by_value] : indexes_) by_value.clear();
   for (const auto& object : objects) {
     const std::string key = KeyOf(*object);
     if (key.empty()) continue;
-    PutLocked(key, *object, Pack(*object));
+    PutLocked(*object, PackWithKey(key, *object));
   }
   return previous;
 }
@@ -184,7 +186,7 @@ std::map<std::string, ObjectPtr> Store::ReplaceNamespace(std::string_view ns,
       ObjectPtr old = Unpack(it->second);
       UnindexLocked(it->first, *old);
       previous.emplace(it->first, std::move(old));
-      it = objects_.erase(it);
+      it = objects_.erase(it);  // unindexed first: the indexes held views of its key
     } else {
       ++it;
     }
@@ -193,7 +195,7 @@ std::map<std::string, ObjectPtr> Store::ReplaceNamespace(std::string_view ns,
     const std::string key = KeyOf(*object);
     if (key.empty()) continue;
     // An object not in `ns` after all replaces whatever its key held all the same.
-    PutLocked(key, *object, Pack(*object));
+    PutLocked(*object, PackWithKey(key, *object));
   }
   return previous;
 }

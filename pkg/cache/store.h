@@ -70,17 +70,22 @@ class Store {
  private:
   static std::vector<ObjectPtr> UnpackAll(const std::vector<PackedObject>& packed);
 
-  void IndexLocked(const std::string& key, const nlohmann::json& object);    // requires write lock
-  void UnindexLocked(const std::string& key, const nlohmann::json& object);  // requires write lock
-  // Stores `object` (packed as `packed`) under `key`; returns what it replaced, unpacked.
-  ObjectPtr PutLocked(const std::string& key, const nlohmann::json& object,
-                      PackedObject packed);  // requires write lock
+  // `key` must stay valid while indexed: a view of a stored object's key.
+  void IndexLocked(std::string_view key, const nlohmann::json& object);    // requires write lock
+  void UnindexLocked(std::string_view key, const nlohmann::json& object);  // requires write lock
+  // Stores `object`, packed with its key as `packed`; returns what it replaced, unpacked.
+  ObjectPtr PutLocked(const nlohmann::json& object, PackedObject packed);  // requires write lock
+  // Drops the object stored under `it`; returns it unpacked.
+  ObjectPtr EraseLocked(std::unordered_map<std::string_view, PackedObject>::iterator it);
 
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, PackedObject> objects_;
+  // Each object is one block holding its key and packed bytes; the map's key and the
+  // indexes' keys are views of that key (issue 12: one allocation per cached object, not
+  // five).
+  std::unordered_map<std::string_view, PackedObject> objects_;
   std::map<std::string, IndexFunc, std::less<>> index_funcs_;
   // index name -> value -> keys
-  std::map<std::string, std::map<std::string, std::set<std::string>, std::less<>>, std::less<>>
+  std::map<std::string, std::map<std::string, std::set<std::string_view>, std::less<>>, std::less<>>
       indexes_;
 };
 

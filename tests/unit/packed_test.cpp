@@ -71,6 +71,21 @@ TEST_CASE("Unpack(Pack(x)) == x for every kind of JSON value") {
   CHECK(Unpack(nullptr) == nullptr);
 }
 
+TEST_CASE("PackWithKey keeps the key before the bytes, and copies share them") {
+  const nlohmann::json pod = CachedPod();
+  const PackedObject plain = Pack(pod);
+  CHECK(plain.key().empty());
+  const PackedObject keyed = PackWithKey("ns/db-0", pod);
+  CHECK(keyed.key() == "ns/db-0");
+  CHECK(keyed.bytes() == plain.bytes());
+  CHECK(*Unpack(keyed) == pod);
+  const PackedObject copy = keyed;  // NOLINT(performance-unnecessary-copy-initialization)
+  CHECK(copy.key().data() == keyed.key().data());
+  CHECK_FALSE(PackedObject());
+  CHECK(PackedObject() == nullptr);
+  CHECK(Unpack(PackedObject()) == nullptr);
+}
+
 TEST_CASE("strings that look like a UUID or a timestamp come back as the same text") {
   const char* strings[] = {
       // packed as 16 bytes / seconds / microseconds
@@ -109,7 +124,7 @@ TEST_CASE("a string repeated within an object is packed once, and each copy come
                        {"owner", name},
                        {"other", "a-rather-long-domain-name-of-another-team"}};
   const auto packed = Pack(object);
-  CHECK(packed->size() < 2 * name.size() + 50);
+  CHECK(packed.bytes().size() < 2 * name.size() + 50);
   CHECK(*Unpack(packed) == object);
 }
 
@@ -119,21 +134,21 @@ TEST_CASE("a cached pod packs to under a third of MessagePack") {
   Json::to_msgpack(pod, msgpack);
   const auto packed = Pack(pod);
   CAPTURE(msgpack.size());
-  CAPTURE(packed->size());
-  CHECK(packed->size() * 3 < msgpack.size());
+  CAPTURE(packed.bytes().size());
+  CHECK(packed.bytes().size() * 3 < msgpack.size());
 }
 
 TEST_CASE("Unpack throws on bytes Pack never makes, instead of reading past them") {
-  const std::string packed = *Pack(CachedPod());
+  const std::string packed(Pack(CachedPod()).bytes());
   for (size_t cut = 0; cut < packed.size(); ++cut) {
     CAPTURE(cut);
-    CHECK_THROWS(Unpack(std::make_shared<const std::string>(packed.substr(0, cut))));
+    CHECK_THROWS(UnpackBytes(packed.substr(0, cut)));
   }
-  CHECK_THROWS(Unpack(std::make_shared<const std::string>(packed + "x")));
-  CHECK_THROWS(Unpack(std::make_shared<const std::string>("\xB7\x05")));  // repeat of nothing
-  CHECK_THROWS(Unpack(std::make_shared<const std::string>("\xBF")));      // unused tag
-  CHECK_THROWS(Unpack(std::make_shared<const std::string>("\xB9\x01\xA1\xA1")));  // int key
-  CHECK_THROWS(Unpack(std::make_shared<const std::string>(std::string(11, '\xFF'))));
+  CHECK_THROWS(UnpackBytes(packed + "x"));
+  CHECK_THROWS(UnpackBytes("\xB7\x05"));          // repeat of nothing
+  CHECK_THROWS(UnpackBytes("\xBF"));              // unused tag
+  CHECK_THROWS(UnpackBytes("\xB9\x01\xA1\xA1"));  // int key
+  CHECK_THROWS(UnpackBytes(std::string(11, '\xFF')));
 }
 
 }  // namespace

@@ -134,6 +134,23 @@ TEST_CASE("Store::ByLabel follows a label change") {
   CHECK(store.ByLabel("ns", "role", "active").empty());
 }
 
+TEST_CASE("Store keeps finding an object by label after each new version of it") {
+  // The indexes hold views of the key inside the stored block: each version is a new block.
+  Store store;
+  for (int version = 1; version <= 20; ++version) {
+    store.Upsert(Object("ns", "p", {{"role", "dc"}}, std::to_string(version)));
+    store.Upsert(Object("ns", "q-" + std::to_string(version), {{"role", "dc"}}));
+    const auto found = store.ByLabel("ns", "role", "dc");
+    REQUIRE(found.size() == static_cast<size_t>(version) + 1);
+    CHECK((*store.Get("ns/p"))["metadata"]["resourceVersion"] == std::to_string(version));
+  }
+  for (int version = 1; version <= 20; ++version) store.Remove("ns/q-" + std::to_string(version));
+  CHECK(Names(store.ByLabel("ns", "role", "dc")) == std::set<std::string>{"p"});
+  store.Remove("ns/p");
+  CHECK(store.ByLabel("ns", "role", "dc").empty());
+  CHECK(store.size() == 0);
+}
+
 TEST_CASE("Store indexes only the labels it is given, and none when given none") {
   Store store(std::set<std::string>{"app"});
   store.Upsert(Object("ns", "web-0", {{"app", "web"}, {"tier", "front"}}));
