@@ -1,5 +1,6 @@
 #include "pkg/cache/store.h"
 
+#include <algorithm>
 #include <mutex>
 
 namespace dpcm::cache {
@@ -111,7 +112,11 @@ size_t Store::size() const {
 
 void Store::IndexLocked(std::string_view key, const nlohmann::json& object) {
   for (const auto& [name, func] : index_funcs_) {
-    for (auto& value : func(object)) indexes_[name][value].insert(key);
+    for (auto& value : func(object)) {
+      auto& keys = indexes_[name][value];
+      const auto at = std::lower_bound(keys.begin(), keys.end(), key);
+      if (at == keys.end() || *at != key) keys.insert(at, key);
+    }
   }
 }
 
@@ -121,8 +126,14 @@ void Store::UnindexLocked(std::string_view key, const nlohmann::json& object) {
     for (const auto& value : func(object)) {
       const auto it = by_value.find(value);
       if (it == by_value.end()) continue;
-      it->second.erase(key);
-      if (it->second.empty()) by_value.erase(it);
+      auto& keys = it->second;
+      const auto at = std::lower_bound(keys.begin(), keys.end(), key);
+      if (at != keys.end() && *at == key) keys.erase(at);
+      if (keys.empty()) {
+        by_value.erase(it);
+      } else if (keys.capacity() > 2 * keys.size()) {
+        keys.shrink_to_fit();
+      }
     }
   }
 }

@@ -84,8 +84,10 @@ class Store {
   // five).
   std::unordered_map<std::string_view, PackedObject> objects_;
   std::map<std::string, IndexFunc, std::less<>> index_funcs_;
-  // index name -> value -> keys
-  std::map<std::string, std::map<std::string, std::set<std::string_view>, std::less<>>, std::less<>>
+  // index name -> value -> keys, sorted (a vector: most values have a handful of keys, and
+  // a set node each cost 64 bytes; issue 12)
+  std::map<std::string, std::map<std::string, std::vector<std::string_view>, std::less<>>,
+           std::less<>>
       indexes_;
 };
 
