@@ -1,6 +1,7 @@
 #include "pkg/cache/store.h"
 
 #include <algorithm>
+#include <cassert>
 #include <mutex>
 
 namespace dpcm::cache {
@@ -151,7 +152,10 @@ ObjectPtr Store::PutLocked(const nlohmann::json& object, PackedObject packed) {
     previous = EraseLocked(it);
   }
   const std::string_view key = packed.key();  // a view of the block the map keeps
-  objects_.emplace(key, std::move(packed));
+  // The key was just erased: the insert happens, and the map keeps the block `key` views.
+  const bool inserted = objects_.try_emplace(key, std::move(packed)).second;
+  assert(inserted);
+  (void)inserted;
   IndexLocked(key, object);
   return previous;
 }

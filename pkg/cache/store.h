@@ -39,8 +39,8 @@ inline constexpr std::string_view kLabelIndex = "labels";
 class Store {
  public:
   // `indexed_labels`: the label keys ByLabel can find objects by; none given: every label.
-  // Each indexed label costs a set entry per object (about 100 bytes), so a cache of
-  // thousands of pods indexes only the labels it is looked up by.
+  // Each indexed label costs an index entry per object, so a cache of thousands of pods
+  // indexes only the labels it is looked up by.
   explicit Store(std::optional<std::set<std::string>> indexed_labels = std::nullopt);
 
   // Adds a named index. Call before any object is stored.

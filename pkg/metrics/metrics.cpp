@@ -529,9 +529,12 @@ std::shared_ptr<Counter> Metrics::RoleHooksTotal(const std::string& ns, const st
 }
 
 void Metrics::SetDomainState(const std::string& ns, const std::string& domain, DomainState state) {
-  // Sorted as the series' keys sort (DomainFamily): the exposition lists them in order.
+  // Sorted as the series' keys sort (DomainFamily): the exposition lists them in order,
+  // each once (a type given twice: the last value counts, as a series set twice).
   std::sort(state.dc_pods.begin(), state.dc_pods.end());
-  std::sort(state.conditions.begin(), state.conditions.end());
+  state.dc_pods.erase(std::unique(state.dc_pods.begin(), state.dc_pods.end()), state.dc_pods.end());
+  const std::map<std::string, bool> conditions(state.conditions.rbegin(), state.conditions.rend());
+  state.conditions.assign(conditions.begin(), conditions.end());
   state.dc_pods.shrink_to_fit();
   state.conditions.shrink_to_fit();
   domains_->states.Set(ns, domain, std::move(state));

@@ -97,7 +97,7 @@ class Metrics {
   // given, 1 when True), dpcm_domain_terminating_members{namespace,domain} (members whose
   // pod is being deleted) and dpcm_domain_dc_info{namespace,domain,pod} (1 for each pod
   // labeled DC: none when no pod is, two when two are, the safety invariant broken). A
-  // scrape sees the old state or the new one, never a mix.
+  // scrape sees each family of the old state or of the new one, never a mix within one family.
   void SetDomainState(const std::string& ns, const std::string& domain, DomainState state);
   // Drops every dpcm_* series of the domain `ns`/`domain` from the exposition (call when
   // the ProcessDomain is deleted). A later accessor call starts the series from zero.

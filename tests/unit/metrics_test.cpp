@@ -246,6 +246,26 @@ TEST_CASE("RenderText of many domains, a few series at a time, is Collect() seri
   CHECK(types == 1);
 }
 
+TEST_CASE("Metrics SetDomainState lists a pod or condition type given twice once") {
+  Metrics metrics;
+  metrics.SetDomainState(
+      "ns", "db",
+      {.dc_pods = {"db-1", "db-0", "db-1"}, .conditions = {{"Ready", false}, {"Ready", true}}});
+  const std::string text = metrics.RenderText();
+  const auto count = [&](const std::string& line) {
+    size_t n = 0;
+    for (size_t at = 0; (at = text.find(line, at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  CHECK(count("dpcm_domain_dc_info{namespace=\"ns\",domain=\"db\",pod=\"db-1\"} 1") == 1);
+  CHECK(count("dpcm_domain_dc_info{namespace=\"ns\",domain=\"db\",pod=\"db-0\"} 1") == 1);
+  CHECK(count("dpcm_domain_condition{namespace=\"ns\",domain=\"db\",type=\"Ready\"}") == 1);
+  const auto ready = Find(metrics, "dpcm_domain_condition",
+                          {{"namespace", "ns"}, {"domain", "db"}, {"type", "Ready"}});
+  REQUIRE(ready);
+  CHECK(ready->gauge.value == 1);  // the last value given
+}
+
 TEST_CASE("Metrics dpcm_domain_dc_info names the DC pods, replacing the domain's set") {
   Metrics metrics;
   metrics.SetDomainState("ns", "db", {.dc_pods = {"db-0"}});
