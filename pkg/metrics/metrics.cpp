@@ -135,17 +135,13 @@ class DomainFamily {
 class DomainStates {
  public:
   void Set(const std::string& ns, const std::string& domain, DomainState state) {
-    std::string key = ns;
-    key.push_back('\0');
-    key.append(domain).push_back('\0');
+    std::string key = KeyOf(ns, domain);
     std::lock_guard lock(mutex_);
     states_.insert_or_assign(std::move(key), std::move(state));
   }
 
   void Forget(const std::string& ns, const std::string& domain) {
-    std::string key = ns;
-    key.push_back('\0');
-    key.append(domain).push_back('\0');
+    const std::string key = KeyOf(ns, domain);
     std::lock_guard lock(mutex_);
     states_.erase(key);
   }
@@ -158,6 +154,13 @@ class DomainStates {
   }
 
  private:
+  static std::string KeyOf(const std::string& ns, const std::string& domain) {
+    std::string key = ns;
+    key.push_back('\0');
+    key.append(domain).push_back('\0');
+    return key;
+  }
+
   mutable std::mutex mutex_;
   std::map<std::string, DomainState, std::less<>> states_;  // guarded by mutex_
 };
