@@ -146,7 +146,7 @@ ObjectPtr Store::EraseLocked(std::unordered_map<std::string_view, PackedObject>:
   return previous;
 }
 
-ObjectPtr Store::PutLocked(const nlohmann::json& object, PackedObject packed) {
+ObjectPtr Store::PutLocked(const nlohmann::json& object, PackedObject&& packed) {
   ObjectPtr previous;
   if (const auto it = objects_.find(packed.key()); it != objects_.end()) {
     previous = EraseLocked(it);

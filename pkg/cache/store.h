@@ -75,7 +75,7 @@ class Store {
   void IndexLocked(std::string_view key, const nlohmann::json& object);    // requires write lock
   void UnindexLocked(std::string_view key, const nlohmann::json& object);  // requires write lock
   // Stores `object`, packed with its key as `packed`; returns what it replaced, unpacked.
-  ObjectPtr PutLocked(const nlohmann::json& object, PackedObject packed);  // requires write lock
+  ObjectPtr PutLocked(const nlohmann::json& object, PackedObject&& packed);  // requires write lock
   // Drops the object stored under `it`; returns it unpacked.
   ObjectPtr EraseLocked(std::unordered_map<std::string_view, PackedObject>::iterator it);
 
