@@ -64,10 +64,9 @@ EventCorrelator::Observed EventCorrelator::Observe(const Occurrence& occurrence)
     Series series;
     series.id = next_id_++;
     series.last_at = clock_.WallNow();
-    const nlohmann::json event =
-        MakeEvent(occurrence, component_, NewEventName(occurrence.about), series.last_at);
-    series.count = event.value("count", 1);
-    series.first = cache::Pack(event);
+    series.first_at = series.last_at;
+    series.name = NewEventName(occurrence.about);
+    series.first = cache::Pack(MakeEvent(occurrence, component_, series.name, series.first_at));
     const ObjectReference& about = occurrence.about;
     series.bucket =
         buckets_.try_emplace(about.ns + "/" + about.kind + "/" + about.name + "/" + about.uid)
@@ -82,6 +81,9 @@ EventCorrelator::Observed EventCorrelator::Observe(const Occurrence& occurrence)
     Series& series = it->second;
     ++series.count;
     series.last_at = clock_.WallNow();
+    if (!series.first) {  // settled since: made again, as it was (same key, name and time)
+      series.first = cache::Pack(MakeEvent(occurrence, component_, series.name, series.first_at));
+    }
     by_last_seen_.erase({series.last_seen, series.id});
     if (series.created) due = std::max(now, series.last_write + options_.update_interval);
   }
@@ -139,7 +141,10 @@ std::optional<EventCorrelator::TimePoint> EventCorrelator::Written(const std::st
   // A failure is not retried; the next occurrence writes again.
   if (!status.IsAlreadyExists()) series.written = series.in_flight;
   series.last_write = now;
-  if (series.count <= series.written) return series.last_seen + options_.window;
+  if (series.count <= series.written) {
+    series.first = nullptr;  // nothing owed: the next occurrence makes it again
+    return series.last_seen + options_.window;
+  }
   return series.created ? series.last_write + options_.update_interval : now;
 }
 

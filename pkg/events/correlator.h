@@ -107,8 +107,13 @@ class EventCorrelator {
     uint64_t id = 0;  // what callers know it by (as decimal text: Observed::series)
     // The Event as first made, packed (a tree costs ~2 KiB, and a convergence of 1,000
     // domains leaves thousands of series for a window; issue 12); count and lastTimestamp,
-    // which repeats change, are kept apart and set on it when it is written.
+    // which repeats change, are kept apart and set on it when it is written. Kept only
+    // while a write is owed: a series that owes nothing keeps the Event's name and first
+    // time, and its next occurrence, which carries the rest, makes the same Event again
+    // (most series of a convergence never repeat: ~400 bytes each for the window).
     cache::PackedObject first;
+    std::string name;                    // metadata.name
+    Clock::Wall::time_point first_at{};  // firstTimestamp
     int count = 1;
     Clock::Wall::time_point last_at{};  // lastTimestamp
     Buckets::iterator bucket;           // its object's spam bucket

@@ -86,6 +86,34 @@ TEST_CASE("EventCorrelator forgets a series that owes nothing once it is quiet f
   CHECK(recreated->event["metadata"]["name"] != created->event["metadata"]["name"]);
 }
 
+TEST_CASE("EventCorrelator makes a settled series' Event again, the same, on its next occurrence") {
+  // A series that owes nothing keeps only the Event's name and first time; the repeat
+  // must still update that Event, not another, with the message cut as at first.
+  FakeClock clock;
+  CorrelatorOptions options;
+  options.update_interval = 30s;
+  EventCorrelator correlator("dpcm-operator", clock, options);
+  const std::string message(kMaxMessageBytes + 100, 'x');
+  const auto first = correlator.Observe(Failed("web", message));
+  const auto created = TakeAndWrite(correlator, first.series);
+  REQUIRE(created);
+  CHECK(correlator.Owing().empty());
+
+  clock.Advance(5min);
+  const auto again = correlator.Observe(Failed("web", message));
+  CHECK(again.series == first.series);
+  clock.Advance(30s);
+  const auto update = TakeAndWrite(correlator, again.series);
+  REQUIRE(update);
+  CHECK(update->kind == Write::Kind::kUpdate);
+  CHECK(update->event["count"] == 2);
+  nlohmann::json expected = created->event;
+  expected["count"] = 2;
+  expected["lastTimestamp"] = update->event["lastTimestamp"];
+  CHECK(update->event == expected);
+  CHECK(update->event["lastTimestamp"] != created->event["lastTimestamp"]);
+}
+
 TEST_CASE("EventCorrelator folds identical occurrences into one Event, written once per interval") {
   FakeClock clock;
   CorrelatorOptions options;
