@@ -20,7 +20,9 @@ void DcTracker::Apply(const json& pod, bool deleted, WallClock::time_point now) 
   const std::string name = pod.value("/metadata/name"_json_pointer, "");
   ++events_;
   std::string domain = pod.value("/metadata/labels/dpcm.io~1domain"_json_pointer, "");
-  if (auto it = pods_.find(name); it != pods_.end() && domain.empty()) domain = it->second.domain;
+  const auto known = pods_.find(name);
+  if (known != pods_.end() && domain.empty()) domain = known->second.domain;
+  const bool was_healthy_dc = known != pods_.end() && known->second.dc && known->second.healthy;
   if (deleted) {
     pods_.erase(name);
   } else {
@@ -28,6 +30,10 @@ void DcTracker::Apply(const json& pod, bool deleted, WallClock::time_point now) 
     state.domain = domain;
     state.dc = pod.value("/metadata/labels/dpcm.io~1role"_json_pointer, "") == "dc";
     state.healthy = IsReady(pod) && !pod["metadata"].contains("deletionTimestamp");
+  }
+  if (was_healthy_dc) {
+    const auto now_state = pods_.find(name);
+    if (now_state == pods_.end() || !now_state->second.healthy) dc_failure_seen_[name] = now;
   }
   if (!domain.empty()) CheckDomain(domain, now);
 }
@@ -80,6 +86,13 @@ std::string DcTracker::CurrentDc(const std::string& domain) const {
   return it == current_dc_.end() ? "" : it->second;
 }
 
+std::optional<DcTracker::WallClock::time_point> DcTracker::DcFailureSeen(
+    const std::string& pod) const {
+  const auto it = dc_failure_seen_.find(pod);
+  if (it == dc_failure_seen_.end()) return std::nullopt;
+  return it->second;
+}
+
 DcWatcher::DcWatcher(client::ApiClient& client, std::string ns,
                      std::chrono::milliseconds no_dc_bound)
     : namespace_(std::move(ns)),
@@ -128,6 +141,11 @@ std::vector<std::string> DcWatcher::Violations() {
 std::string DcWatcher::CurrentDc(const std::string& domain) {
   std::lock_guard lock(mutex_);
   return tracker_.CurrentDc(domain);
+}
+
+std::optional<DcWatcher::WallClock::time_point> DcWatcher::DcFailureSeen(const std::string& pod) {
+  std::lock_guard lock(mutex_);
+  return tracker_.DcFailureSeen(pod);
 }
 
 std::optional<DcWatcher::DcChange> DcWatcher::WaitForNewDc(const std::string& domain,

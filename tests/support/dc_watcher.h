@@ -35,6 +35,9 @@ class DcTracker {
   // Every violation so far, plus a no-DC gap still open at `now`.
   std::vector<std::string> Violations(WallClock::time_point now) const;
   std::string CurrentDc(const std::string& domain) const;
+  // When the pod last stopped being healthy (or went) while labeled DC, as seen here;
+  // nullopt if it never did.
+  std::optional<WallClock::time_point> DcFailureSeen(const std::string& pod) const;
   const std::vector<DcChange>& changes() const { return changes_; }
   int events() const { return events_; }
 
@@ -51,6 +54,7 @@ class DcTracker {
   std::map<std::string, std::string> current_dc_;
   std::map<std::string, WallClock::time_point> no_dc_since_;
   std::vector<DcChange> changes_;
+  std::map<std::string, WallClock::time_point> dc_failure_seen_;  // by pod
   std::vector<std::string> violations_;
   int events_ = 0;
 };
@@ -76,6 +80,8 @@ class DcWatcher {
   std::vector<std::string> Violations();
   // The domain's current DC as seen here ("" if none).
   std::string CurrentDc(const std::string& domain);
+  // DcTracker::DcFailureSeen.
+  std::optional<WallClock::time_point> DcFailureSeen(const std::string& pod);
   // Waits until the domain's DC is non-empty and differs from `previous`; returns the
   // change (with the time this watcher saw it), or nullopt on timeout.
   std::optional<DcChange> WaitForNewDc(const std::string& domain, const std::string& previous,

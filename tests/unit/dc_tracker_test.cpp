@@ -49,5 +49,22 @@ TEST_CASE("DcTracker flags a domain left without a DC while a member is healthy"
   CHECK(idle.Violations(t0 + 10s).empty());
 }
 
+TEST_CASE("DcTracker notes when a DC stopped being healthy, not when a PC did") {
+  DcTracker tracker(5s);
+  const auto t0 = DcTracker::WallClock::now();
+  tracker.Apply(Pod("d-0", "dc", true), false, t0);
+  tracker.Apply(Pod("d-1", "pc", true), false, t0);
+  tracker.Apply(Pod("d-1", "pc", false), false, t0 + 5ms);
+  CHECK_FALSE(tracker.DcFailureSeen("d-1").has_value());
+  tracker.Apply(Pod("d-0", "dc", true), false, t0 + 10ms);  // healthy still: no failure
+  CHECK_FALSE(tracker.DcFailureSeen("d-0").has_value());
+  tracker.Apply(Pod("d-0", "dc", false), false, t0 + 20ms);
+  tracker.Apply(Pod("d-0", "dc", false), false, t0 + 30ms);  // still down: the first time kept
+  CHECK(tracker.DcFailureSeen("d-0") == t0 + 20ms);
+  tracker.Apply(Pod("d-0", "dc", true), false, t0 + 40ms);
+  tracker.Apply(Pod("d-0", "dc", true), true, t0 + 50ms);  // deleted while DC
+  CHECK(tracker.DcFailureSeen("d-0") == t0 + 50ms);
+}
+
 }  // namespace
 }  // namespace dpcm::testing
