@@ -40,9 +40,12 @@ namespace {
 
 using nlohmann::json;
 
-// malloc arenas (pkg/memory): idle RSS by arena count, measured with hack/bench-rss.sh in
-// README "Memory".
-constexpr int kMallocArenas = 2;
+// malloc arenas (pkg/memory). One: idle it makes no difference (hack/bench-rss.sh, README
+// "Memory"); converged at 1,000 x 3 (dpcm-bench-scale --unrelated 0 --qps 200) one arena
+// held 14.8 and 14.8 MiB where two held 14.8 and 15.9, and an earlier pair of runs grew
+// by 1.87 against 2.17 MiB per 1,000 pods (likely: the objects that stay share fewer pages
+// with the convergence's transients). The ~30 threads mostly wait.
+constexpr int kMallocArenas = 1;
 
 // Gives memory back to the system after the heap churned. glibc keeps freed heap pages
 // mapped: a cache that held 5,000 pods and dropped them still holds their pages, and a
@@ -119,7 +122,7 @@ class HealthServer {
 };
 
 int Run(int argc, char** argv) {
-  // Two malloc arenas for ~30 mostly waiting threads (pkg/memory): before any thread starts.
+  // One malloc arena for ~30 mostly waiting threads (pkg/memory): before any thread starts.
   memory::LimitArenas(kMallocArenas);
   // Signals go to one thread that turns them into a stop request. Blocked first, so that
   // every thread started later (spdlog's flusher too) inherits the mask.
