@@ -62,7 +62,7 @@ struct SimulatorOptions {
 // - a pod with a deletionTimestamp gets SIGTERM, SIGKILL after its grace period (capped),
 //   and once its process is gone a DELETE with gracePeriodSeconds=0 and a uid precondition;
 // - a pod that vanished (or was replaced by one with another uid) has its process killed.
-// Process exits are reaped by a dedicated thread and reported at once.
+// Process exits are reaped by a dedicated thread and reported at once, ahead of queued work.
 class PodSimulator {
  public:
   // `client` and `clock` must outlive the simulator.
