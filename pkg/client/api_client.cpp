@@ -5,7 +5,8 @@
 namespace dpcm::client {
 namespace {
 
-thread_local bool urgent_scope_active = false;  // see UrgentScope
+thread_local bool urgent_scope_active = false;    // see UrgentScope
+thread_local std::stop_token cancel_waits_token;  // see CancelWaitsScope
 
 constexpr std::string_view kJsonType = "application/json";
 
@@ -43,6 +44,12 @@ UrgentScope::UrgentScope() : was_active_(urgent_scope_active) { urgent_scope_act
 UrgentScope::~UrgentScope() { urgent_scope_active = was_active_; }
 bool UrgentScope::Active() { return urgent_scope_active; }
 
+CancelWaitsScope::CancelWaitsScope(std::stop_token stop) : previous_(cancel_waits_token) {
+  cancel_waits_token = std::move(stop);
+}
+CancelWaitsScope::~CancelWaitsScope() { cancel_waits_token = std::move(previous_); }
+std::stop_token CancelWaitsScope::Token() { return cancel_waits_token; }
+
 ApiClient::ApiClient(std::unique_ptr<HttpTransport> transport, ClientOptions options)
     : transport_(std::move(transport)),
       options_(options),
@@ -65,10 +72,12 @@ Result<Json> ApiClient::Do(const std::string& method, const std::string& path,
                            const std::string& body, const std::string& content_type) {
   Status last;
   for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
-    const auto lane =
-        UrgentScope::Active() ? TokenBucket::Lane::kUrgent : TokenBucket::Lane::kNormal;
-    if (!limiter_.Wait(std::stop_token(), lane)) {
-      return Status::Cancelled("rate limiter stopped");
+    const bool urgent = UrgentScope::Active();
+    const auto lane = urgent ? TokenBucket::Lane::kUrgent : TokenBucket::Lane::kNormal;
+    const std::stop_token cancel = urgent ? std::stop_token() : CancelWaitsScope::Token();
+    if (!limiter_.Wait(cancel, lane)) {
+      return Status::Cancelled(method + " " + path +
+                               ": cut short while waiting for the rate limiter");
     }
     if (write_guard_ && !IsRead(method)) {
       if (Status allowed = write_guard_(); !allowed.ok()) {
@@ -102,7 +111,10 @@ Result<Json> ApiClient::Do(const std::string& method, const std::string& path,
     if (last.retry_after()) {
       wait = std::min<std::chrono::milliseconds>(*last.retry_after(), std::chrono::seconds(30));
     }
-    clock_.SleepFor(wait, std::stop_token());
+    if (!clock_.SleepFor(wait, cancel)) {
+      return Status::Cancelled(method + " " + path + ": cut short before retry " +
+                               std::to_string(attempt + 1));
+    }
   }
   return last.WithContext(method + " " + path + " (after " + std::to_string(options_.max_retries) +
                           " retries)");

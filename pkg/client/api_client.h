@@ -82,6 +82,27 @@ class UrgentScope {
   bool was_active_;
 };
 
+// Lets `stop` cut short the waits of every normal-lane request this thread makes while the
+// scope lives: waiting for a rate-limiter token, and the backoff between retries. A request
+// cut short returns Cancelled without being sent; one already on the wire is not
+// abandoned. Urgent-lane requests (UrgentScope) are never cut short. For a reconcile that
+// an urgent request for the same object preempts (controller::Reconciler): its work is
+// redone at once, and its writes must not hold the object up while they wait behind other
+// objects' writes. Scopes nest (the innermost counts).
+class CancelWaitsScope {
+ public:
+  explicit CancelWaitsScope(std::stop_token stop);
+  ~CancelWaitsScope();
+  CancelWaitsScope(const CancelWaitsScope&) = delete;
+  CancelWaitsScope& operator=(const CancelWaitsScope&) = delete;
+
+  // The calling thread's innermost scope's token (one that never fires outside a scope).
+  static std::stop_token Token();
+
+ private:
+  std::stop_token previous_;
+};
+
 // Thread-safe: any number of threads may call any verb at once.
 // Every verb returns the server's object (or list) on success, else a Status decoded
 // from the API's metav1.Status (NotFound, Conflict, Forbidden, ...) or a transport error.

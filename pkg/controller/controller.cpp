@@ -42,7 +42,12 @@ Controller::Controller(ControllerOptions options, Reconciler& reconciler)
 
 void Controller::Enqueue(const Request& request) { queue_.Add(request.Key()); }
 
-void Controller::EnqueueUrgent(const Request& request) { queue_.AddUrgent(request.Key()); }
+void Controller::EnqueueUrgent(const Request& request) {
+  const std::string key = request.Key();
+  queue_.AddUrgent(key);
+  std::lock_guard lock(running_mutex_);
+  if (const auto it = running_.find(key); it != running_.end()) it->second.request_stop();
+}
 
 Status Controller::Run(const std::stop_token& stop) {
   if (started_.exchange(true)) {
@@ -70,10 +75,31 @@ Status Controller::Run(const std::stop_token& stop) {
 void Controller::Work(const std::stop_token& stop, bool urgent_only) {
   while (auto key = urgent_only ? queue_.GetUrgent() : queue_.Get()) {
     const auto started = clock_.Now();
-    const auto outcome = ReconcileCatching(Request::FromKey(*key), stop);
-    ApplyOutcome(*key, outcome, clock_.Now() - started);
+    bool preempted = false;
+    const auto outcome = urgent_only ? ReconcileCatching(Request::FromKey(*key), stop)
+                                     : ReconcilePreemptible(*key, stop, preempted);
+    ApplyOutcome(*key, outcome, clock_.Now() - started, preempted);
     queue_.Done(*key);
   }
+}
+
+Result<ReconcileResult> Controller::ReconcilePreemptible(const std::string& key,
+                                                         const std::stop_token& stop,
+                                                         bool& preempted) {
+  std::stop_source source;
+  {
+    std::lock_guard lock(running_mutex_);
+    running_.insert_or_assign(key, source);
+  }
+  Result<ReconcileResult> outcome = Status::Internal("not reconciled");
+  {
+    const std::stop_callback on_stop(stop, [&source] { source.request_stop(); });
+    outcome = ReconcileCatching(Request::FromKey(key), source.get_token());
+  }
+  std::lock_guard lock(running_mutex_);
+  running_.erase(key);
+  preempted = source.stop_requested() && !stop.stop_requested();
+  return outcome;
 }
 
 Result<ReconcileResult> Controller::ReconcileCatching(const Request& request,
@@ -90,10 +116,18 @@ Result<ReconcileResult> Controller::ReconcileCatching(const Request& request,
 }
 
 void Controller::ApplyOutcome(const std::string& key, const Result<ReconcileResult>& outcome,
-                              Clock::Monotonic::duration elapsed) {
+                              Clock::Monotonic::duration elapsed, bool preempted) {
   const auto observe = [&](ReconcileOutcome result) {
     if (observer_ != nullptr) observer_->OnReconcile(result, elapsed);
   };
+  if (!outcome.ok() && preempted) {
+    // Not an error: the urgent request that preempted it is queued (handed out after
+    // Done) and redoes it, so no retry either.
+    observe(ReconcileOutcome::kRequeue);
+    spdlog::debug("controller {}: reconcile {} preempted by an urgent request: {}", name_, key,
+                  outcome.status().ToString());
+    return;
+  }
   if (!outcome.ok()) {
     observe(ReconcileOutcome::kError);
     if (outcome.status().IsConflict()) {

@@ -4,10 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "pkg/clock/clock.h"
 #include "pkg/status/status.h"
@@ -48,7 +50,11 @@ struct ReconcileResult {
 // controller-runtime's reconcile.Reconciler. Called from several worker threads at once,
 // but never for the same request on two of them at once. An error is retried with the
 // rate limiter's backoff; so is an exception (which is logged and treated as an error,
-// never propagated). `stop` fires when the controller is shutting down: return soon.
+// never propagated). `stop` fires when the controller is shutting down, or when an urgent
+// request for the same object came while a normal worker reconciles it (the reconcile is
+// preempted: it is run again at once, from the start, by the urgent worker): return soon,
+// and do not wait for anything the object's state does not need (client::CancelWaitsScope
+// for the API client's rate limiter).
 class Reconciler {
  public:
   virtual ~Reconciler() = default;
@@ -96,7 +102,12 @@ struct ControllerOptions {
 // domains converge) would reserve that bucket minutes ahead, and every key it delays
 // waits that long, whatever its own requeue says.
 // Besides the N workers, one more worker serves only EnqueueUrgent's requests, so an
-// urgent request starts at once even while every other worker is busy.
+// urgent request starts at once even while every other worker is busy. An urgent request
+// for an object a normal worker is reconciling at that moment preempts that reconcile
+// (its `stop` fires): otherwise the urgent one waits until it ends, which at 1,000
+// domains converging at 20 requests a second was 160-320 ms of a normal reconcile's writes
+// waiting for rate-limiter tokens behind other domains'. A preempted reconcile that fails
+// is not retried on the rate limiter: the urgent one redoes it.
 // Enqueue methods are thread-safe and may be called before, during or after Run (they are
 // ignored once Run has returned).
 class Controller {
@@ -129,7 +140,10 @@ class Controller {
   Result<ReconcileResult> ReconcileCatching(const Request& request, const std::stop_token& stop);
   // The one place that maps a reconcile outcome to the queue action and the observer.
   void ApplyOutcome(const std::string& key, const Result<ReconcileResult>& outcome,
-                    Clock::Monotonic::duration elapsed);
+                    Clock::Monotonic::duration elapsed, bool preempted);
+  // One reconcile on a normal worker, preemptible by EnqueueUrgent; returns whether it was.
+  Result<ReconcileResult> ReconcilePreemptible(const std::string& key, const std::stop_token& stop,
+                                               bool& preempted);
 
   const std::string name_;
   const int workers_;
@@ -138,6 +152,9 @@ class Controller {
   std::unique_ptr<ReconcileObserver> observer_;  // may be null
   workqueue::WorkQueue queue_;
   workqueue::ItemExponentialFailureRateLimiter conflict_backoff_;
+  // What normal workers reconcile now, each with the source of its reconcile's `stop`.
+  std::mutex running_mutex_;
+  std::unordered_map<std::string, std::stop_source> running_;  // guarded by running_mutex_
   std::atomic<bool> started_{false};
 };
 

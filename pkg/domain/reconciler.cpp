@@ -52,7 +52,12 @@ DomainReconciler::Memory& DomainReconciler::MemoryOf(const std::string& key) {
 }
 
 Result<ReconcileResult> DomainReconciler::Reconcile(const controller::Request& request,
-                                                    const std::stop_token& /*stop*/) {
+                                                    const std::stop_token& stop) {
+  // Preempted by a failure of this domain (or stopping): its writes stop waiting for
+  // rate-limiter tokens and fail, and the failure's reconcile starts at once. Like any API
+  // error, that may end a reconcile at any write: the next starts from what the API shows,
+  // and a handover checks every step against fresh reads (pkg/domain/handover.h).
+  const client::CancelWaitsScope cancel_waits(stop);
   const cache::ObjectPtr domain = own_writes_.Latest(DomainKey(request.ns, request.name),
                                                      caches_.domains.Get(request.ns, request.name));
   if (domain == nullptr) {

@@ -121,6 +121,50 @@ TEST_CASE("ApiClient: a request in an UrgentScope goes before a normal one waiti
   created->reset();
 }
 
+TEST_CASE("ApiClient: a CancelWaitsScope's stop cuts a normal request's wait for a token short") {
+  ScriptedApiServer server;
+  testing::ObservedClock clock;
+  restconfig::RestConfig config;
+  config.server = server.url();
+  ClientOptions options;
+  options.qps = 10;  // one token per 100 ms
+  options.burst = 1;
+  options.max_retries = 0;
+  options.clock = &clock;
+  auto created = ApiClient::Create(config, options);
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  ApiClient& api = **created;
+  CHECK(api.Get(resources::ConfigMaps(), "ns", "first").status().IsNotFound());  // the burst
+  const std::shared_ptr<void> wake_at_exit(nullptr, [&](void*) { clock.Advance(1h); });
+  std::stop_source preempt;
+  auto normal = std::async(std::launch::async, [&] {
+    const CancelWaitsScope scope(preempt.get_token());
+    return api.Get(resources::ConfigMaps(), "ns", "normal");
+  });
+  REQUIRE(clock.WaitForSleepers(1));
+  preempt.request_stop();
+  REQUIRE(normal.wait_for(5s) == std::future_status::ready);  // the clock did not move
+  const auto cut = normal.get();
+  CHECK_MESSAGE(cut.status().code() == StatusCode::kCancelled, cut.status().ToString());
+  // An urgent request is never cut short: it waits for the next token.
+  std::stop_source stopped;
+  stopped.request_stop();
+  auto urgent = std::async(std::launch::async, [&] {
+    const CancelWaitsScope scope(stopped.get_token());
+    const UrgentScope lane;
+    return api.Get(resources::ConfigMaps(), "ns", "urgent");
+  });
+  REQUIRE(clock.WaitForSleepers(1));
+  clock.Advance(100ms);
+  REQUIRE(urgent.wait_for(5s) == std::future_status::ready);
+  CHECK(urgent.get().status().IsNotFound());
+  std::vector<std::string> sent;
+  for (const auto& request : server.requests()) sent.push_back(request.path);
+  CHECK(sent == std::vector<std::string>{"/api/v1/namespaces/ns/configmaps/first",
+                                         "/api/v1/namespaces/ns/configmaps/urgent"});
+  created->reset();
+}
+
 TEST_CASE("ApiClient::ListAll follows continue tokens and joins the pages") {
   ScriptedApiServer server;
   Json first = ConfigMapList("5", {ConfigMapObject("a", "1"), ConfigMapObject("b", "2")});

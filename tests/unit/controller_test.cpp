@@ -61,15 +61,23 @@ double Reconciles(const metrics::Metrics& metrics, const std::string& result) {
 class ScriptedReconciler final : public Reconciler {
  public:
   using Script = std::function<Result<ReconcileResult>(int call, const Request& request)>;
-  explicit ScriptedReconciler(Script script) : script_(std::move(script)) {}
+  // A script that also sees the reconcile's stop token.
+  using StopScript = std::function<Result<ReconcileResult>(int call, const Request& request,
+                                                           const std::stop_token& stop)>;
+  explicit ScriptedReconciler(Script script)
+      : script_(
+            [script = std::move(script)](int call, const Request& request, const std::stop_token&) {
+              return script(call, request);
+            }) {}
+  explicit ScriptedReconciler(StopScript script) : script_(std::move(script)) {}
 
-  Result<ReconcileResult> Reconcile(const Request& request, const std::stop_token&) override {
+  Result<ReconcileResult> Reconcile(const Request& request, const std::stop_token& stop) override {
     const int call = ++calls;
     {
       std::lock_guard lock(mutex);
       requests.push_back(request);
     }
-    return script_(call, request);
+    return script_(call, request, stop);
   }
 
   std::atomic<int> calls{0};
@@ -77,12 +85,13 @@ class ScriptedReconciler final : public Reconciler {
   std::vector<Request> requests;  // guarded by mutex
 
  private:
-  Script script_;
+  StopScript script_;
 };
 
 // A controller named "test" on a FakeClock with metrics, running on its own thread.
 struct Harness {
-  explicit Harness(ScriptedReconciler::Script script, int workers = 2)
+  template <typename Script>
+  explicit Harness(Script script, int workers = 2)
       : reconciler(std::move(script)), controller(Options(workers), reconciler) {
     runner =
         std::jthread([this](const std::stop_token& stop) { run_status = controller.Run(stop); });
@@ -269,6 +278,49 @@ TEST_CASE("Controller serves an urgent request while every worker is busy") {
   }
   released_cv.notify_all();
   CHECK(Eventually([&] { return Reconciles(h.metrics, "success") == 101; }));
+}
+
+TEST_CASE("Controller: an urgent request preempts a normal reconcile of the same object only") {
+  // Normal reconciles of "d" and of "other" wait (as for rate-limiter tokens) until their
+  // stop fires. The urgent request for "d" must stop the first, not the second, and run at
+  // once; the preempted reconcile is neither an error nor retried.
+  std::mutex mutex;
+  std::condition_variable_any changed;
+  std::vector<std::string> stopped;  // guarded by mutex
+  bool release_other = false;        // guarded by mutex
+  std::atomic<int> waiting{0};
+  std::atomic<bool> urgent_ran{false};
+  Harness h(
+      ScriptedReconciler::StopScript(
+          [&](int, const Request& request, const std::stop_token& stop) -> Result<ReconcileResult> {
+            if (waiting == 2) {  // both normal workers are held: this is the urgent worker
+              urgent_ran = true;
+              return ReconcileResult::Done();
+            }
+            ++waiting;
+            std::unique_lock lock(mutex);
+            changed.wait(lock, stop, [&] { return request.name == "other" && release_other; });
+            if (!stop.stop_requested()) return ReconcileResult::Done();
+            stopped.push_back(request.name);
+            return Status::Cancelled("cut short while waiting for the rate limiter");
+          }),
+      2);
+  h.controller.Enqueue({"ns", "d"});
+  h.controller.Enqueue({"ns", "other"});
+  REQUIRE(Eventually([&] { return waiting.load() == 2; }));
+  h.controller.EnqueueUrgent({"ns", "d"});
+  CHECK(Eventually([&] { return urgent_ran.load(); }));
+  {
+    std::lock_guard lock(mutex);
+    CHECK(stopped == std::vector<std::string>{"d"});
+    release_other = true;
+  }
+  changed.notify_all();
+  CHECK(Eventually([&] { return Reconciles(h.metrics, "success") == 2; }));  // urgent d, other
+  CHECK(Reconciles(h.metrics, "requeue") == 1);                              // the preempted d
+  CHECK(Reconciles(h.metrics, "error") <= 0);
+  CHECK(h.controller.queue().NumRequeues("ns/d") == 0);  // not retried on the rate limiter
+  CHECK(h.reconciler.calls == 3);
 }
 
 TEST_CASE("Controller treats a reconciler that throws as an error and keeps running") {
