@@ -16,7 +16,8 @@
 //      method, the API server's by verb and resource), the work queue, stale Leases;
 //                                                     memory "steady"
 //   6. 20 DC kills in 20 different domains, all D present ("failover under load"); for
-//      each kill also the operator's own part, failure seen -> labeled (status.lastFailover);
+//      each kill also the operator's own part, failure seen -> labeled (status.lastFailover),
+//      and kill -> the exit seen by the independent watch (every failover row has both);
 //   7. the unrelated pods deleted;                    memory "unrelated deleted"
 // then tears its world down, namespaces included. A table per pass, then one summary of all
 // passes. Memory points wait for the operator to return a /metrics scrape's pages.
