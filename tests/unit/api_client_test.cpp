@@ -76,20 +76,28 @@ TEST_CASE("ApiClient reuses nothing stale: a keep-alive connection the server cl
   api.reset();
 }
 
-TEST_CASE("ApiClient: a request in an UrgentScope goes before a normal one waiting for a token") {
-  ScriptedApiServer server;
-  testing::ObservedClock clock;
+// A client of `server` on `clock` with one token per 100 ms and a burst of one, which the
+// request "first" has just used.
+std::unique_ptr<ApiClient> ClientWithoutTokens(ScriptedApiServer& server,
+                                               testing::ObservedClock& clock) {
   restconfig::RestConfig config;
   config.server = server.url();
   ClientOptions options;
-  options.qps = 10;  // one token per 100 ms
+  options.qps = 10;
   options.burst = 1;
   options.max_retries = 0;
   options.clock = &clock;
   auto created = ApiClient::Create(config, options);
   REQUIRE_MESSAGE(created.ok(), created.status().ToString());
-  ApiClient& api = **created;
-  CHECK(api.Get(resources::ConfigMaps(), "ns", "first").status().IsNotFound());  // the burst
+  CHECK((*created)->Get(resources::ConfigMaps(), "ns", "first").status().IsNotFound());
+  return std::move(*created);
+}
+
+TEST_CASE("ApiClient: a request in an UrgentScope goes before a normal one waiting for a token") {
+  ScriptedApiServer server;
+  testing::ObservedClock clock;
+  auto created = ClientWithoutTokens(server, clock);
+  ApiClient& api = *created;
   std::future<Result<Json>> normal;
   std::future<bool> urgent;
   // Runs before the futures' destructors: a failed REQUIRE must not leave a request asleep
@@ -118,23 +126,14 @@ TEST_CASE("ApiClient: a request in an UrgentScope goes before a normal one waiti
   CHECK(order == std::vector<std::string>{"/api/v1/namespaces/ns/configmaps/first",
                                           "/api/v1/namespaces/ns/configmaps/urgent",
                                           "/api/v1/namespaces/ns/configmaps/normal"});
-  created->reset();
+  created.reset();
 }
 
 TEST_CASE("ApiClient: a CancelWaitsScope's stop cuts a normal request's wait for a token short") {
   ScriptedApiServer server;
   testing::ObservedClock clock;
-  restconfig::RestConfig config;
-  config.server = server.url();
-  ClientOptions options;
-  options.qps = 10;  // one token per 100 ms
-  options.burst = 1;
-  options.max_retries = 0;
-  options.clock = &clock;
-  auto created = ApiClient::Create(config, options);
-  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
-  ApiClient& api = **created;
-  CHECK(api.Get(resources::ConfigMaps(), "ns", "first").status().IsNotFound());  // the burst
+  auto created = ClientWithoutTokens(server, clock);
+  ApiClient& api = *created;
   const std::shared_ptr<void> wake_at_exit(nullptr, [&](void*) { clock.Advance(1h); });
   std::stop_source preempt;
   auto normal = std::async(std::launch::async, [&] {
@@ -162,7 +161,7 @@ TEST_CASE("ApiClient: a CancelWaitsScope's stop cuts a normal request's wait for
   for (const auto& request : server.requests()) sent.push_back(request.path);
   CHECK(sent == std::vector<std::string>{"/api/v1/namespaces/ns/configmaps/first",
                                          "/api/v1/namespaces/ns/configmaps/urgent"});
-  created->reset();
+  created.reset();
 }
 
 TEST_CASE("ApiClient::ListAll follows continue tokens and joins the pages") {
