@@ -104,10 +104,10 @@ struct ControllerOptions {
 // Besides the N workers, one more worker serves only EnqueueUrgent's requests, so an
 // urgent request starts at once even while every other worker is busy. An urgent request
 // for an object a normal worker is reconciling at that moment preempts that reconcile
-// (its `stop` fires): otherwise the urgent one waits until it ends, which at 1,000
-// domains converging at 20 requests a second was 160-320 ms of a normal reconcile's writes
-// waiting for rate-limiter tokens behind other domains'. A preempted reconcile that fails
-// is not retried on the rate limiter: the urgent one redoes it.
+// (its `stop` fires): otherwise the urgent one waits until it ends, and while domains
+// converge at 20 requests a second a normal reconcile's writes wait for rate-limiter tokens
+// behind other domains' for hundreds of milliseconds. A preempted reconcile that fails is
+// not retried on the rate limiter: the urgent one redoes it.
 // Enqueue methods are thread-safe and may be called before, during or after Run (they are
 // ignored once Run has returned).
 class Controller {

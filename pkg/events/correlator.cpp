@@ -66,7 +66,6 @@ EventCorrelator::Observed EventCorrelator::Observe(const Occurrence& occurrence)
     series.last_at = clock_.WallNow();
     series.first_at = series.last_at;
     series.name = NewEventName(occurrence.about);
-    series.first = cache::Pack(MakeEvent(occurrence, component_, series.name, series.first_at));
     const ObjectReference& about = occurrence.about;
     series.bucket =
         buckets_.try_emplace(about.ns + "/" + about.kind + "/" + about.name + "/" + about.uid)
@@ -81,15 +80,16 @@ EventCorrelator::Observed EventCorrelator::Observe(const Occurrence& occurrence)
     Series& series = it->second;
     ++series.count;
     series.last_at = clock_.WallNow();
-    if (!series.first) {  // settled since: made again, as it was (same key, name and time)
-      series.first = cache::Pack(MakeEvent(occurrence, component_, series.name, series.first_at));
-    }
     by_last_seen_.erase({series.last_seen, series.id});
     if (series.created) due = std::max(now, series.last_write + options_.update_interval);
   }
-  it->second.last_seen = now;
-  by_last_seen_.emplace(now, it->second.id);
-  return {std::to_string(it->second.id), due};
+  Series& series = it->second;
+  if (!series.first) {  // new, or settled since: made as it was (same key, name and time)
+    series.first = cache::Pack(MakeEvent(occurrence, component_, series.name, series.first_at));
+  }
+  series.last_seen = now;
+  by_last_seen_.emplace(now, series.id);
+  return {std::to_string(series.id), due};
 }
 
 EventCorrelator::Due EventCorrelator::Take(const std::string& id, bool flush) {
